@@ -1,0 +1,37 @@
+# One command each (see README.md):
+#   make run   - install, fetch Fashion-MNIST from Debian, train the default recipe
+#   make test  - install and run the test suite (what CI runs)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MODEL_DIR ?= runs/lenet_fashion_mnist
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install data run test lint
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+data:
+	@if [ ! -f $(FASHION_MNIST)/train-images-idx3-ubyte.gz ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; \
+	  else \
+	    echo "No apt-get: put the Fashion-MNIST IDX .gz files in a folder and pass --tfds_manual_dir=FOLDER" >&2; exit 1; \
+	  fi; \
+	fi
+
+run: install data
+	$(PY) -m tf_lottery.main --flagfile=flags/lenet_fashion_mnist.cfg --model_dir=$(MODEL_DIR)
+
+test: install
+	$(VENV)/bin/ruff check tf_lottery tests benchmarks
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check tf_lottery tests benchmarks

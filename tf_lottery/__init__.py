@@ -1,0 +1,18 @@
+"""tf_lottery: instability analysis and IMP with rewinding for Keras/TensorFlow.
+
+Importing this package selects Keras 2 (``tf_keras``) for ``tf.keras``: TFMOT
+only supports Keras 2, and the choice must be made before TensorFlow loads.
+"""
+
+import os
+
+if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+    if "tensorflow" in __import__("sys").modules:
+        raise ImportError(
+            "tf_lottery must be imported before tensorflow (or run with "
+            "TF_USE_LEGACY_KERAS=1): it needs Keras 2 via tf_keras."
+        )
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"

@@ -1,0 +1,485 @@
+"""Every knob of an experiment: absl flag definitions -> frozen dataclasses.
+
+Nothing outside this module reads ``FLAGS``. A config splits into the
+*recipe* (what is trained: model, data, optimizer, schedule, length, seeds),
+which is hashed and must not change under an existing run directory, and the
+*runtime* (where and how fast: strategy, TPU name, loop size, cadences,
+data locations), which may change between a run and its resumption, e.g.
+when a preempted TPU job is resumed elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from typing import Any
+
+from absl import flags
+
+from tf_lottery.data import registry as data_registry
+from tf_lottery.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
+SCHEDULES = ("constant", "step", "linear_decay", "exponential")
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
+AUGMENTATIONS = ("default", "none", "flip", "crop_flip")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Which network to build (a name in ``tf_lottery.models.registry``)."""
+
+    name: str = "lenet_300_100"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which data, how it is augmented, and how much is used for train error."""
+
+    dataset: str = "fashion_mnist"
+    augment: str = "none"
+    train_eval_examples: int = 10000
+    eval_batch_size: int = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """The update rule and the loss terms that shape gradients."""
+
+    name: str = "adam"
+    momentum: float = 0.9
+    nesterov: bool = False
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-7
+    rmsprop_decay: float = 0.9
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    grad_clip_norm: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """The learning rate as a function of the step, resolved to steps.
+
+    ``kind`` picks the base curve; a linear warmup from 0 over
+    ``warmup_steps`` multiplies any of them.
+    """
+
+    kind: str = "constant"
+    learning_rate: float = 1.2e-3
+    drop_steps: tuple[int, ...] = ()
+    drop_factor: float = 0.1
+    warmup_steps: int = 0
+    final_learning_rate: float = 0.0
+    decay_rate: float = 0.94
+    decay_steps: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Length, batch, seeds and the rewind checkpoints the run must keep.
+
+    The three seeds are independent: ``init_seed`` fixes W_0, while
+    ``data_order_seed`` and ``augment_seed`` together are the SGD noise.
+    """
+
+    batch_size: int = 60
+    train_steps: int = 24000
+    steps_per_epoch: int = 1000
+    init_seed: int = 0
+    data_order_seed: int = 0
+    augment_seed: int = 0
+    rewind_steps: tuple[int, ...] = (0,)
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how the recipe runs; never part of the run's identity."""
+
+    model_dir: str = ""
+    data_dir: str | None = None
+    tfds_manual_dir: str | None = None
+    strategy: str = "default"
+    tpu: str | None = None
+    cpu_devices: int = 1
+    steps_per_loop: int = 100
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    eval_every: int = 0
+    log_every: int = 1000
+    deterministic: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """The whole experiment; ``recipe_dict()`` is what identifies a run."""
+
+    experiment: str = "train"
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+
+    def recipe_dict(self) -> dict[str, Any]:
+        """The fields that determine results (everything but ``runtime``)."""
+        d = dataclasses.asdict(self)
+        d.pop("runtime")
+        return d
+
+    def recipe_hash(self) -> str:
+        """Short content hash of the recipe, as in open_lth's run names."""
+        blob = json.dumps(self.recipe_dict(), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"recipe_hash": self.recipe_hash(), **dataclasses.asdict(self)},
+            indent=2,
+            sort_keys=True,
+        )
+
+
+def diff_recipes(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the recipe fields that differ between two dicts."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += diff_recipes(va, vb, name + ".")
+        elif va != vb and not (
+            isinstance(va, list | tuple) and isinstance(vb, list | tuple)
+            and list(va) == list(vb)
+        ):
+            out.append(name)
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Flags. Help strings start with their group so `--helpfull` reads by group.
+# ----------------------------------------------------------------------------
+
+class _FlagDefiner:
+    """``absl.flags`` with every ``DEFINE_*`` bound to one ``FlagValues``."""
+
+    def __init__(self, fv: flags.FlagValues):
+        self._fv = fv
+
+    def __getattr__(self, name: str):
+        define = getattr(flags, name)
+        return lambda *args, **kwargs: define(*args, flag_values=self._fv, **kwargs)
+
+
+def define_flags(fv: flags.FlagValues | None = None) -> None:
+    """Defines every tf_lottery flag on ``fv`` (default: absl's global FLAGS).
+
+    Idempotent; tests pass a fresh ``FlagValues`` to parse flags in isolation.
+    """
+    fv = flags.FLAGS if fv is None else fv
+    if "model_dir" in fv:
+        return
+    d = _FlagDefiner(fv)
+
+    # Experiment.
+    d.DEFINE_string(
+        "experiment", "train",
+        "Experiment: what to run. 'train' trains the recipe once, saving "
+        "rewind checkpoints.")
+    d.DEFINE_string(
+        "model_dir", None,
+        "Experiment: directory (local or gs://) holding all state of the run; "
+        "re-running with the same directory resumes.")
+
+    # Model.
+    d.DEFINE_string("model", "lenet_300_100", "Model: registry name.")
+
+    # Data.
+    d.DEFINE_string("dataset", "fashion_mnist", "Data: dataset name.")
+    d.DEFINE_string(
+        "data_dir", None,
+        "Data: TFDS data_dir (local or gs://) holding prepared datasets; "
+        "defaults to TFDS's own (~/tensorflow_datasets).")
+    d.DEFINE_string(
+        "tfds_manual_dir", None,
+        "Data: folder with the dataset's original archive files; TFDS "
+        "prepares them into --data_dir without any download.")
+    d.DEFINE_enum(
+        "augment", "default", AUGMENTATIONS,
+        "Data: training augmentation; 'default' is the dataset's recipe "
+        "(none for MNIST-like data, pad-4 crop + flip for CIFAR).")
+    d.DEFINE_integer(
+        "train_eval_examples", 10000,
+        "Data: size of the fixed train subset evaluated for train error "
+        "(first N training examples, unaugmented).")
+    d.DEFINE_integer("eval_batch_size", 1000, "Data: global eval batch size.")
+
+    # Training length, batch, seeds.
+    d.DEFINE_integer("batch_size", 60, "Training: global batch size.")
+    d.DEFINE_integer(
+        "train_steps", None, "Training: length T in steps (or --train_epochs).")
+    d.DEFINE_float(
+        "train_epochs", None, "Training: length T in epochs (or --train_steps).")
+    d.DEFINE_integer("init_seed", 0, "Seeds: initialization of W_0.")
+    d.DEFINE_integer("data_order_seed", 0, "Seeds: order of training examples.")
+    d.DEFINE_integer("augment_seed", 0, "Seeds: data augmentation draws.")
+    d.DEFINE_list(
+        "rewind_steps", ["0"],
+        "Checkpoints: steps k at which W_k is saved permanently for rewinding.")
+
+    # Optimizer.
+    d.DEFINE_enum("optimizer", "adam", OPTIMIZERS, "Optimizer: update rule.")
+    d.DEFINE_float("momentum", 0.9, "Optimizer: momentum (momentum, rmsprop).")
+    d.DEFINE_boolean("nesterov", False, "Optimizer: Nesterov momentum.")
+    d.DEFINE_float("adam_beta1", 0.9, "Optimizer: Adam beta_1.")
+    d.DEFINE_float("adam_beta2", 0.999, "Optimizer: Adam beta_2.")
+    d.DEFINE_float(
+        "epsilon", 1e-7, "Optimizer: epsilon of Adam / RMSProp (Inception: 1.0).")
+    d.DEFINE_float("rmsprop_decay", 0.9, "Optimizer: RMSProp decay (rho).")
+    d.DEFINE_float(
+        "weight_decay", 0.0,
+        "Optimizer: L2 coefficient; adds wd/2*||w||^2 over all trainable "
+        "weights to the loss, i.e. grad += wd*w as in PyTorch SGD.")
+    d.DEFINE_float("label_smoothing", 0.0, "Optimizer: label smoothing.")
+    d.DEFINE_float(
+        "grad_clip_norm", 0.0,
+        "Optimizer: clip the global-batch gradient to this global norm (0: off).")
+
+    # Learning-rate schedule.
+    d.DEFINE_float("learning_rate", 1.2e-3, "Schedule: base learning rate.")
+    d.DEFINE_enum("lr_schedule", "constant", SCHEDULES, "Schedule: base curve.")
+    d.DEFINE_list("lr_drop_steps", [], "Schedule: steps where 'step' drops.")
+    d.DEFINE_list("lr_drop_epochs", [], "Schedule: epochs where 'step' drops.")
+    d.DEFINE_float("lr_drop_factor", 0.1, "Schedule: factor of each drop.")
+    d.DEFINE_integer("warmup_steps", 0, "Schedule: linear warmup length.")
+    d.DEFINE_float("warmup_epochs", 0.0, "Schedule: linear warmup in epochs.")
+    d.DEFINE_float(
+        "final_learning_rate", 0.0,
+        "Schedule: learning rate reached at T by 'linear_decay'.")
+    d.DEFINE_float(
+        "lr_decay_rate", 0.94, "Schedule: factor of each 'exponential' decay.")
+    d.DEFINE_float(
+        "lr_decay_epochs", 2.0, "Schedule: epochs between 'exponential' decays.")
+
+    # Runtime.
+    d.DEFINE_enum("strategy", "default", STRATEGIES, "Runtime: tf.distribute.")
+    d.DEFINE_string(
+        "tpu", None, "Runtime: TPU name for TPUClusterResolver, or 'local'.")
+    d.DEFINE_integer(
+        "cpu_devices", 1,
+        "Runtime: split the host CPU into this many logical devices "
+        "(lets 'mirrored' run on a CPU-only machine).")
+    d.DEFINE_integer(
+        "steps_per_loop", 100, "Runtime: training steps per tf.function call.")
+    d.DEFINE_integer(
+        "checkpoint_every", 1000, "Runtime: steps between resume checkpoints.")
+    d.DEFINE_integer(
+        "keep_checkpoints", 2, "Runtime: resume checkpoints kept on disk.")
+    d.DEFINE_integer(
+        "eval_every", 0,
+        "Runtime: steps between test/train evaluations (0: once per epoch).")
+    d.DEFINE_integer("log_every", 1000, "Runtime: steps between progress lines.")
+    d.DEFINE_boolean(
+        "deterministic", True,
+        "Runtime: tf.config.experimental.enable_op_determinism() so that "
+        "reruns and resumed runs are bit-identical.")
+
+
+def _ints(values: list[str], flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in values if str(v).strip() != "")
+    except ValueError:
+        raise ConfigError(f"--{flag} must be a comma-separated list of integers, "
+                          f"got {','.join(values)!r}") from None
+
+
+def _floats(values: list[str], flag: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in values if str(v).strip() != "")
+    except ValueError:
+        raise ConfigError(f"--{flag} must be a comma-separated list of numbers, "
+                          f"got {','.join(values)!r}") from None
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+def config_from_flags(fl: flags.FlagValues | None = None) -> ExperimentConfig:
+    """Resolves parsed flags into a validated ``ExperimentConfig``.
+
+    Epoch-valued flags become steps here (with the dataset's train size and the
+    batch size), so everything downstream works in steps only.
+    """
+    from tf_lottery.models import registry as model_registry
+
+    f = fl or flags.FLAGS
+    _check(bool(f.model_dir), "--model_dir is required: the directory that will "
+           "hold the run (re-running with the same directory resumes)")
+    _check(f.model in model_registry.names(),
+           f"--model={f.model} is not a known model "
+           f"(known: {', '.join(model_registry.names())})")
+    _check(f.dataset in data_registry.names(),
+           f"--dataset={f.dataset} is not a known dataset "
+           f"(known: {', '.join(data_registry.names())})")
+    spec = data_registry.get(f.dataset)
+
+    _check(f.batch_size > 0, f"--batch_size must be positive, got {f.batch_size}")
+    _check(f.eval_batch_size > 0,
+           f"--eval_batch_size must be positive, got {f.eval_batch_size}")
+    _check(f.train_eval_examples >= 0,
+           f"--train_eval_examples must be >= 0, got {f.train_eval_examples}")
+    _check(f.batch_size <= spec.train_examples,
+           f"--batch_size={f.batch_size} exceeds the {spec.train_examples} "
+           f"training examples of {f.dataset}")
+    steps_per_epoch = spec.train_examples // f.batch_size
+
+    def epochs_to_steps(e: float) -> int:
+        return int(round(e * steps_per_epoch))
+
+    _check((f.train_steps is None) != (f.train_epochs is None),
+           "give exactly one of --train_steps and --train_epochs")
+    if f.train_steps is not None:
+        train_steps = f.train_steps
+    else:
+        _check(math.isfinite(f.train_epochs), "--train_epochs must be finite")
+        train_steps = epochs_to_steps(f.train_epochs)
+    _check(train_steps > 0, f"training length must be positive, got {train_steps} "
+           "steps (--train_steps / --train_epochs)")
+
+    rewind_steps = tuple(sorted(set(_ints(f.rewind_steps, "rewind_steps"))))
+    for k in rewind_steps:
+        _check(0 <= k <= train_steps,
+               f"--rewind_steps has {k}, outside [0, {train_steps}] (the run's T)")
+
+    _check(f.learning_rate > 0 and math.isfinite(f.learning_rate),
+           f"--learning_rate must be a positive number, got {f.learning_rate}")
+    drop_steps = _ints(f.lr_drop_steps, "lr_drop_steps")
+    drop_epochs = _floats(f.lr_drop_epochs, "lr_drop_epochs")
+    _check(not (drop_steps and drop_epochs),
+           "give --lr_drop_steps or --lr_drop_epochs, not both")
+    if drop_epochs:
+        drop_steps = tuple(epochs_to_steps(e) for e in drop_epochs)
+    _check(list(drop_steps) == sorted(drop_steps) and all(s > 0 for s in drop_steps),
+           "--lr_drop_steps/--lr_drop_epochs must be positive and increasing")
+    if f.lr_schedule == "step":
+        _check(bool(drop_steps), "--lr_schedule=step needs --lr_drop_steps "
+               "or --lr_drop_epochs")
+    else:
+        _check(not drop_steps, f"--lr_drop_steps/--lr_drop_epochs only apply to "
+               f"--lr_schedule=step, not {f.lr_schedule}")
+    _check(f.warmup_steps >= 0 and f.warmup_epochs >= 0,
+           "--warmup_steps/--warmup_epochs must be >= 0")
+    _check(not (f.warmup_steps and f.warmup_epochs),
+           "give --warmup_steps or --warmup_epochs, not both")
+    warmup_steps = f.warmup_steps or epochs_to_steps(f.warmup_epochs)
+    _check(warmup_steps <= train_steps,
+           f"warmup of {warmup_steps} steps is longer than training ({train_steps})")
+    decay_steps = 0
+    if f.lr_schedule == "exponential":
+        _check(f.lr_decay_epochs > 0, "--lr_decay_epochs must be positive")
+        _check(0 < f.lr_decay_rate <= 1, "--lr_decay_rate must be in (0, 1]")
+        decay_steps = max(1, epochs_to_steps(f.lr_decay_epochs))
+    _check(f.final_learning_rate >= 0, "--final_learning_rate must be >= 0")
+    _check(0 < f.lr_drop_factor <= 1, "--lr_drop_factor must be in (0, 1]")
+
+    _check(f.weight_decay >= 0, f"--weight_decay must be >= 0, got {f.weight_decay}")
+    _check(0 <= f.label_smoothing < 1,
+           f"--label_smoothing must be in [0, 1), got {f.label_smoothing}")
+    _check(f.grad_clip_norm >= 0, "--grad_clip_norm must be >= 0 (0 disables)")
+    _check(0 <= f.momentum < 1, f"--momentum must be in [0, 1), got {f.momentum}")
+    _check(f.epsilon > 0, f"--epsilon must be positive, got {f.epsilon}")
+
+    _check(f.steps_per_loop > 0, "--steps_per_loop must be positive")
+    _check(f.checkpoint_every > 0, "--checkpoint_every must be positive")
+    _check(f.keep_checkpoints > 0, "--keep_checkpoints must be positive")
+    _check(f.log_every > 0, "--log_every must be positive")
+    _check(f.eval_every >= 0, "--eval_every must be >= 0 (0: once per epoch)")
+    _check(f.cpu_devices > 0, "--cpu_devices must be positive")
+    if f.strategy == "tpu":
+        _check(bool(f.tpu), "--strategy=tpu needs --tpu=NAME (or --tpu=local on "
+               "a TPU VM)")
+
+    augment = spec.default_augment if f.augment == "default" else f.augment
+    return ExperimentConfig(
+        experiment=f.experiment,
+        model=ModelConfig(name=f.model),
+        data=DataConfig(
+            dataset=f.dataset,
+            augment=augment,
+            train_eval_examples=min(f.train_eval_examples, spec.train_examples),
+            eval_batch_size=f.eval_batch_size,
+        ),
+        optimizer=OptimizerConfig(
+            name=f.optimizer,
+            momentum=f.momentum,
+            nesterov=f.nesterov,
+            beta1=f.adam_beta1,
+            beta2=f.adam_beta2,
+            epsilon=f.epsilon,
+            rmsprop_decay=f.rmsprop_decay,
+            weight_decay=f.weight_decay,
+            label_smoothing=f.label_smoothing,
+            grad_clip_norm=f.grad_clip_norm,
+        ),
+        schedule=ScheduleConfig(
+            kind=f.lr_schedule,
+            learning_rate=f.learning_rate,
+            drop_steps=drop_steps,
+            drop_factor=f.lr_drop_factor,
+            warmup_steps=warmup_steps,
+            final_learning_rate=f.final_learning_rate,
+            decay_rate=f.lr_decay_rate,
+            decay_steps=decay_steps,
+        ),
+        train=TrainConfig(
+            batch_size=f.batch_size,
+            train_steps=train_steps,
+            steps_per_epoch=steps_per_epoch,
+            init_seed=f.init_seed,
+            data_order_seed=f.data_order_seed,
+            augment_seed=f.augment_seed,
+            rewind_steps=rewind_steps,
+        ),
+        runtime=RuntimeConfig(
+            model_dir=f.model_dir,
+            data_dir=f.data_dir,
+            tfds_manual_dir=f.tfds_manual_dir,
+            strategy=f.strategy,
+            tpu=f.tpu,
+            cpu_devices=f.cpu_devices,
+            steps_per_loop=f.steps_per_loop,
+            checkpoint_every=f.checkpoint_every,
+            keep_checkpoints=f.keep_checkpoints,
+            eval_every=f.eval_every or steps_per_epoch,
+            log_every=f.log_every,
+            deterministic=f.deterministic,
+        ),
+    )
+
+
+def config_from_json(text: str) -> ExperimentConfig:
+    """Inverse of ``ExperimentConfig.to_json`` (lists come back as tuples)."""
+    d = json.loads(text)
+    d.pop("recipe_hash", None)
+
+    def build(cls, values):
+        kwargs = {}
+        for field in dataclasses.fields(cls):
+            if field.name not in values:
+                continue
+            v = values[field.name]
+            if dataclasses.is_dataclass(field.default_factory if field.default_factory
+                                        is not dataclasses.MISSING else None):
+                v = build(field.default_factory, v)
+            elif isinstance(v, list):
+                v = tuple(v)
+            kwargs[field.name] = v
+        return cls(**kwargs)
+
+    return build(ExperimentConfig, d)

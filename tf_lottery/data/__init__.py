@@ -1,0 +1,1 @@
+"""Seeded TFDS input pipelines: batches are a pure function of (seeds, step)."""

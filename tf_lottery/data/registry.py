@@ -1,0 +1,98 @@
+"""Datasets the recipes know about: TFDS name, splits, shapes and sizes.
+
+Sizes are recorded here (not read from TFDS) so that epoch-based flags resolve
+to steps before any data is read, and a run's config hash never depends on
+whether the data happened to be prepared yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """Static facts about one dataset.
+
+    Attributes:
+      name: the name used by --dataset.
+      tfds_name: the TFDS builder name.
+      train_split / test_split: TFDS split names.
+      num_classes: number of labels.
+      image_shape: (height, width, channels) of the model input.
+      train_examples: size of the training split (for epochs -> steps).
+      test_examples: size of the test split.
+      default_augment: augmentation the paper's recipe uses for this data.
+      in_memory: whether the split fits in host memory (small datasets are
+        indexed by step; large ones stream from TFDS files).
+      manual_dir_hint: how a user provides the raw files offline.
+    """
+
+    name: str
+    tfds_name: str
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    train_examples: int
+    test_examples: int
+    train_split: str = "train"
+    test_split: str = "test"
+    default_augment: str = "none"
+    in_memory: bool = True
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    manual_dir_hint: str = ""
+
+
+_DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    """Adds a dataset; later issues register CIFAR-10 and ImageNet here."""
+    if spec.name in _DATASETS:
+        raise ValueError(f"dataset {spec.name!r} registered twice")
+    _DATASETS[spec.name] = spec
+    return spec
+
+
+def get(name: str) -> DatasetSpec:
+    """Returns the spec for ``name``; KeyError lists the known names."""
+    try:
+        return _DATASETS[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown dataset {name!r} (known: {', '.join(names())})"
+        ) from None
+
+
+def names() -> list[str]:
+    return sorted(_DATASETS)
+
+
+register(
+    DatasetSpec(
+        name="mnist",
+        tfds_name="mnist",
+        num_classes=10,
+        image_shape=(28, 28, 1),
+        train_examples=60000,
+        test_examples=10000,
+        manual_dir_hint=(
+            "put the four MNIST IDX .gz files in a folder and pass "
+            "--tfds_manual_dir=FOLDER"
+        ),
+    )
+)
+register(
+    DatasetSpec(
+        name="fashion_mnist",
+        tfds_name="fashion_mnist",
+        num_classes=10,
+        image_shape=(28, 28, 1),
+        train_examples=60000,
+        test_examples=10000,
+        manual_dir_hint=(
+            "apt-get install dataset-fashion-mnist and pass "
+            "--tfds_manual_dir=/usr/share/datasets/fashion-mnist"
+        ),
+    )
+)

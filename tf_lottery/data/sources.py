@@ -1,0 +1,170 @@
+"""Reads a dataset's splits through TFDS, preparing it offline if asked.
+
+Nothing here downloads: an unprepared dataset is prepared only from
+``--tfds_manual_dir``; otherwise the user gets one line saying how to
+provide the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from absl import logging
+
+from tf_lottery.data.registry import DatasetSpec
+from tf_lottery.errors import ConfigError
+
+# Debian's dataset-fashion-mnist ships the upstream IDX files re-gzipped
+# without the original file names (24 bytes shorter each), so TFDS's
+# registered checksums reject them although the decompressed data are the
+# same. These are the Debian files' checksums (package 0.0~git20200523).
+_DEBIAN_FASHION_MNIST = {
+    "train-images-idx3-ubyte.gz": (
+        26421856, "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7"),
+    "train-labels-idx1-ubyte.gz": (
+        29491, "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056"),
+    "t10k-images-idx3-ubyte.gz": (
+        4422079, "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa"),
+    "t10k-labels-idx1-ubyte.gz": (
+        5125, "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class InMemoryData:
+    """The splits of a small dataset as host arrays (uint8 images, int labels)."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+def is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
+    """Whether TFDS has this dataset's files in its data_dir."""
+    return builder.is_prepared()
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _is_debian_fashion_mnist(manual_dir: str) -> bool:
+    for name, (size, _digest) in _DEBIAN_FASHION_MNIST.items():
+        path = os.path.join(manual_dir, name)
+        if not tf.io.gfile.exists(path) or tf.io.gfile.stat(path).length != size:
+            return False
+    return all(
+        _sha256(os.path.join(manual_dir, n)) == d
+        for n, (_, d) in _DEBIAN_FASHION_MNIST.items()
+    )
+
+
+def _debian_fashion_mnist_builder(data_dir: str | None) -> tfds.core.DatasetBuilder:
+    """TFDS's fashion_mnist builder, accepting the Debian archives' checksums."""
+    from tensorflow_datasets.image_classification import mnist
+
+    base = mnist.FashionMNIST
+    infos = dict(base.url_infos or {})
+    for url, _info in list(infos.items()):
+        name = url.rsplit("/", 1)[-1]
+        if name in _DEBIAN_FASHION_MNIST:
+            size, digest = _DEBIAN_FASHION_MNIST[name]
+            infos[url] = tfds.core.download.checksums.UrlInfo(
+                size=size, checksum=digest, filename=name)
+
+    class DebianFashionMNIST(base, skip_registration=True):
+        name = "fashion_mnist"
+        url_infos = infos
+
+    return DebianFashionMNIST(data_dir=data_dir)
+
+
+def _missing_manual_files(builder: tfds.core.DatasetBuilder, manual_dir: str) -> list[str]:
+    infos = getattr(type(builder), "url_infos", None) or {}
+    names = [info.filename or url.rsplit("/", 1)[-1] for url, info in infos.items()]
+    return [n for n in names if not tf.io.gfile.exists(os.path.join(manual_dir, n))]
+
+
+def get_builder(
+    spec: DatasetSpec, data_dir: str | None, manual_dir: str | None
+) -> tfds.core.DatasetBuilder:
+    """Returns a prepared TFDS builder, preparing from ``manual_dir`` if needed.
+
+    Raises:
+      ConfigError: the data are not prepared and cannot be prepared offline.
+    """
+    try:
+        builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
+    except Exception as e:  # TFDS raises several types for unknown / bad dirs.
+        raise ConfigError(f"TFDS cannot open {spec.tfds_name} in --data_dir="
+                          f"{data_dir}: {e}".splitlines()[0]) from None
+    if is_prepared(builder):
+        return builder
+    where = data_dir or tfds.core.constants.DATA_DIR
+    if not manual_dir:
+        raise ConfigError(
+            f"dataset {spec.name} is not prepared in --data_dir={where}; "
+            f"to prepare it offline, {spec.manual_dir_hint or 'pass --tfds_manual_dir'}"
+        )
+    if not tf.io.gfile.isdir(manual_dir):
+        raise ConfigError(f"--tfds_manual_dir={manual_dir} is not a directory; "
+                          f"{spec.manual_dir_hint}")
+    if spec.tfds_name == "fashion_mnist" and _is_debian_fashion_mnist(manual_dir):
+        builder = _debian_fashion_mnist_builder(data_dir)
+    missing = _missing_manual_files(builder, manual_dir)
+    if missing:
+        raise ConfigError(
+            f"--tfds_manual_dir={manual_dir} lacks {', '.join(missing)} needed to "
+            f"prepare {spec.name}; {spec.manual_dir_hint}"
+        )
+    logging.info("Preparing %s from %s into %s", spec.name, manual_dir, where)
+    try:
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+        )
+    except Exception as e:
+        raise ConfigError(
+            f"TFDS could not prepare {spec.name} from --tfds_manual_dir={manual_dir}: "
+            + str(e).splitlines()[0]
+        ) from None
+    return builder
+
+
+def _split_arrays(builder: tfds.core.DatasetBuilder, split: str) -> tuple[np.ndarray, np.ndarray]:
+    # Batched reads (not batch_size=-1): same arrays, and also works under
+    # tfds.testing.mock_data, whose generator has no known size.
+    ds = builder.as_dataset(split=split, batch_size=8192, as_supervised=True,
+                            shuffle_files=False)
+    parts = list(tfds.as_numpy(ds))
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    return images.astype(np.uint8), labels.astype(np.int32)
+
+
+def load_in_memory(
+    spec: DatasetSpec, data_dir: str | None, manual_dir: str | None
+) -> InMemoryData:
+    """Loads train and test splits of a small dataset into host memory.
+
+    TFDS reads the split in its fixed on-disk order (no file shuffling), so
+    example i of the train split is the same for every run; all randomness in
+    ordering comes from ``data_order_seed`` in the pipeline.
+    """
+    builder = get_builder(spec, data_dir, manual_dir)
+    train_images, train_labels = _split_arrays(builder, spec.train_split)
+    test_images, test_labels = _split_arrays(builder, spec.test_split)
+    expect = tuple(spec.image_shape)
+    if tuple(train_images.shape[1:]) != expect:
+        raise ConfigError(f"{spec.name} images have shape {train_images.shape[1:]}, "
+                          f"expected {expect}; check --data_dir")
+    return InMemoryData(train_images, train_labels, test_images, test_labels)

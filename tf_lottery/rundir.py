@@ -1,0 +1,55 @@
+"""The run directory's identity: its resolved config and its completion state.
+
+A ``--model_dir`` belongs to one recipe. Its ``config.json`` records the
+resolved config; relaunching with the same recipe resumes, with a different
+recipe is refused (naming the fields that differ) so that no result is
+overwritten or mixed with another recipe's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from tf_lottery import files
+from tf_lottery.config import ExperimentConfig, diff_recipes
+from tf_lottery.errors import ConfigError
+
+CONFIG_FILE = "config.json"
+RESULTS_FILE = "results.json"
+
+
+def results(model_dir: str) -> dict | None:
+    return files.read_json(os.path.join(model_dir, RESULTS_FILE))
+
+
+def is_complete(model_dir: str) -> bool:
+    r = results(model_dir)
+    return bool(r) and r.get("status") == "complete"
+
+
+def claim(config: ExperimentConfig) -> None:
+    """Creates ``model_dir`` for ``config`` or checks it already holds it.
+
+    Raises:
+      ConfigError: the directory is unwritable, or holds a different recipe.
+    """
+    model_dir = config.runtime.model_dir
+    files.ensure_writable_dir(model_dir)
+    path = os.path.join(model_dir, CONFIG_FILE)
+    existing = files.read_json(path)
+    if existing is not None:
+        old = dict(existing)
+        old.pop("recipe_hash", None)
+        old.pop("runtime", None)
+        new = json.loads(config.to_json())
+        new.pop("recipe_hash", None)
+        new.pop("runtime", None)
+        changed = diff_recipes(old, new)
+        if changed:
+            raise ConfigError(
+                f"--model_dir={model_dir} holds a run with a different config "
+                f"(differs in: {', '.join(changed)}); use a new --model_dir or "
+                "restore the original flags"
+            )
+    files.write_json_atomic(path, json.loads(config.to_json()))

@@ -1,0 +1,1 @@
+"""The training engine: strategy, optimizer, schedule, loop and checkpoints."""

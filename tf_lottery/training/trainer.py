@@ -1,0 +1,346 @@
+"""The one training primitive: train given weights from step a to step b.
+
+``Trainer`` knows nothing about lottery tickets. It owns a model, an optimizer
+and a step counter under a ``tf.distribute`` strategy and runs a custom loop:
+``strategy.run`` inside a ``tf.function`` that performs many steps per call.
+``Trainer.train(RunSpec)`` trains one *run* (a parent, a child, an IMP level)
+in its own directory, resuming from that directory's last checkpoint, and is
+idempotent: a run whose ``results.json`` says complete is never redone.
+Instability analysis and IMP are thin orchestration over this call, using
+``RunSpec.start_from`` (e.g. a rewind checkpoint W_k), ``init_fn`` (e.g. to
+apply a mask after rewinding) and ``post_update_fns`` (e.g. to re-apply masks
+after every optimizer step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+
+import tensorflow as tf
+from absl import logging
+
+from tf_lottery import files
+from tf_lottery.config import ExperimentConfig
+from tf_lottery.data.pipeline import InMemoryPipeline
+from tf_lottery.models import registry as model_registry
+from tf_lottery.training import checkpoints, optimizers, schedules
+
+RESULTS_FILE = "results.json"
+RESULTS_SCHEMA = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SgdNoise:
+    """The paper's SGD noise: data order and augmentation, seeded separately."""
+
+    data_order_seed: int
+    augment_seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One training run of the engine.
+
+    Attributes:
+      run_dir: where the run's checkpoints, events and results.json live.
+      end_step: T, the step at which training stops.
+      noise: seeds of the run's data order and augmentation.
+      rewind_steps: steps k at which W_k is saved permanently.
+      start_from: checkpoint to start from when the run is new (e.g. the
+        parent's W_k); None starts from the trainer's current weights, step 0.
+      reset_optimizer: when starting from ``start_from``, take only weights and
+        step (fresh optimizer state) instead of the saved optimizer state.
+      evaluate_every: steps between evaluations (0: only at the end).
+    """
+
+    run_dir: str
+    end_step: int
+    noise: SgdNoise
+    rewind_steps: tuple[int, ...] = ()
+    start_from: str | None = None
+    reset_optimizer: bool = False
+    evaluate_every: int = 0
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+class Trainer:
+    """Model, optimizer and step under a strategy, with distributed loops."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        strategy: tf.distribute.Strategy,
+        pipeline: InMemoryPipeline,
+        init_seed: int | None = None,
+    ):
+        self.config = config
+        self.strategy = strategy
+        self.pipeline = pipeline
+        replicas = strategy.num_replicas_in_sync
+        for name, batch in (("batch_size", config.train.batch_size),
+                            ("eval_batch_size", config.data.eval_batch_size)):
+            if batch % replicas:
+                from tf_lottery.errors import ConfigError
+
+                raise ConfigError(f"--{name}={batch} is not divisible by the "
+                                  f"{replicas} replicas of --strategy="
+                                  f"{config.runtime.strategy}")
+        spec = pipeline.spec
+        seed = config.train.init_seed if init_seed is None else init_seed
+        with strategy.scope():
+            self.model = model_registry.build_model(
+                config.model.name, spec.num_classes, spec.image_shape, seed)
+            self.optimizer = optimizers.make_optimizer(
+                config.optimizer, config.schedule.learning_rate)
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="global_step",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, step=self.step)
+        self._weights_checkpoint = tf.train.Checkpoint(model=self.model, step=self.step)
+        self.post_update_fns: list[Callable[[], None]] = []
+        self._train_loop = tf.function(self._train_loop_impl)
+        self._eval_loop = tf.function(self._eval_loop_impl)
+        self._eval_inputs: dict[str, tuple[object, int]] = {}
+
+    # -- the distributed steps ------------------------------------------------
+
+    def _per_example_loss(self, labels: tf.Tensor, logits: tf.Tensor,
+                          label_smoothing: float) -> tf.Tensor:
+        num_classes = tf.shape(logits)[-1]
+        onehot = tf.one_hot(labels, num_classes, dtype=tf.float32)
+        if label_smoothing:
+            onehot = onehot * (1.0 - label_smoothing) + (
+                label_smoothing / tf.cast(num_classes, tf.float32))
+        return tf.nn.softmax_cross_entropy_with_logits(
+            labels=onehot, logits=tf.cast(logits, tf.float32))
+
+    def _train_step(self, images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        cfg = self.config.optimizer
+        replicas = self.strategy.num_replicas_in_sync
+        global_batch = self.config.train.batch_size
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.model(images, training=True)
+            per_example = self._per_example_loss(labels, logits, cfg.label_smoothing)
+            # Sum over this replica's examples / global batch: the all-reduced
+            # SUM of gradients is then the gradient of the global-batch mean.
+            data_loss = tf.reduce_sum(per_example) / global_batch
+            loss = data_loss
+            if self.model.losses:
+                loss += tf.add_n(self.model.losses) / replicas
+            if cfg.weight_decay:
+                l2 = tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
+                loss += 0.5 * cfg.weight_decay * l2 / replicas
+        grads = tape.gradient(loss, variables)
+        grads = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, grads)
+        if cfg.grad_clip_norm:
+            grads, _ = tf.clip_by_global_norm(grads, cfg.grad_clip_norm)
+        self.optimizer.apply_gradients(
+            zip(grads, variables, strict=False), skip_gradients_aggregation=True)
+        for fn in self.post_update_fns:
+            fn()
+        correct = tf.reduce_sum(tf.cast(
+            tf.equal(tf.argmax(logits, -1, output_type=labels.dtype), labels),
+            tf.float32))
+        return tf.stack([tf.reduce_sum(per_example), correct])
+
+    def _train_loop_impl(self, iterator, num_steps: tf.Tensor):
+        train_steps = self.config.train.train_steps
+        totals = tf.zeros([2])
+        lr = tf.constant(0.0)
+        for _ in tf.range(num_steps):
+            lr = schedules.learning_rate(self.config.schedule, self.step, train_steps)
+            self.optimizer.learning_rate.assign(lr)
+            images, labels = next(iterator)
+            per_replica = self.strategy.run(self._train_step, args=(images, labels))
+            totals += self.strategy.reduce(
+                tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            self.step.assign_add(1)
+        return totals, lr
+
+    def _eval_step(self, images, labels, weights) -> tf.Tensor:
+        logits = self.model(images, training=False)
+        per_example = self._per_example_loss(labels, logits, 0.0)
+        correct = tf.cast(
+            tf.equal(tf.argmax(logits, -1, output_type=labels.dtype), labels),
+            tf.float32)
+        return tf.stack([tf.reduce_sum(per_example * weights),
+                         tf.reduce_sum(correct * weights), tf.reduce_sum(weights)])
+
+    def _eval_loop_impl(self, iterator, num_batches: tf.Tensor) -> tf.Tensor:
+        totals = tf.zeros([3])
+        for _ in tf.range(num_batches):
+            per_replica = self.strategy.run(self._eval_step, args=next(iterator))
+            totals += self.strategy.reduce(
+                tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        return totals
+
+    # -- evaluation -----------------------------------------------------------
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        """Loss, accuracy and error of the current weights on 'test' or
+        'train_eval', every example counted once (padded batches weigh 0)."""
+        if split not in self._eval_inputs:
+            es = self.pipeline.eval_split(split)
+            dataset = self.strategy.distribute_datasets_from_function(es.dataset_fn)
+            self._eval_inputs[split] = (dataset, es.num_batches)
+        dataset, num_batches = self._eval_inputs[split]
+        totals = self._eval_loop(iter(dataset), tf.constant(num_batches, tf.int64))
+        loss_sum, correct, count = (float(v) for v in totals.numpy())
+        accuracy = correct / max(count, 1.0)
+        return {"loss": loss_sum / max(count, 1.0), "accuracy": accuracy,
+                "error": 1.0 - accuracy, "examples": int(count)}
+
+    def evaluate_all(self) -> dict[str, float]:
+        """Test and train-subset metrics, flattened as test_accuracy etc."""
+        out = {}
+        for split, prefix in (("test", "test"), ("train_eval", "train")):
+            for key, value in self.evaluate(split).items():
+                out[f"{prefix}_{key}"] = value
+        return out
+
+    # -- state ----------------------------------------------------------------
+
+    def restore_from(self, path: str, reset_optimizer: bool) -> None:
+        """Loads weights and step from ``path``; optimizer state too unless reset.
+
+        A reset zeroes every optimizer variable (moments and its iteration
+        count, so Adam's bias correction restarts); the LR schedule still
+        continues from the restored step.
+        """
+        if reset_optimizer:
+            checkpoints.restore(self._weights_checkpoint, path)
+            for v in self.optimizer.variables:
+                v.assign(tf.zeros_like(v))
+        else:
+            checkpoints.restore(self.checkpoint, path)
+
+    # -- the run --------------------------------------------------------------
+
+    def train(self, run: RunSpec, init_fn: Callable[[Trainer], None] | None = None) -> dict:
+        """Trains ``run`` to its end step, resuming if it was interrupted.
+
+        Returns the run's results (also written to ``run_dir/results.json``).
+        """
+        results_path = os.path.join(run.run_dir, RESULTS_FILE)
+        done = files.read_json(results_path)
+        if done and done.get("status") == "complete":
+            logging.info("Run %s is already complete (step %d): nothing to do.",
+                         run.run_dir, done["step"])
+            return done
+        tf.io.gfile.makedirs(run.run_dir)
+        manager = checkpoints.resume_manager(
+            self.checkpoint, run.run_dir, self.config.runtime.keep_checkpoints)
+        if manager.latest_checkpoint:
+            checkpoints.restore(self.checkpoint, manager.latest_checkpoint)
+            logging.info("Resuming %s from step %d", run.run_dir, int(self.step.numpy()))
+        else:
+            if run.start_from:
+                self.restore_from(run.start_from, run.reset_optimizer)
+            if init_fn is not None:
+                init_fn(self)
+        start = int(self.step.numpy())
+        if start > run.end_step:
+            raise ValueError(f"run {run.run_dir} is at step {start}, past its end "
+                             f"{run.end_step}")
+        writer = tf.summary.create_file_writer(run.run_dir)
+        started = time.perf_counter()
+        self._run_steps(run, manager, writer, start)
+        metrics = self.evaluate_all()
+        final = checkpoints.save_final(self.checkpoint, run.run_dir)
+        with writer.as_default(step=run.end_step):
+            self._write_eval_summaries(metrics)
+        writer.flush()
+        results = {
+            "schema": RESULTS_SCHEMA,
+            "status": "complete",
+            "step": run.end_step,
+            "metrics": metrics,
+            "rewind_checkpoints": {
+                str(k): checkpoints.rewind_prefix(run.run_dir, k)
+                for k in checkpoints.rewind_steps_saved(run.run_dir)},
+            "final_checkpoint": final,
+            "data_order_seed": run.noise.data_order_seed,
+            "augment_seed": run.noise.augment_seed,
+            "wall_time_s_last_session": round(time.perf_counter() - started, 3),
+        }
+        files.write_json_atomic(results_path, results)
+        logging.info("Run %s complete: test accuracy %.4f, train accuracy %.4f",
+                     run.run_dir, metrics["test_accuracy"], metrics["train_accuracy"])
+        return results
+
+    def _write_eval_summaries(self, metrics: dict[str, float]) -> None:
+        for prefix in ("test", "train"):
+            tf.summary.scalar(f"eval/{prefix}_accuracy", metrics[f"{prefix}_accuracy"])
+            tf.summary.scalar(f"eval/{prefix}_loss", metrics[f"{prefix}_loss"])
+
+    def _run_steps(self, run: RunSpec, manager, writer, start: int) -> None:
+        rt = self.config.runtime
+        end = run.end_step
+        rewinds = sorted(k for k in run.rewind_steps if k >= start)
+        dataset = self.strategy.distribute_datasets_from_function(
+            self.pipeline.train_dataset_fn(
+                start, max(end, start + 1), run.noise.data_order_seed,
+                run.noise.augment_seed))
+        iterator = iter(dataset)
+
+        def next_multiple(step: int, every: int) -> int:
+            return (step // every + 1) * every if every else math.inf
+
+        step = start
+        last_log_step, last_log_time = step, time.perf_counter()
+        t0 = last_log_time
+        while True:
+            if step in rewinds:
+                checkpoints.save_rewind(self.checkpoint, run.run_dir, step)
+            if step >= end:
+                break
+            boundary = min(
+                end,
+                next_multiple(step, rt.steps_per_loop),
+                next_multiple(step, rt.checkpoint_every),
+                next_multiple(step, rt.log_every),
+                next_multiple(step, run.evaluate_every),
+                *[k for k in rewinds if k > step],
+            )
+            totals, lr = self._train_loop(iterator, tf.constant(boundary - step, tf.int64))
+            n = boundary - step
+            step = boundary
+            loss_sum, correct = (float(v) for v in totals.numpy())
+            examples = n * self.config.train.batch_size
+            with writer.as_default(step=step):
+                tf.summary.scalar("train/loss", loss_sum / examples)
+                tf.summary.scalar("train/batch_accuracy", correct / examples)
+                tf.summary.scalar("train/learning_rate", float(lr))
+            if run.evaluate_every and step % run.evaluate_every == 0 and step < end:
+                with writer.as_default(step=step):
+                    self._write_eval_summaries(self.evaluate_all())
+            if step % rt.checkpoint_every == 0 and step < end:
+                manager.save(checkpoint_number=step)
+            if step % rt.log_every == 0 or step == end:
+                now = time.perf_counter()
+                rate = (step - last_log_step) / max(now - last_log_time, 1e-9)
+                overall = (step - start) / max(now - t0, 1e-9)
+                logging.info(
+                    "%s step %d/%d (%.1f%%) | loss %.4f | batch acc %.2f%% | lr %.3g "
+                    "| %.1f steps/s | ETA %s",
+                    os.path.basename(run.run_dir.rstrip("/")) or run.run_dir,
+                    step, end, 100.0 * step / end, loss_sum / examples,
+                    100.0 * correct / examples, float(lr), rate,
+                    _format_duration((end - step) / max(overall, 1e-9)))
+                writer.flush()
+                last_log_step, last_log_time = step, now
+        manager.save(checkpoint_number=end)
