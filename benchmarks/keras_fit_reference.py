@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import time
 
-import tf_lottery  # noqa: F401  (Keras 2)
-
 import numpy as np
 import tf_keras
 from absl import app, flags
 
+import tf_lottery  # noqa: F401  (Keras 2)
 from tf_lottery.data import registry, sources
 
 flags.DEFINE_list("seeds", ["0"], "Seeds to run.")

@@ -17,12 +17,11 @@ import tempfile
 import time
 from unittest import mock
 
-import tf_lottery  # noqa: F401  (Keras 2)
-
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import app, flags
 
+import tf_lottery  # noqa: F401  (Keras 2)
 from tf_lottery import config as config_lib
 from tf_lottery.data import registry as data_registry
 from tf_lottery.data import sources

@@ -9,11 +9,10 @@ MOCK_EXAMPLES sets the number of examples per split (default 300).
 import os
 from unittest import mock
 
-import tf_lottery  # noqa: F401  (Keras 2)
-
 import tensorflow_datasets as tfds
 from absl import app
 
+import tf_lottery  # noqa: F401  (Keras 2)
 from tf_lottery import main as main_lib
 from tf_lottery.data import sources
 
