@@ -9,6 +9,10 @@ in the same range if the engine is right). Reads the same TFDS data.
 
 from __future__ import annotations
 
+import tf_lottery  # noqa: F401  (Keras 2)
+
+# isort: split
+
 import json
 import time
 
@@ -16,7 +20,6 @@ import numpy as np
 import tf_keras
 from absl import app, flags
 
-import tf_lottery  # noqa: F401  (Keras 2)
 from tf_lottery.data import registry, sources
 
 flags.DEFINE_list("seeds", ["0"], "Seeds to run.")

@@ -11,6 +11,10 @@ mock data so model cost can be measured without the dataset.
 
 from __future__ import annotations
 
+import tf_lottery  # noqa: F401  (Keras 2)
+
+# isort: split
+
 import json
 import resource
 import tempfile
@@ -21,7 +25,6 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import app, flags
 
-import tf_lottery  # noqa: F401  (Keras 2)
 from tf_lottery import config as config_lib
 from tf_lottery.data import registry as data_registry
 from tf_lottery.data import sources

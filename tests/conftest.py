@@ -6,12 +6,15 @@ MirroredStrategy can be compared with a single device on any machine.
 
 from __future__ import annotations
 
+import tf_lottery  # noqa: F401  (Keras 2 before TensorFlow)
+
+# isort: split
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
 
-import tf_lottery  # noqa: F401  (Keras 2 before TensorFlow)
 from tf_lottery import config as config_lib
 from tf_lottery.data import registry
 from tf_lottery.data.pipeline import InMemoryPipeline

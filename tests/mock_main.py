@@ -6,13 +6,16 @@ deterministic random examples, and the data-prepared check is bypassed.
 MOCK_EXAMPLES sets the number of examples per split (default 300).
 """
 
+import tf_lottery  # noqa: F401  (Keras 2)
+
+# isort: split
+
 import os
 from unittest import mock
 
 import tensorflow_datasets as tfds
 from absl import app
 
-import tf_lottery  # noqa: F401  (Keras 2)
 from tf_lottery import main as main_lib
 from tf_lottery.data import sources
 

@@ -6,12 +6,15 @@ command resumes; a finished run is reported and left untouched.
 
 from __future__ import annotations
 
+import tf_lottery  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+
+# isort: split
+
 import sys
 
 import tensorflow as tf
 from absl import app, logging
 
-import tf_lottery  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from tf_lottery import config as config_lib
 from tf_lottery import experiment, rundir
 from tf_lottery.data import registry as data_registry

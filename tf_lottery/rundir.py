@@ -52,4 +52,5 @@ def claim(config: ExperimentConfig) -> None:
                 f"(differs in: {', '.join(changed)}); use a new --model_dir or "
                 "restore the original flags"
             )
+        return  # Same recipe: resume. The first launch's config.json stays.
     files.write_json_atomic(path, json.loads(config.to_json()))
