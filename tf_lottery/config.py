@@ -79,6 +79,31 @@ class ScheduleConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class InstabilityConfig:
+    """Instability analysis (experiment 'instability'): children, path, BatchNorm.
+
+    For every rewind step k, ``children`` copies of the parent's W_k train to
+    T with their own SGD noise; every pair is evaluated at
+    ``interpolation_points`` evenly spaced points of the linear path between
+    them. ``child_optimizer_state`` is 'restore' (the optimizer state saved
+    with W_k: a child with the parent's seeds would retrace the parent) or
+    'reset' (fresh optimizer state at k; the LR schedule still continues from
+    k). ``bn_mode`` is 'interpolate' or 'recompute' (BatchNorm moving
+    statistics re-estimated on ``bn_recompute_batches`` training batches at
+    every point). ``replicates`` independent parents use init and SGD-noise
+    seeds shifted by the replicate index.
+    """
+
+    children: int = 2
+    interpolation_points: int = 30
+    stability_threshold: float = 0.02
+    bn_mode: str = "interpolate"
+    bn_recompute_batches: int = 100
+    replicates: int = 1
+    child_optimizer_state: str = "restore"
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Length, batch, seeds and the rewind checkpoints the run must keep.
 
@@ -123,6 +148,7 @@ class ExperimentConfig:
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    instability: InstabilityConfig = dataclasses.field(default_factory=InstabilityConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 
     def recipe_dict(self) -> dict[str, Any]:
@@ -189,7 +215,8 @@ def define_flags(fv: flags.FlagValues | None = None) -> None:
     d.DEFINE_string(
         "experiment", "train",
         "Experiment: what to run. 'train' trains the recipe once, saving "
-        "rewind checkpoints.")
+        "rewind checkpoints; 'instability' runs the instability analysis "
+        "(children from each W_k, interpolation, error barriers).")
     d.DEFINE_string(
         "model_dir", None,
         "Experiment: directory (local or gs://) holding all state of the run; "
@@ -230,6 +257,35 @@ def define_flags(fv: flags.FlagValues | None = None) -> None:
     d.DEFINE_list(
         "rewind_steps", ["0"],
         "Checkpoints: steps k at which W_k is saved permanently for rewinding.")
+
+    # Instability analysis.
+    d.DEFINE_integer(
+        "children", 2,
+        "Instability: copies trained from each W_k with their own SGD noise "
+        "(every pair is interpolated).")
+    d.DEFINE_integer(
+        "interpolation_points", 30,
+        "Instability: evenly spaced alphas in [0, 1] on the path between two "
+        "children.")
+    d.DEFINE_float(
+        "stability_threshold", 0.02,
+        "Instability: a rewind step is stable when its test error barrier is "
+        "below this.")
+    d.DEFINE_enum(
+        "bn_mode", "interpolate", ("interpolate", "recompute"),
+        "Instability: BatchNorm moving statistics of W(alpha): interpolated "
+        "like weights, or re-estimated on training batches at each alpha.")
+    d.DEFINE_integer(
+        "bn_recompute_batches", 100,
+        "Instability: training batches used by --bn_mode=recompute.")
+    d.DEFINE_integer(
+        "replicates", 1,
+        "Instability: independent parents (init and SGD-noise seeds + r); "
+        "barriers are reported as mean +- std across them.")
+    d.DEFINE_enum(
+        "child_optimizer_state", "restore", ("restore", "reset"),
+        "Instability: children start from W_k with the optimizer state saved "
+        "at k ('restore') or a fresh one ('reset').")
 
     # Optimizer.
     d.DEFINE_enum("optimizer", "adam", OPTIMIZERS, "Optimizer: update rule.")
@@ -305,6 +361,27 @@ def _floats(values: list[str], flag: str) -> tuple[float, ...]:
                           f"got {','.join(values)!r}") from None
 
 
+def _instability_config(f: flags.FlagValues) -> InstabilityConfig:
+    """Validates the instability flags."""
+    _check(f.children >= 2, f"--children must be >= 2 (a pair), got {f.children}")
+    _check(f.interpolation_points >= 2,
+           f"--interpolation_points must be >= 2, got {f.interpolation_points}")
+    _check(0 <= f.stability_threshold < 1 and math.isfinite(f.stability_threshold),
+           f"--stability_threshold must be in [0, 1), got {f.stability_threshold}")
+    _check(f.bn_recompute_batches >= 1,
+           f"--bn_recompute_batches must be >= 1, got {f.bn_recompute_batches}")
+    _check(f.replicates >= 1, f"--replicates must be >= 1, got {f.replicates}")
+    return InstabilityConfig(
+        children=f.children,
+        interpolation_points=f.interpolation_points,
+        stability_threshold=f.stability_threshold,
+        bn_mode=f.bn_mode,
+        bn_recompute_batches=f.bn_recompute_batches,
+        replicates=f.replicates,
+        child_optimizer_state=f.child_optimizer_state,
+    )
+
+
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
@@ -356,6 +433,7 @@ def config_from_flags(fl: flags.FlagValues | None = None) -> ExperimentConfig:
     for k in rewind_steps:
         _check(0 <= k <= train_steps,
                f"--rewind_steps has {k}, outside [0, {train_steps}] (the run's T)")
+    instability = _instability_config(f)
 
     _check(f.learning_rate > 0 and math.isfinite(f.learning_rate),
            f"--learning_rate must be a positive number, got {f.learning_rate}")
@@ -408,6 +486,7 @@ def config_from_flags(fl: flags.FlagValues | None = None) -> ExperimentConfig:
     augment = spec.default_augment if f.augment == "default" else f.augment
     return ExperimentConfig(
         experiment=f.experiment,
+        instability=instability,
         model=ModelConfig(name=f.model),
         data=DataConfig(
             dataset=f.dataset,

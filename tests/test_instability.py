@@ -1,0 +1,212 @@
+"""The instability experiment: children, resume, results and TensorBoard output."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+
+from tests.conftest import parse_config, tiny_pipeline
+from tf_lottery import config as config_lib
+from tf_lottery import files
+from tf_lottery.errors import ConfigError
+from tf_lottery.stability import analysis, interpolation
+from tf_lottery.training import checkpoints
+from tf_lottery.training.trainer import SgdNoise, Trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS = ("--experiment=instability", "--train_steps=20", "--batch_size=20",
+         "--eval_batch_size=50", "--train_eval_examples=100", "--rewind_steps=0,10",
+         "--interpolation_points=5", "--steps_per_loop=10", "--checkpoint_every=10",
+         "--log_every=10", "--eval_every=10")
+
+
+def config(model_dir, *extra):
+    return parse_config(*FLAGS, *extra, model_dir=str(model_dir))
+
+
+def run(c):
+    return analysis.instability(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+
+
+def weights_at(c, checkpoint):
+    t = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    return interpolation.load(t.model, checkpoint)
+
+
+def file_times(root):
+    return {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
+            for d, _, fs in os.walk(root) for f in fs}
+
+
+def test_child_seeds_are_distinct_and_deterministic():
+    parent = SgdNoise(0, 0)
+    seeds = [analysis.child_noise(parent, i) for i in range(4)]
+    assert seeds == [analysis.child_noise(SgdNoise(0, 0), i) for i in range(4)]
+    flat = [s for noise in seeds for s in (noise.data_order_seed, noise.augment_seed)]
+    assert len(set(flat)) == len(flat) and 0 not in flat
+    other = [analysis.child_noise(SgdNoise(1, 1), i) for i in range(4)]
+    assert not set(seeds) & set(other)
+    c = config("/tmp/unused", "--replicates=3")
+    assert [analysis.replicate_noise(c, r) for r in range(3)] == [
+        SgdNoise(r, r) for r in range(3)]
+    specs = [analysis.child_run(c, "W_k", SgdNoise(0, 0), "out", i) for i in range(2)]
+    assert [s.noise for s in specs] == seeds[:2]
+    assert {s.start_from for s in specs} == {"W_k"} and not specs[0].reset_optimizer
+    assert analysis.child_run(config("/tmp/unused", "--child_optimizer_state=reset"),
+                              "W_k", SgdNoise(0, 0), "out", 0).reset_optimizer
+    assert analysis.pairs(3) == [(0, 1), (0, 2), (1, 2)]
+
+
+def test_flagfile_is_the_lenet_recipe_plus_the_analysis():
+    c = parse_config("--flagfile=flags/lenet_fashion_mnist_instability.cfg")
+    recipe = parse_config("--flagfile=flags/lenet_fashion_mnist.cfg").recipe_dict()
+    ours = c.recipe_dict()
+    assert ours.pop("experiment") == "instability"
+    recipe.pop("experiment")
+    assert ours == recipe
+    assert c.train.rewind_steps == (0, 25, 100, 500, 2000)
+    assert dataclasses.asdict(c.instability) == {
+        "children": 2, "interpolation_points": 30, "stability_threshold": 0.02,
+        "bn_mode": "interpolate", "bn_recompute_batches": 100, "replicates": 1,
+        "child_optimizer_state": "restore"}
+    assert config_lib.config_from_json(c.to_json()) == c
+
+
+@pytest.mark.parametrize("flag", ["--children=1", "--interpolation_points=1",
+                                  "--replicates=0", "--stability_threshold=-0.1",
+                                  "--bn_recompute_batches=0"])
+def test_bad_instability_flags_are_named(flag):
+    with pytest.raises(ConfigError, match=flag.split("=")[0]):
+        parse_config("--train_steps=100", flag)
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def resumed_analysis(tmp_path_factory):
+    """An analysis killed while evaluating k=10's pair, then relaunched."""
+    model_dir = tmp_path_factory.mktemp("instability")
+    c = config(model_dir)
+    real = interpolation.evaluate_path
+    calls = []
+
+    def dies_on_second_path(*args, **kwargs):
+        calls.append(kwargs.get("label"))
+        if len(calls) == 2:
+            raise Killed
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(interpolation, "evaluate_path", dies_on_second_path)
+        with pytest.raises(Killed):
+            run(c)
+    before = file_times(model_dir)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(interpolation, "evaluate_path",
+                   lambda *a, **kw: calls.append(kw.get("label")) or real(*a, **kw))
+        results = run(c)
+    return c, model_dir, results, before, file_times(model_dir), calls
+
+
+def test_relaunch_recomputes_nothing_that_was_finished(resumed_analysis):
+    _, model_dir, results, before, after, calls = resumed_analysis
+    assert calls == ["k=0 pair (0,1)", "k=10 pair (0,1)", "k=10 pair (0,1)"]
+    assert [p for p in before if before[p] != after.get(p)] == []
+    finished = [p for p in before if p.endswith("results.json")]
+    assert len(finished) == 5  # the parent and all four children had finished
+    assert os.path.join(str(model_dir), "replicate_0", "k_000000000", "pair_0_1.json") in before
+    assert results == files.read_json(os.path.join(str(model_dir), "results.json"))
+    assert results["status"] == "complete"
+
+
+def test_results_hold_curves_barriers_and_children(resumed_analysis):
+    c, _, results, *_ = resumed_analysis
+    assert [r["rewind_step"] for r in results["rewind_steps"]] == [0, 10]
+    assert results["independent"] is None
+    for record in results["rewind_steps"]:
+        (replicate,) = record["replicates"]
+        (pair,) = replicate["pairs"]
+        assert pair["alphas"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+        for split in ("test", "train"):
+            curve = pair[f"{split}_error"]
+            assert pair["barrier"][split] == max(curve) - (curve[0] + curve[-1]) / 2
+            assert record["barrier"][split]["mean"] == pair["barrier"][split]
+            # The path's endpoints are the separately evaluated children.
+            for end, child in ((0, 0), (-1, 1)):
+                metrics = replicate["children"][child]["metrics"]
+                assert curve[end] == metrics[f"{split}_error"]
+                assert pair[f"{split}_loss"][end] == metrics[f"{split}_loss"]
+        assert record["stable"] == (record["barrier"]["test"]["mean"] < 0.02)
+        assert "k" in results["table"] and str(record["rewind_step"]) in results["table"]
+
+
+def test_children_with_same_seeds_are_identical_and_differ_otherwise(resumed_analysis,
+                                                                     tmp_path):
+    c, model_dir, results, *_ = resumed_analysis
+    children = results["rewind_steps"][1]["replicates"][0]["children"]
+    parent_dir = results["parents"][0]["run_dir"]
+    again = analysis.child_run(c, checkpoints.rewind_prefix(parent_dir, 10), SgdNoise(0, 0),
+                               str(tmp_path), 0)
+    assert again.noise == SgdNoise(children[0]["data_order_seed"],
+                                   children[0]["augment_seed"])
+    trainer = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    repeat = trainer.train(dataclasses.replace(again, run_dir=str(tmp_path / "repeat")))
+    first, second, repeated = (weights_at(c, path) for path in (
+        children[0]["final_checkpoint"], children[1]["final_checkpoint"],
+        repeat["final_checkpoint"]))
+    for a, b in zip(first, repeated, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def scalars(run_dir):
+    acc = event_accumulator.EventAccumulator(
+        run_dir, size_guidance={event_accumulator.TENSORS: 0})
+    acc.Reload()
+    out = {tag: {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
+           for tag in acc.Tags()["tensors"]
+           if acc.SummaryMetadata(tag).plugin_data.plugin_name == "scalars"}
+    return out, acc
+
+
+def test_cli_end_to_end_writes_summary_and_tensorboard(tmp_path):
+    model_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "tests.mock_main", *FLAGS, "--dataset=fashion_mnist",
+           "--replicates=2", f"--model_dir={model_dir}"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "MOCK_EXAMPLES": "200"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "stable (test < 2%)" in proc.stderr
+    results = json.loads((model_dir / "results.json").read_text())
+    assert results["status"] == "complete" and results["settings"]["replicates"] == 2
+    records = results["rewind_steps"]
+    assert [len(r["replicates"]) for r in records] == [2, 2]
+    assert results["parents"][0]["init_seed"] != results["parents"][1]["init_seed"]
+    assert len(results["independent"]["pairs"]) == 1
+
+    root, acc = scalars(str(model_dir))
+    for split in ("test", "train"):
+        assert root[f"barrier/{split}"] == pytest.approx(
+            {r["rewind_step"]: r["barrier"][split]["mean"] for r in records})
+        assert root[f"barrier/{split}_std"] == pytest.approx(
+            {r["rewind_step"]: r["barrier"][split]["std"] for r in records})
+        assert set(root[f"children/{split}_error"]) == {0, 10}
+    plugins = acc.PluginTagToContent
+    assert plugins("custom_scalars") and plugins("hparams")
+
+    pair = records[1]["replicates"][1]["pairs"][0]
+    path, _ = scalars(str(model_dir / "replicate_1" / "k_000000010" / "pair_0_1"))
+    assert path["interpolation/k_000000010/test_error"] == pytest.approx(
+        dict(enumerate(pair["test_error"])))
+    assert path["interpolation/k_000000010/alpha"] == pytest.approx(
+        dict(enumerate(pair["alphas"])))
+    independent, _ = scalars(str(model_dir / "independent" / "pair_0_1"))
+    assert len(independent["interpolation/independent/train_error"]) == 5

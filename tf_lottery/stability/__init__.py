@@ -1,0 +1,1 @@
+"""Instability analysis: children from W_k, linear interpolation, error barriers."""

@@ -1,0 +1,360 @@
+"""Instability analysis: children from each W_k, their linear paths, error barriers.
+
+For every replicate r (an independent parent) and every rewind step k:
+
+1. the parent is trained once to T, saving W_k (``Trainer.train`` with the
+   recipe's rewind steps);
+2. ``--children`` children start from W_k, each with its own SGD noise, and
+   train to T; the LR schedule continues from k and the optimizer state at k
+   is restored or reset (``--child_optimizer_state``);
+3. every pair of children is evaluated at ``--interpolation_points`` points
+   of W(α) = (1−α)·W₁ + α·W₂ on the test set and the train subset;
+4. the error barrier of each pair, then mean ± std over pairs and replicates.
+
+Seeds. Replicate r's parent uses ``init_seed + r``, ``data_order_seed + r``
+and ``augment_seed + r`` (replicate 0 is the recipe itself). Child i of a
+parent gets SGD-noise seeds drawn by ``numpy.random.SeedSequence`` from the
+parent's seed and i (``child_noise``), so children differ from each other
+and from their parent, and child i gets the same noise at every k, which
+isolates the effect of k. With two or more replicates, the final parents of
+every pair of replicates are interpolated too: two independently initialized
+and trained networks, the contrast that shows what an unstable pair looks
+like.
+
+Layout under ``model_dir`` (every piece written atomically, so a killed
+analysis resumes where it stopped and never redoes a finished piece)::
+
+  replicate_<r>/parent/                 the parent run (rewind/step_<k>/ckpt = W_k)
+  replicate_<r>/k_<k>/child_<i>/        child runs (final/ckpt = its W_T)
+  replicate_<r>/k_<k>/pair_<i>_<j>.json E(α) curves and barriers of a pair
+  replicate_<r>/k_<k>/pair_<i>_<j>/     the pair's TensorBoard path curves
+  independent/pair_<r1>_<r2>.json (+ dir)  parents of two replicates
+  k_<k>.json                            rewind step k aggregated (written last for k)
+  results.json                          everything, "status": "complete"
+
+Each child is an independent ``RunSpec`` (``child_run``), so children could
+be trained by separate jobs and this orchestration would only collect them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tf_lottery import experiment, files
+from tf_lottery.config import ExperimentConfig
+from tf_lottery.data.pipeline import InMemoryPipeline
+from tf_lottery.errors import ConfigError
+from tf_lottery.stability import barrier, bn, interpolation, summaries
+from tf_lottery.training import checkpoints
+from tf_lottery.training.trainer import RESULTS_FILE, RunSpec, SgdNoise, Trainer
+
+RESULTS_SCHEMA = 1
+_DATA_ORDER, _AUGMENT = 1, 2  # SeedSequence streams of a child's two seeds.
+
+
+# -- seeds and run specs: pure functions of the config ---------------------------
+
+def replicate_init_seed(config: ExperimentConfig, replicate: int) -> int:
+    return config.train.init_seed + replicate
+
+
+def replicate_noise(config: ExperimentConfig, replicate: int) -> SgdNoise:
+    t = config.train
+    return SgdNoise(t.data_order_seed + replicate, t.augment_seed + replicate)
+
+
+def _derive_seed(seed: int, stream: int, child: int) -> int:
+    state = np.random.SeedSequence([seed % 2**63, stream, child]).generate_state(1)
+    return int(state[0]) & 0x7FFFFFFF
+
+
+def child_noise(parent: SgdNoise, child: int) -> SgdNoise:
+    """SGD noise of child ``child``: new seeds derived from the parent's."""
+    return SgdNoise(_derive_seed(parent.data_order_seed, _DATA_ORDER, child),
+                    _derive_seed(parent.augment_seed, _AUGMENT, child))
+
+
+def replicate_dir(model_dir: str, replicate: int) -> str:
+    return os.path.join(model_dir, f"replicate_{replicate}")
+
+
+def rewind_point_dir(replicate_directory: str, k: int) -> str:
+    return os.path.join(replicate_directory, f"k_{k:09d}")
+
+
+def parent_run(config: ExperimentConfig, replicate: int) -> RunSpec:
+    """Replicate ``replicate``'s parent: trained 0 -> T, keeping every W_k."""
+    return RunSpec(
+        run_dir=os.path.join(replicate_dir(config.runtime.model_dir, replicate), "parent"),
+        end_step=config.train.train_steps,
+        noise=replicate_noise(config, replicate),
+        rewind_steps=config.train.rewind_steps,
+        evaluate_every=config.runtime.eval_every,
+    )
+
+
+def child_run(config: ExperimentConfig, start_from: str, parent_noise: SgdNoise,
+              out_dir: str, child: int) -> RunSpec:
+    """Child ``child`` of the point ``start_from`` (a W_k checkpoint), trained to T."""
+    return RunSpec(
+        run_dir=os.path.join(out_dir, f"child_{child}"),
+        end_step=config.train.train_steps,
+        noise=child_noise(parent_noise, child),
+        start_from=start_from,
+        reset_optimizer=config.instability.child_optimizer_state == "reset",
+        evaluate_every=config.runtime.eval_every,
+    )
+
+
+def pairs(children: int) -> list[tuple[int, int]]:
+    """Every unordered pair of children, (0, 1), (0, 2), ..., (n−2, n−1)."""
+    return list(itertools.combinations(range(children), 2))
+
+
+# -- evaluation of paths ----------------------------------------------------------
+
+def _complete(path: str) -> dict | None:
+    found = files.read_json(path)
+    return found if found and found.get("status") == "complete" else None
+
+
+class PathEvaluator:
+    """Evaluates the path between two checkpoints with one trainer's model.
+
+    The trainer's variables are overwritten; whoever trains with it next
+    restores a checkpoint first (``Trainer.train`` does).
+    """
+
+    def __init__(self, trainer: Trainer, config: ExperimentConfig):
+        self.trainer = trainer
+        self.points = config.instability.interpolation_points
+        self.bn_mode = config.instability.bn_mode
+        self._prepare = None
+        if self.bn_mode == "recompute":
+            t = config.train
+            self._prepare = bn.BatchNormRecompute(
+                trainer, config.instability.bn_recompute_batches,
+                SgdNoise(t.data_order_seed, t.augment_seed))
+
+    def pair(self, checkpoint_a: str, checkpoint_b: str, out_path: str, k: int | None,
+             label: str, info: dict | None = None) -> dict:
+        """E(α) curves and barriers of the path a -> b, stored at ``out_path``.
+
+        A pair whose ``out_path`` is complete is returned as stored. Path curves
+        go to TensorBoard in ``out_path`` without its ``.json`` suffix.
+        """
+        done = _complete(out_path)
+        if done is not None:
+            return done
+        started = time.perf_counter()
+        model = self.trainer.model
+        w1 = interpolation.load(model, checkpoint_a)
+        w2 = interpolation.load(model, checkpoint_b)
+        writer = summaries.PathWriter(os.path.splitext(out_path)[0], k)
+        try:
+            curves = interpolation.evaluate_path(
+                self.trainer, w1, w2, self.points, prepare=self._prepare,
+                on_point=writer, label=label)
+        finally:
+            writer.close()
+        result = {
+            "status": "complete",
+            **(info or {}),
+            "endpoints": [checkpoint_a, checkpoint_b],
+            "bn_mode": self.bn_mode,
+            **curves,
+            "barrier": {split: barrier.error_barrier(curves[f"{split}_error"])
+                        for split in summaries.SPLITS},
+            "wall_time_s": round(time.perf_counter() - started, 3),
+        }
+        files.write_json_atomic(out_path, result)
+        logging.info("%s: test barrier %.4f, train barrier %.4f (%.1f s)", label,
+                     result["barrier"]["test"], result["barrier"]["train"],
+                     result["wall_time_s"])
+        return result
+
+
+def analyze_rewind_point(
+    trainer: Trainer,
+    evaluator: PathEvaluator,
+    config: ExperimentConfig,
+    *,
+    k: int,
+    start_from: str,
+    parent_noise: SgdNoise,
+    out_dir: str,
+    init_fn: Callable[[Trainer], None] | None = None,
+    label: str = "",
+) -> dict:
+    """Children from ``start_from`` (W_k), their pairs' paths and barriers.
+
+    ``init_fn`` runs after W_k is loaded into a new child (e.g. to apply a
+    pruning mask, for sparse instability). Finished children and pairs are
+    reused. Returns ``{"children": [...], "pairs": [...], "barrier": {split:
+    mean ± std over pairs}}``.
+    """
+    children = []
+    for i in range(config.instability.children):
+        spec = child_run(config, start_from, parent_noise, out_dir, i)
+        results = trainer.train(spec, init_fn=init_fn)
+        children.append({
+            "child": i,
+            "run_dir": spec.run_dir,
+            "data_order_seed": spec.noise.data_order_seed,
+            "augment_seed": spec.noise.augment_seed,
+            "final_checkpoint": results["final_checkpoint"],
+            "metrics": results["metrics"],
+        })
+    pair_results = []
+    for i, j in pairs(len(children)):
+        pair_results.append(evaluator.pair(
+            children[i]["final_checkpoint"], children[j]["final_checkpoint"],
+            os.path.join(out_dir, f"pair_{i}_{j}.json"), k,
+            label=f"{label}k={k} pair ({i},{j})", info={"rewind_step": k, "children": [i, j]}))
+    return {
+        "children": children,
+        "pairs": pair_results,
+        "barrier": {split: barrier.summarize([p["barrier"][split] for p in pair_results])
+                    for split in summaries.SPLITS},
+    }
+
+
+# -- the experiment -----------------------------------------------------------------
+
+def _rewind_record(config: ExperimentConfig, k: int, replicates: list[dict]) -> dict:
+    record = {"rewind_step": k, "replicates": replicates, "barrier": {}, "children_error": {}}
+    for split in summaries.SPLITS:
+        record["barrier"][split] = barrier.aggregate(
+            [[p["barrier"][split] for p in rep["pairs"]] for rep in replicates])
+        record["children_error"][split] = barrier.summarize(
+            [c["metrics"][f"{split}_error"] for rep in replicates for c in rep["children"]])
+    record["stable"] = barrier.is_stable(record["barrier"]["test"]["mean"],
+                                         config.instability.stability_threshold)
+    return record
+
+
+def _table(records: list[dict], threshold: float) -> str:
+    rows = [(r["rewind_step"], r["barrier"]["test"], r["barrier"]["train"], r["stable"])
+            for r in records]
+    return barrier.format_table(rows, threshold)
+
+
+def _train_parents(config: ExperimentConfig, strategy: tf.distribute.Strategy,
+                   pipeline: InMemoryPipeline) -> tuple[list[dict], Trainer]:
+    """Trains (or finds) every replicate's parent; returns them and a trainer
+    to reuse for children and paths."""
+    parents, work = [], None
+    for r in range(config.instability.replicates):
+        spec = parent_run(config, r)
+        results = _complete(os.path.join(spec.run_dir, RESULTS_FILE))
+        if results is None:
+            trainer = Trainer(config, strategy, pipeline,
+                              init_seed=replicate_init_seed(config, r))
+            results = trainer.train(spec)
+            work = work or trainer
+        missing = [k for k in config.train.rewind_steps
+                   if not checkpoints.has_rewind(spec.run_dir, k)]
+        if missing:
+            raise ConfigError(f"parent {spec.run_dir} has no rewind checkpoint for "
+                              f"k={missing} (--rewind_steps); use a new --model_dir")
+        parents.append({
+            "replicate": r,
+            "run_dir": spec.run_dir,
+            "init_seed": replicate_init_seed(config, r),
+            "data_order_seed": spec.noise.data_order_seed,
+            "augment_seed": spec.noise.augment_seed,
+            "final_checkpoint": results["final_checkpoint"],
+            "metrics": results["metrics"],
+        })
+    return parents, work or Trainer(config, strategy, pipeline)
+
+
+def _independent_pairs(evaluator: PathEvaluator, model_dir: str, parents: list[dict]) -> dict:
+    results = []
+    for a, b in pairs(len(parents)):
+        results.append(evaluator.pair(
+            parents[a]["final_checkpoint"], parents[b]["final_checkpoint"],
+            os.path.join(model_dir, "independent", f"pair_{a}_{b}.json"), None,
+            label=f"independent parents ({a},{b})", info={"replicates": [a, b]}))
+    return {
+        "pairs": results,
+        "barrier": {split: barrier.summarize([p["barrier"][split] for p in results])
+                    for split in summaries.SPLITS},
+    }
+
+
+@experiment.register("instability")
+def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
+                pipeline: InMemoryPipeline) -> dict:
+    """Runs (or resumes) the instability analysis; writes ``results.json``."""
+    model_dir, ic = config.runtime.model_dir, config.instability
+    if not config.train.rewind_steps:
+        raise ConfigError("--rewind_steps is empty: the instability analysis needs "
+                          "at least one rewind step k")
+    started = time.perf_counter()
+    independent = ic.replicates >= 2
+    summaries.write_run_metadata(model_dir, config, independent)
+    parents, trainer = _train_parents(config, strategy, pipeline)
+    evaluator = PathEvaluator(trainer, config)
+    baseline = _independent_pairs(evaluator, model_dir, parents) if independent else None
+    if baseline:
+        logging.info("Independent parents: test barrier %.4f ± %.4f, train barrier "
+                     "%.4f ± %.4f", baseline["barrier"]["test"]["mean"],
+                     baseline["barrier"]["test"]["std"], baseline["barrier"]["train"]["mean"],
+                     baseline["barrier"]["train"]["std"])
+
+    records = []
+    for k in config.train.rewind_steps:
+        marker = os.path.join(model_dir, f"k_{k:09d}.json")
+        record = _complete(marker)
+        if record is None:
+            replicates = []
+            for parent in parents:
+                r = parent["replicate"]
+                point = analyze_rewind_point(
+                    trainer, evaluator, config, k=k,
+                    start_from=checkpoints.rewind_prefix(parent["run_dir"], k),
+                    parent_noise=SgdNoise(parent["data_order_seed"], parent["augment_seed"]),
+                    out_dir=rewind_point_dir(replicate_dir(model_dir, r), k),
+                    label=f"replicate {r} " if ic.replicates > 1 else "")
+                replicates.append({"replicate": r, **point})
+            record = {"status": "complete", **_rewind_record(config, k, replicates)}
+            summaries.write_barriers(model_dir, k, record)
+            files.write_json_atomic(marker, record)
+        records.append(record)
+        logging.info("Rewind step k=%d: test barrier %.4f ± %.4f, train barrier %.4f ± %.4f "
+                     "-> %s", k, record["barrier"]["test"]["mean"],
+                     record["barrier"]["test"]["std"], record["barrier"]["train"]["mean"],
+                     record["barrier"]["train"]["std"],
+                     "stable" if record["stable"] else "unstable")
+
+    table = _table(records, ic.stability_threshold)
+    logging.info("Instability analysis of %s:\n%s", model_dir, table)
+    results = {
+        "schema": RESULTS_SCHEMA,
+        "status": "complete",
+        "experiment": "instability",
+        "settings": {
+            "children": ic.children,
+            "interpolation_points": ic.interpolation_points,
+            "stability_threshold": ic.stability_threshold,
+            "bn_mode": ic.bn_mode,
+            "replicates": ic.replicates,
+            "child_optimizer_state": ic.child_optimizer_state,
+            "train_eval_examples": config.data.train_eval_examples,
+        },
+        "parents": parents,
+        "rewind_steps": [{key: v for key, v in r.items() if key != "status"} for r in records],
+        "independent": baseline,
+        "table": table,
+        "wall_time_s_last_session": round(time.perf_counter() - started, 3),
+    }
+    files.write_json_atomic(os.path.join(model_dir, RESULTS_FILE), results)
+    return results

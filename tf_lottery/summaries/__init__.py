@@ -1,0 +1,1 @@
+"""TensorBoard writers shared by the experiments: layouts and hparams."""
