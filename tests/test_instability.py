@@ -119,7 +119,11 @@ def resumed_analysis(tmp_path_factory):
 def test_relaunch_recomputes_nothing_that_was_finished(resumed_analysis):
     _, model_dir, results, before, after, calls = resumed_analysis
     assert calls == ["k=0 pair (0,1)", "k=10 pair (0,1)", "k=10 pair (0,1)"]
-    assert [p for p in before if before[p] != after.get(p)] == []
+    # Only the killed pair's partial TensorBoard curves were replaced.
+    killed_pair = os.path.join(str(model_dir), "replicate_0", "k_000000010", "pair_0_1")
+    assert [p for p in before if before[p] != after.get(p)
+            and not p.startswith(killed_pair + os.sep)] == []
+    assert len([p for p in after if p.startswith(killed_pair + os.sep)]) == 1
     finished = [p for p in before if p.endswith("results.json")]
     assert len(finished) == 5  # the parent and all four children had finished
     assert os.path.join(str(model_dir), "replicate_0", "k_000000000", "pair_0_1.json") in before

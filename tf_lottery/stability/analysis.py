@@ -157,7 +157,11 @@ class PathEvaluator:
         model = self.trainer.model
         w1 = interpolation.load(model, checkpoint_a)
         w2 = interpolation.load(model, checkpoint_b)
-        writer = summaries.PathWriter(os.path.splitext(out_path)[0], k)
+        events_dir = os.path.splitext(out_path)[0]
+        if tf.io.gfile.exists(events_dir):
+            # Curves of an attempt that was killed: redrawn from scratch.
+            tf.io.gfile.rmtree(events_dir)
+        writer = summaries.PathWriter(events_dir, k)
         try:
             curves = interpolation.evaluate_path(
                 self.trainer, w1, w2, self.points, prepare=self._prepare,
