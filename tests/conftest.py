@@ -59,7 +59,8 @@ def tiny_pipeline(config: config_lib.ExperimentConfig, data: InMemoryData | None
 
 @pytest.fixture
 def mirrored() -> tf.distribute.Strategy:
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # A fresh collective key base per test: tests run different models.
+    return strategy_lib.mirrored_strategy(["/cpu:0", "/cpu:1"])
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from typing import Any
 
 from absl import flags
@@ -25,6 +26,9 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 SCHEDULES = ("constant", "step", "linear_decay", "exponential")
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 AUGMENTATIONS = ("default", "none", "flip", "crop_flip")
+PRUNING_SCOPES = ("global", "layerwise")
+REWIND_OPTIMIZER = ("reset", "restore")
+BASELINES = ("random_prune", "random_reinit")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +125,40 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PruningConfig:
+    """IMP with rewinding (experiment 'imp'): how levels prune and rewind.
+
+    Level 0 trains the dense network; each of the ``levels`` following levels
+    prunes ``prune_fraction`` of the remaining prunable weights by magnitude,
+    rewinds the survivors to W_k (k = ``rewind_step``) and retrains to T.
+    One-shot pruning to density D (--target_density) is resolved here to one
+    level with fraction 1 - D.
+
+    ``layer_rates`` holds ``"regex:rate"`` strings (see ``rates()``); a layer
+    matching ``exclude`` is never pruned. ``baselines`` run at
+    ``baseline_levels`` (empty: every pruned level) with seeds derived from
+    ``baseline_seed``. ``rewind_optimizer`` is 'reset' (fresh optimizer state
+    at k, as open_lth) or 'restore' (the state saved with W_k).
+    """
+
+    levels: int = 15
+    prune_fraction: float = 0.2
+    scope: str = "global"
+    rewind_step: int = 0
+    target_density: float = 0.0
+    exclude: tuple[str, ...] = ()
+    layer_rates: tuple[str, ...] = ()
+    rewind_optimizer: str = "reset"
+    baselines: tuple[str, ...] = ()
+    baseline_levels: tuple[int, ...] = ()
+    baseline_seed: int = 1
+
+    def rates(self) -> tuple[tuple[str, float], ...]:
+        """``layer_rates`` as ``(pattern, rate)`` pairs."""
+        return tuple((p, float(r)) for p, r in (s.rsplit(":", 1) for s in self.layer_rates))
+
+
+@dataclasses.dataclass(frozen=True)
 class RuntimeConfig:
     """Where and how the recipe runs; never part of the run's identity."""
 
@@ -150,6 +188,7 @@ class ExperimentConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     instability: InstabilityConfig = dataclasses.field(default_factory=InstabilityConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    pruning: PruningConfig = dataclasses.field(default_factory=PruningConfig)
 
     def recipe_dict(self) -> dict[str, Any]:
         """The fields that determine results (everything but ``runtime``)."""
@@ -321,6 +360,49 @@ def define_flags(fv: flags.FlagValues | None = None) -> None:
     d.DEFINE_float(
         "lr_decay_epochs", 2.0, "Schedule: epochs between 'exponential' decays.")
 
+    # IMP with rewinding.
+    d.DEFINE_integer(
+        "imp_levels", 15,
+        "IMP: pruned levels after the dense level 0 (15 levels of 20% reach "
+        "3.5% density).")
+    d.DEFINE_float(
+        "prune_fraction", 0.2,
+        "IMP: fraction of the remaining prunable weights each level removes.")
+    d.DEFINE_enum(
+        "pruning_scope", "global", PRUNING_SCOPES,
+        "IMP: 'global' ranks all prunable weights together; 'layerwise' prunes "
+        "each layer by the same fraction.")
+    d.DEFINE_integer(
+        "rewind_step", 0,
+        "IMP: step k whose weights W_k the survivors are rewound to "
+        "(0: the original lottery ticket procedure).")
+    d.DEFINE_float(
+        "target_density", None,
+        "IMP: one-shot pruning straight to this density in one level "
+        "(instead of --imp_levels/--prune_fraction).")
+    d.DEFINE_list(
+        "prune_exclude", [],
+        "IMP: regexes; Dense/Conv layers whose name fully matches one are "
+        "never pruned.")
+    d.DEFINE_list(
+        "prune_layer_rates", [],
+        "IMP: regex:rate items; a matching layer is pruned on its own at rate "
+        "times --prune_fraction (e.g. logits:0.5).")
+    d.DEFINE_enum(
+        "imp_rewind_optimizer", "reset", REWIND_OPTIMIZER,
+        "IMP: optimizer state at the rewind step: 'reset' (fresh) or "
+        "'restore' (the state saved with W_k).")
+    d.DEFINE_list(
+        "imp_baselines", [],
+        "IMP: baselines per level: random_prune (same per-layer densities, "
+        "random positions), random_reinit (same mask, new initialization).")
+    d.DEFINE_list(
+        "imp_baseline_levels", [],
+        "IMP: levels at which baselines run (empty: every pruned level).")
+    d.DEFINE_integer(
+        "imp_baseline_seed", 1,
+        "IMP: seed of the baselines' random masks and reinitializations.")
+
     # Runtime.
     d.DEFINE_enum("strategy", "default", STRATEGIES, "Runtime: tf.distribute.")
     d.DEFINE_string(
@@ -385,6 +467,61 @@ def _instability_config(f: flags.FlagValues) -> InstabilityConfig:
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
+
+
+def _pruning_config(f: flags.FlagValues, train_steps: int) -> PruningConfig:
+    """Validates the IMP flags; one-shot becomes one level of fraction 1-D."""
+    levels, fraction = f.imp_levels, f.prune_fraction
+    if f.target_density is not None:
+        _check(not (f["imp_levels"].present or f["prune_fraction"].present),
+               "give --target_density (one-shot) or --imp_levels/--prune_fraction "
+               "(iterative), not both")
+        _check(0 < f.target_density < 1,
+               f"--target_density must be in (0, 1), got {f.target_density}")
+        levels, fraction = 1, 1.0 - f.target_density
+    _check(levels >= 1, f"--imp_levels must be >= 1, got {levels}")
+    _check(0 < fraction < 1, f"--prune_fraction must be in (0, 1), got {fraction}")
+    _check(0 <= f.rewind_step <= train_steps,
+           f"--rewind_step={f.rewind_step} is outside [0, {train_steps}] (the run's T)")
+    for pattern in f.prune_exclude:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ConfigError(f"--prune_exclude has an invalid regex {pattern!r} "
+                              f"({e})") from None
+    for item in f.prune_layer_rates:
+        pattern, sep, rate = item.rpartition(":")
+        _check(bool(sep and pattern), f"--prune_layer_rates items are regex:rate, "
+               f"got {item!r}")
+        try:
+            re.compile(pattern)
+            value = float(rate)
+        except (re.error, ValueError) as e:
+            raise ConfigError(f"--prune_layer_rates has an invalid item {item!r} "
+                              f"({e})") from None
+        _check(value > 0 and value * fraction < 1,
+               f"--prune_layer_rates rate {rate} in {item!r} must be > 0 and below "
+               f"1/{fraction:g} (rate x fraction is what a level removes)")
+    for name in f.imp_baselines:
+        _check(name in BASELINES, f"--imp_baselines has unknown baseline {name!r} "
+               f"(known: {', '.join(BASELINES)})")
+    baseline_levels = tuple(sorted(set(_ints(f.imp_baseline_levels, "imp_baseline_levels"))))
+    for level in baseline_levels:
+        _check(1 <= level <= levels,
+               f"--imp_baseline_levels has {level}, outside the pruned levels 1..{levels}")
+    return PruningConfig(
+        levels=levels,
+        prune_fraction=fraction,
+        scope=f.pruning_scope,
+        rewind_step=f.rewind_step,
+        target_density=f.target_density or 0.0,
+        exclude=tuple(f.prune_exclude),
+        layer_rates=tuple(f.prune_layer_rates),
+        rewind_optimizer=f.imp_rewind_optimizer,
+        baselines=tuple(dict.fromkeys(f.imp_baselines)),
+        baseline_levels=baseline_levels,
+        baseline_seed=f.imp_baseline_seed,
+    )
 
 
 def config_from_flags(fl: flags.FlagValues | None = None) -> ExperimentConfig:
@@ -483,6 +620,7 @@ def config_from_flags(fl: flags.FlagValues | None = None) -> ExperimentConfig:
         _check(bool(f.tpu), "--strategy=tpu needs --tpu=NAME (or --tpu=local on "
                "a TPU VM)")
 
+    pruning = _pruning_config(f, train_steps)
     augment = spec.default_augment if f.augment == "default" else f.augment
     return ExperimentConfig(
         experiment=f.experiment,
@@ -525,6 +663,7 @@ def config_from_flags(fl: flags.FlagValues | None = None) -> ExperimentConfig:
             augment_seed=f.augment_seed,
             rewind_steps=rewind_steps,
         ),
+        pruning=pruning,
         runtime=RuntimeConfig(
             model_dir=f.model_dir,
             data_dir=f.data_dir,

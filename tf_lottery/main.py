@@ -21,6 +21,7 @@ from tf_lottery.data import registry as data_registry
 from tf_lottery.data import sources
 from tf_lottery.data.pipeline import InMemoryPipeline
 from tf_lottery.errors import ConfigError
+from tf_lottery.pruning import imp as _imp  # noqa: F401  (registers "imp")
 from tf_lottery.stability import analysis as _stability  # noqa: F401  (registers it)
 from tf_lottery.training import strategy as strategy_lib
 

@@ -45,7 +45,12 @@ def flip(images: tf.Tensor, draws: tf.Tensor) -> tf.Tensor:
 
 
 def pad_crop(images: tf.Tensor, draw_y: tf.Tensor, draw_x: tf.Tensor) -> tf.Tensor:
-    """Zero-pad by ``PAD`` and crop back to the input size at drawn offsets."""
+    """Zero-pad by ``PAD`` and crop back to the input size at drawn offsets.
+
+    The pipeline applies it to raw uint8 pixels, so the padding is black
+    before normalization, as torchvision's ``RandomCrop`` in open_lth. The
+    (2 * PAD + 1)^2 = 81 offsets are equally likely.
+    """
     height, width = images.shape[1], images.shape[2]
     padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
     span = 2 * PAD + 1

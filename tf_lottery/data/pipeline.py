@@ -110,9 +110,10 @@ class InMemoryPipeline:
                 lo = first_replica * per_replica
                 hi = lo + local * per_replica
                 idx = indices[lo:hi]
-                x = augment_lib.normalize(tf.gather(images, idx), self.spec.mean,
-                                          self.spec.std)
-                x = augment_lib.augment(x, kind, draws[lo:hi])
+                # Augment the raw pixels, then normalize: the crop's padding is
+                # black, as torchvision's RandomCrop in the paper's framework.
+                x = augment_lib.augment(tf.gather(images, idx), kind, draws[lo:hi])
+                x = augment_lib.normalize(x, self.spec.mean, self.spec.std)
                 y = tf.gather(labels, idx)
                 shape = [local, per_replica]
                 return (tf.reshape(x, shape + list(x.shape[1:])),

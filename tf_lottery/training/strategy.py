@@ -30,6 +30,21 @@ def configure_cpu_devices(num: int) -> None:
                           f"initializes its devices ({e})") from None
 
 
+def mirrored_strategy(devices: list[str]) -> tf.distribute.MirroredStrategy:
+    """A MirroredStrategy whose collectives cannot collide with an earlier one's.
+
+    Every MirroredStrategy numbers its collective ops (gradient all-reduce,
+    synchronized BatchNorm) from the same keys, and TensorFlow caches each
+    key's tensor shape per process: a second strategy in the same process
+    (another test, another recipe in a notebook) running a different model
+    fails with "Shape mismatch in the collective instance". A fresh key base
+    per strategy avoids it, as TensorFlow's own ``strategy_combinations`` does.
+    """
+    # Private, but TensorFlow offers no public way to set the key base.
+    tf.distribute.MirroredStrategy._collective_key_base += 100000
+    return tf.distribute.MirroredStrategy(devices=devices)
+
+
 def make_strategy(runtime: RuntimeConfig) -> tf.distribute.Strategy:
     """default | one_device | mirrored | multi_worker_mirrored | tpu."""
     name = runtime.strategy
@@ -53,7 +68,7 @@ def make_strategy(runtime: RuntimeConfig) -> tf.distribute.Strategy:
         elif name == "mirrored":
             devices = [d.name for d in gpus] or [
                 d.name for d in tf.config.list_logical_devices("CPU")]
-            strategy = tf.distribute.MirroredStrategy(devices=devices)
+            strategy = mirrored_strategy(devices)
         else:
             raise ConfigError(f"--strategy={name} is not one of default, "
                               "one_device, mirrored, multi_worker_mirrored, tpu")

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 import tensorflow as tf
+import tf_keras
 from absl import logging
 
 from tf_lottery import files
@@ -82,7 +83,12 @@ class Trainer:
         strategy: tf.distribute.Strategy,
         pipeline: InMemoryPipeline,
         init_seed: int | None = None,
+        wrap_model: Callable[[tf_keras.Model], tf_keras.Model] | None = None,
     ):
+        """``wrap_model`` (optional) transforms the freshly built model inside
+        the strategy scope before the optimizer sees its variables, e.g. to
+        hold kernels in pruning wrappers; checkpoints then follow its layout.
+        """
         self.config = config
         self.strategy = strategy
         self.pipeline = pipeline
@@ -100,6 +106,8 @@ class Trainer:
         with strategy.scope():
             self.model = model_registry.build_model(
                 config.model.name, spec.num_classes, spec.image_shape, seed)
+            if wrap_model is not None:
+                self.model = wrap_model(self.model)
             self.optimizer = optimizers.make_optimizer(
                 config.optimizer, config.schedule.learning_rate)
             self.optimizer.build(self.model.trainable_variables)
@@ -110,6 +118,9 @@ class Trainer:
             model=self.model, optimizer=self.optimizer, step=self.step)
         self._weights_checkpoint = tf.train.Checkpoint(model=self.model, step=self.step)
         self.post_update_fns: list[Callable[[], None]] = []
+        # (grads, variables) -> grads, applied to the all-reduced gradients
+        # before clipping (e.g. masking the gradients of pruned weights).
+        self.gradient_fns: list[Callable[[list, list], list]] = []
         self._train_loop = tf.function(self._train_loop_impl)
         self._eval_loop = tf.function(self._eval_loop_impl)
         self._eval_inputs: dict[str, tuple[object, int]] = {}
@@ -146,6 +157,8 @@ class Trainer:
         grads = tape.gradient(loss, variables)
         grads = tf.distribute.get_replica_context().all_reduce(
             tf.distribute.ReduceOp.SUM, grads)
+        for fn in self.gradient_fns:
+            grads = fn(grads, variables)
         if cfg.grad_clip_norm:
             grads, _ = tf.clip_by_global_norm(grads, cfg.grad_clip_norm)
         self.optimizer.apply_gradients(

@@ -1,0 +1,240 @@
+"""IMP with rewinding: the rewind manager, the levels, baselines, resume, flags."""
+
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import parse_config, tiny_pipeline
+from tests.test_pruning_wrappers import assert_checkpoint_is_masked, random_masks
+from tf_lottery import files
+from tf_lottery.errors import ConfigError
+from tf_lottery.pruning import imp, masks, wrappers
+from tf_lottery.pruning.rewind import RewindManager
+from tf_lottery.training import checkpoints
+from tf_lottery.training.trainer import RunSpec, SgdNoise
+
+NOISE = SgdNoise(0, 0)
+T = 12
+
+
+def config(tmp_path, *extra):
+    return parse_config(
+        "--experiment=imp", f"--train_steps={T}", "--batch_size=20",
+        "--eval_batch_size=50", "--train_eval_examples=100", "--steps_per_loop=4",
+        "--checkpoint_every=4", "--log_every=12", *extra, model_dir=str(tmp_path))
+
+
+def values(model):
+    return [v.numpy() for v in model.weights]
+
+
+def test_rewinding_restores_w_k_exactly_on_unpruned_positions(tmp_path):
+    c = config(tmp_path, "--model=conv_bn_for_tests", "--optimizer=adam")
+    parent_dir = str(tmp_path / "level_00")
+    parent = imp.make_trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    parent.train(RunSpec(parent_dir, T, NOISE, rewind_steps=(4,)))
+    w_k = imp.make_trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    w_k.restore_from(checkpoints.rewind_prefix(parent_dir, 4), reset_optimizer=False)
+    moving_mean = w_k.model.get_layer("bn").moving_mean.numpy()
+    assert np.any(moving_mean != 0)  # BatchNorm statistics moved before k
+    mask = random_masks(w_k.model, seed=3)
+
+    child = imp.make_trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    for policy in ("reset", "restore"):
+        rewind = RewindManager(parent_dir, 4, policy)
+        # Rewinding must overwrite whatever the model held before.
+        child.model.set_weights([np.full_like(v, 7.0) for v in values(child.model)])
+        for v in child.optimizer.variables:
+            v.assign(tf.fill(v.shape, tf.constant(7, v.dtype)))
+        # A run that stops at k shows the rewound state itself.
+        child.train(rewind.run_spec(str(tmp_path / policy), 4, NOISE), rewind.init_fn(mask))
+        assert int(child.step.numpy()) == 4
+        prunable = {id(w): n for n, (w, _) in wrappers.pruning_vars(child.model).items()}
+        for got, want in zip(child.model.weights, w_k.model.weights, strict=True):
+            expected = want.numpy()
+            if id(got) in prunable:
+                expected = expected * mask[prunable[id(got)]]
+            elif "mask" in got.name:
+                continue
+            np.testing.assert_array_equal(got.numpy(), expected, err_msg=got.name)
+        np.testing.assert_array_equal(child.model.get_layer("bn").moving_mean.numpy(),
+                                      moving_mean)
+        opt = [v.numpy() for v in child.optimizer.variables]
+        if policy == "reset":
+            assert all(not np.any(v) for v in opt)
+        else:
+            for got, want in zip(opt, (v.numpy() for v in w_k.optimizer.variables),
+                                 strict=True):
+                np.testing.assert_array_equal(got, want)
+
+    # Training on from the reset state: masked gradients keep the Adam moments
+    # of pruned weights at exactly zero.
+    rewind = RewindManager(parent_dir, 4, "reset")
+    child.train(rewind.run_spec(str(tmp_path / "reset_to_T"), T, NOISE), rewind.init_fn(mask))
+    kernel_slots = [v.numpy() for v in child.optimizer.variables if v.shape == (3, 3, 1, 4)]
+    assert len(kernel_slots) == 2
+    for slot in kernel_slots:
+        assert not np.any(slot[mask["conv/kernel"] == 0])
+        assert np.any(slot[mask["conv/kernel"] == 1])
+
+
+def test_rewinding_with_all_ones_and_restored_state_retraces_the_parent(tmp_path):
+    """Step, LR schedule and data order all continue from k."""
+    c = config(tmp_path)
+    parent_dir = str(tmp_path / "level_00")
+    parent = imp.make_trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    parent.train(RunSpec(parent_dir, T, NOISE, rewind_steps=(5,)))
+    rewind = RewindManager(parent_dir, 5, "restore")
+    child = imp.make_trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    ones = masks.ones_like(wrappers.weight_values(child.model))
+    child.train(rewind.run_spec(str(tmp_path / "child"), T, NOISE), rewind.init_fn(ones))
+    for a, b in zip(values(parent.model), values(child.model), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def mtimes(root):
+    return {p: os.stat(p).st_mtime_ns
+            for p in glob.glob(os.path.join(root, "**", "*"), recursive=True)
+            if os.path.isfile(p)}
+
+
+def final_values(path):
+    reader = tf.train.load_checkpoint(path)
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if k.startswith("model/")}
+
+
+def test_imp_end_to_end_three_levels_with_baselines_and_resume(tmp_path):
+    c = config(tmp_path, "--imp_levels=3", "--prune_layer_rates=logits:0.5",
+               "--imp_baselines=random_prune,random_reinit", "--imp_baseline_levels=2")
+    strategy = tf.distribute.get_strategy()
+    results = imp.imp(c, strategy, tiny_pipeline(c))
+    assert results["status"] == "complete"
+    assert files.read_json(str(tmp_path / "results.json")) == results
+    levels = results["levels"]
+    assert [r["level"] for r in levels] == [0, 1, 2, 3]
+
+    probe = imp.make_trainer(c, strategy, tiny_pipeline(c))
+    rule = masks.PruningRule("global", (("logits", 0.5),))
+    previous = None
+    for r in levels:
+        level = r["level"]
+        mask = masks.load(os.path.join(imp.level_dir(str(tmp_path), level), imp.MASK_FILE))
+        fc = {k: v for k, v in mask.items() if k != "logits/kernel"}
+        assert abs(masks.count(fc) - masks.size(fc) * 0.8 ** level) <= 1
+        assert abs(mask["logits/kernel"].sum() - 1000 * 0.9 ** level) <= 1
+        assert r["density"] == masks.density(mask)
+        assert r["layer_density"] == masks.layer_densities(mask)
+        if previous is not None:
+            # Level L prunes level L-1's trained weights W_T.
+            probe.restore_from(levels[level - 1]["run_dir"] + "/final/ckpt", True)
+            want = masks.prune(wrappers.weight_values(probe.model), previous,
+                               masks.level_densities(list(mask), 0.2, level, rule), rule)
+            for k in mask:
+                np.testing.assert_array_equal(mask[k], want[k])
+            assert_checkpoint_is_masked(r["run_dir"] + "/final/ckpt")
+        previous = mask
+        assert set(r["baselines"]) == ({"random_prune", "random_reinit"} if level == 2
+                                       else set())
+
+    level2 = levels[2]
+    shuffled = masks.load(os.path.join(level2["run_dir"], "random_prune", imp.MASK_FILE))
+    reinit_dir = os.path.join(level2["run_dir"], "random_reinit")
+    mask2 = masks.load(os.path.join(level2["run_dir"], imp.MASK_FILE))
+    assert masks.layer_densities(shuffled) == level2["layer_density"]
+    assert not np.array_equal(shuffled["fc1/kernel"], mask2["fc1/kernel"])
+    # Random reinit: same mask, different starting weights on the survivors.
+    reinit = final_values(checkpoints.rewind_prefix(reinit_dir, 0))
+    rewound = final_values(checkpoints.rewind_prefix(level2["run_dir"], 0))
+    key = "model/layer_with_weights-0/layer/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    mask_key = "model/layer_with_weights-0/mask/.ATTRIBUTES/VARIABLE_VALUE"
+    np.testing.assert_array_equal(reinit[mask_key], mask2["fc1/kernel"])
+    survivors = mask2["fc1/kernel"] == 1
+    assert not np.any(reinit[key][survivors] == rewound[key][survivors])
+    assert not np.any(reinit[key][~survivors])
+    assert_checkpoint_is_masked(os.path.join(reinit_dir, "final", "ckpt"))
+
+    # TensorBoard: accuracy against the level and against density (ppm).
+    tags = {}
+    for path in glob.glob(str(tmp_path / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for v in event.summary.value:
+                tags.setdefault(v.tag, []).append(event.step)
+    assert sorted(tags["imp/test_accuracy"]) == [0, 1, 2, 3]
+    assert tags["imp/random_prune/test_accuracy"] == [2]
+    assert round(1e6 * level2["density"]) in tags["imp_vs_density/test_accuracy"]
+
+    # A finished run is not touched again.
+    before = mtimes(str(tmp_path / "level_01"))
+    assert imp.imp(c, strategy, tiny_pipeline(c))["levels"] == levels
+    assert mtimes(str(tmp_path / "level_01")) == before
+
+    # A run killed during level 3 redoes only level 3, with the same result.
+    level3 = levels[3]["run_dir"]
+    final3 = final_values(level3 + "/final/ckpt")
+    for name in os.listdir(level3):
+        if name != imp.MASK_FILE:
+            path = os.path.join(level3, name)
+            tf.io.gfile.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    files.write_json_atomic(str(tmp_path / "results.json"),
+                            {**results, "status": "running", "levels": levels[:3]})
+    resumed = imp.imp(c, strategy, tiny_pipeline(c))
+    assert mtimes(str(tmp_path / "level_01")) == before
+    assert [r["test_accuracy"] for r in resumed["levels"]] == [
+        r["test_accuracy"] for r in levels]
+    for k, v in final_values(level3 + "/final/ckpt").items():
+        np.testing.assert_array_equal(v, final3[k], err_msg=k)
+
+
+def test_one_shot_layerwise_with_an_excluded_layer(tmp_path):
+    c = config(tmp_path, "--train_steps=8", "--target_density=0.3",
+               "--pruning_scope=layerwise", "--prune_exclude=logits", "--rewind_step=4",
+               "--rewind_steps=0")
+    results = imp.imp(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    assert [r["level"] for r in results["levels"]] == [0, 1]
+    one_shot = results["levels"][1]
+    assert sorted(one_shot["layer_density"]) == ["fc1/kernel", "fc2/kernel"]
+    for name, n in (("fc1/kernel", 784 * 300), ("fc2/kernel", 300 * 100)):
+        assert one_shot["layer_density"][name] == round(0.3 * n) / n
+    # Level 0 kept W_0 and W_4; the one-shot level started from W_4.
+    assert checkpoints.rewind_steps_saved(str(tmp_path / "level_00")) == [0, 4]
+    assert checkpoints.rewind_steps_saved(str(tmp_path / "level_01")) == [4]
+
+
+def test_main_knows_the_imp_experiment():
+    from tf_lottery import experiment, main  # noqa: F401  (main registers experiments)
+
+    assert experiment.get("imp") is imp.imp
+
+
+def test_one_shot_is_one_level_of_fraction_one_minus_density():
+    p = parse_config("--train_steps=10", "--target_density=0.3").pruning
+    assert (p.levels, p.prune_fraction, p.target_density) == (1, pytest.approx(0.7), 0.3)
+    assert parse_config("--train_steps=10",
+                        "--prune_layer_rates=logits:0.5").pruning.rates() == (
+        ("logits", 0.5),)
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--target_density=0.3", "--imp_levels=3"], "--target_density"),
+    (["--target_density=1.5"], "--target_density"),
+    (["--prune_fraction=1"], "--prune_fraction"),
+    (["--imp_levels=0"], "--imp_levels"),
+    (["--rewind_step=1000", "--train_steps=10"], "--rewind_step"),
+    (["--prune_exclude=fc(1"], "--prune_exclude"),
+    (["--prune_layer_rates=logits"], "--prune_layer_rates"),
+    (["--prune_layer_rates=logits:6"], "--prune_layer_rates"),
+    (["--imp_baselines=shuffle"], "--imp_baselines"),
+    (["--imp_levels=3", "--imp_baseline_levels=4"], "--imp_baseline_levels"),
+])
+def test_bad_imp_flags_name_the_flag(args, flag):
+    with pytest.raises(ConfigError, match=flag):
+        parse_config("--train_steps=100", *args)
+
+
+def test_unknown_rewind_checkpoint_is_reported(tmp_path):
+    with pytest.raises(FileNotFoundError, match="step 3"):
+        _ = RewindManager(str(tmp_path), 3).checkpoint

@@ -1,0 +1,1 @@
+"""IMP with rewinding: TFMOT wrappers holding fixed masks, masks, rewinding, levels."""

@@ -1,0 +1,263 @@
+"""Iterative magnitude pruning with rewinding (experiment 'imp').
+
+Level 0 trains the dense network from W_0 to T and keeps W_k. Level L >= 1
+prunes the previous level's trained weights W_T by magnitude to density
+``(1 - p)**L`` (``masks.level_densities``), rewinds the survivors to W_k and
+retrains from k to T. One-shot pruning is the same with one level.
+
+Every level, including level 0, trains the *wrapped* model (Dense/Conv
+kernels in TFMOT ``PruneLowMagnitude`` wrappers); level 0's masks are all
+ones, so it trains bit for bit like the unwrapped network and its W_k
+checkpoint has the wrapped layout that every later level restores.
+
+Baselines, at any pruned level (``--imp_baseline_levels``), are branches that
+never feed later levels:
+
+- random_prune: the level's per-layer densities, random positions, rewound
+  to W_k (``masks.random_like``);
+- random_reinit: the level's mask, weights freshly initialized from another
+  seed (``RewindManager.init_fn``).
+
+Layout under ``--model_dir``::
+
+  results.json                 per-level summary (status 'running' until done)
+  events.out.tfevents.*        imp/* against the level, imp_vs_density/* against
+                               density in parts per million
+  level_00/                    dense run: rewind/step_k, final/, results.json
+  level_LL/mask.npz            the level's mask (uint8, one array per kernel)
+  level_LL/                    the level's run (its own rewind/step_k holds the
+                               masked W_k)
+  level_LL/random_prune/       baseline runs, each with its mask.npz
+  level_LL/random_reinit/
+
+Runs are ``Trainer.train`` runs, so a finished level is never redone and a
+killed one resumes from its last checkpoint; masks are written atomically
+before their run starts and reloaded, never recomputed, on resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tf_lottery import experiment, files
+from tf_lottery.config import ExperimentConfig
+from tf_lottery.data.pipeline import InMemoryPipeline
+from tf_lottery.pruning import masks as masks_lib
+from tf_lottery.pruning import wrappers
+from tf_lottery.pruning.rewind import RewindManager
+from tf_lottery.training.trainer import SgdNoise, Trainer
+
+RESULTS_FILE = "results.json"
+RESULTS_SCHEMA = 1
+MASK_FILE = "mask.npz"
+
+
+def level_dir(model_dir: str, level: int) -> str:
+    return os.path.join(model_dir, f"level_{level:02d}")
+
+
+def baseline_seed(base: int, level: int, name: str) -> int:
+    """Seed of a baseline's random draws: a pure function of (base, level, name)."""
+    salt = {"random_prune": 1, "random_reinit": 2}[name]
+    return int(np.random.SeedSequence([base, level, salt]).generate_state(1)[0] >> 1)
+
+
+def make_trainer(config: ExperimentConfig, strategy: tf.distribute.Strategy,
+                 pipeline: InMemoryPipeline) -> Trainer:
+    """A Trainer over the wrapped model whose masks hold during training."""
+    trainer = Trainer(config, strategy, pipeline, wrap_model=functools.partial(
+        wrappers.wrap_model, exclude=config.pruning.exclude))
+    trainer.gradient_fns.append(wrappers.mask_gradients(trainer.model))
+    trainer.post_update_fns.append(wrappers.mask_enforcer(trainer.model))
+    return trainer
+
+
+class Imp:
+    """Runs (or resumes) the levels and baselines an IMP config describes."""
+
+    def __init__(self, config: ExperimentConfig, strategy: tf.distribute.Strategy,
+                 pipeline: InMemoryPipeline):
+        self.config = config
+        self.cfg = config.pruning
+        self.model_dir = config.runtime.model_dir
+        self.trainer = make_trainer(config, strategy, pipeline)
+        self.rule = masks_lib.PruningRule(self.cfg.scope, self.cfg.rates())
+        self.rewind = RewindManager(level_dir(self.model_dir, 0), self.cfg.rewind_step,
+                                    self.cfg.rewind_optimizer)
+        t = config.train
+        # Every level and baseline sees the recipe's SGD noise, as in the
+        # lottery ticket experiments: only the mask (or init) differs.
+        self.noise = SgdNoise(t.data_order_seed, t.augment_seed)
+        self.results_path = os.path.join(self.model_dir, RESULTS_FILE)
+        previous = files.read_json(self.results_path) or {}
+        # (level, branch) pairs already in TensorBoard: a resumed run does not
+        # write them twice.
+        self.summarized = set()
+        for r in previous.get("levels", []):
+            self.summarized.add((r["level"], "imp"))
+            self.summarized.update((r["level"], name) for name in r["baselines"])
+        self.writer = tf.summary.create_file_writer(self.model_dir)
+        self.records: dict[int, dict] = {}
+
+    # -- levels ---------------------------------------------------------------
+
+    def run(self) -> dict:
+        """IMP levels 0..N first (the main result), then the baselines."""
+        masks = self._train_dense()
+        started = time.perf_counter()
+        for level in range(1, self.cfg.levels + 1):
+            masks = self._level_masks(level, masks)
+            record = self._train_level(level, masks)
+            self._finish(level, "imp", record)
+            logging.info(
+                "IMP level %d/%d: density %.4f, test accuracy %.4f (%.1f s) | ETA of "
+                "the levels %.0f s", level, self.cfg.levels, record["density"],
+                record["test_accuracy"], record["wall_time_s"],
+                (time.perf_counter() - started) / level * (self.cfg.levels - level))
+        for level in self.cfg.baseline_levels or range(1, self.cfg.levels + 1):
+            level_masks = masks_lib.load(
+                os.path.join(level_dir(self.model_dir, level), MASK_FILE))
+            for name in self.cfg.baselines:
+                record = self._train_baseline(level, level_masks, name)
+                self._finish(level, name, record)
+                logging.info("IMP level %d %s: test accuracy %.4f (%.1f s)", level, name,
+                             record["test_accuracy"], record["wall_time_s"])
+        return self._write("complete")
+
+    def _train_dense(self) -> dict[str, np.ndarray]:
+        t = self.config.train
+        run_dir = level_dir(self.model_dir, 0)
+        ones = masks_lib.ones_like(wrappers.weight_values(self.trainer.model))
+        self._save_masks(run_dir, ones)
+        spec = dataclasses.replace(
+            experiment.parent_run(self.config, run_dir),
+            rewind_steps=tuple(sorted({*t.rewind_steps, self.cfg.rewind_step})))
+        results = self.trainer.train(spec)
+        self._finish(0, "imp", self._record(0, ones, results, run_dir))
+        return ones
+
+    def _level_masks(self, level: int, previous: dict[str, np.ndarray]
+                     ) -> dict[str, np.ndarray]:
+        """Level ``level``'s mask: saved, or pruned from level-1's W_T."""
+        run_dir = level_dir(self.model_dir, level)
+        path = os.path.join(run_dir, MASK_FILE)
+        if tf.io.gfile.exists(path):
+            return masks_lib.load(path)
+        before = files.read_json(
+            os.path.join(level_dir(self.model_dir, level - 1), RESULTS_FILE))
+        self.trainer.restore_from(before["final_checkpoint"], reset_optimizer=True)
+        held = wrappers.get_masks(self.trainer.model)
+        if any(not np.array_equal(held[n], previous[n]) for n in previous):
+            raise RuntimeError(f"level {level - 1}'s final checkpoint does not hold "
+                               f"the mask saved in its {MASK_FILE}")
+        weights = wrappers.weight_values(self.trainer.model)
+        targets = masks_lib.level_densities(
+            list(previous), self.cfg.prune_fraction, level, self.rule)
+        new = masks_lib.prune(weights, previous, targets, self.rule)
+        self._save_masks(run_dir, new)
+        return new
+
+    def _train_level(self, level: int, masks: dict[str, np.ndarray]) -> dict:
+        run_dir = level_dir(self.model_dir, level)
+        results = self.trainer.train(self._spec(run_dir), self.rewind.init_fn(masks))
+        return self._record(level, masks, results, run_dir)
+
+    def _train_baseline(self, level: int, masks: dict[str, np.ndarray],
+                        name: str) -> dict:
+        run_dir = os.path.join(level_dir(self.model_dir, level), name)
+        seed = baseline_seed(self.cfg.baseline_seed, level, name)
+        if name == "random_prune":
+            path = os.path.join(run_dir, MASK_FILE)
+            if tf.io.gfile.exists(path):
+                masks = masks_lib.load(path)
+            else:
+                masks = masks_lib.random_like(masks, np.random.default_rng(seed))
+                self._save_masks(run_dir, masks)
+            init = self.rewind.init_fn(masks)
+        else:
+            init = self.rewind.init_fn(masks, reinit_seed=seed)
+        results = self.trainer.train(self._spec(run_dir), init)
+        return {**self._record(level, masks, results, run_dir), "seed": seed}
+
+    def _spec(self, run_dir: str):
+        return self.rewind.run_spec(run_dir, self.config.train.train_steps, self.noise,
+                                    self.config.runtime.eval_every)
+
+    # -- bookkeeping ----------------------------------------------------------
+
+    @staticmethod
+    def _save_masks(run_dir: str, masks: dict[str, np.ndarray]) -> None:
+        tf.io.gfile.makedirs(run_dir)
+        path = os.path.join(run_dir, MASK_FILE)
+        if not tf.io.gfile.exists(path):
+            masks_lib.save(path, masks)
+
+    @staticmethod
+    def _record(level: int, masks: dict[str, np.ndarray], results: dict,
+                run_dir: str) -> dict:
+        m = results["metrics"]
+        return {
+            "level": level,
+            "density": masks_lib.density(masks),
+            "remaining_weights": masks_lib.count(masks),
+            "prunable_weights": masks_lib.size(masks),
+            "layer_density": masks_lib.layer_densities(masks),
+            "test_accuracy": m["test_accuracy"],
+            "test_error": m["test_error"],
+            "train_accuracy": m["train_accuracy"],
+            "train_error": m["train_error"],
+            "wall_time_s": results.get("wall_time_s_last_session"),
+            "run_dir": run_dir,
+        }
+
+    def _finish(self, level: int, branch: str, record: dict) -> None:
+        """Files a finished run under its level, in TensorBoard and results.json."""
+        if branch == "imp":
+            self.records[level] = {**record, "baselines": {}}
+        else:
+            self.records[level]["baselines"][branch] = record
+        if (level, branch) not in self.summarized:
+            self._summarize(level, branch, record)
+            self.summarized.add((level, branch))
+        self._write("running")
+
+    def _summarize(self, level: int, branch: str, record: dict) -> None:
+        ppm = int(round(1e6 * record["density"]))
+        prefix = "" if branch == "imp" else f"{branch}/"
+        with self.writer.as_default():
+            if branch == "imp":
+                tf.summary.scalar("imp/density", record["density"], step=level)
+                for name, value in record["layer_density"].items():
+                    tf.summary.scalar(f"imp/layer_density/{name}", value, step=level)
+            for key in ("test_accuracy", "train_accuracy"):
+                tf.summary.scalar(f"imp/{prefix}{key}", record[key], step=level)
+                tf.summary.scalar(f"imp_vs_density/{prefix}{key}", record[key], step=ppm)
+        self.writer.flush()
+
+    def _write(self, status: str) -> dict:
+        c = self.cfg
+        summary = {
+            "schema": RESULTS_SCHEMA,
+            "status": status,
+            "experiment": "imp",
+            "rewind_step": c.rewind_step,
+            "prune_fraction": c.prune_fraction,
+            "pruning_scope": c.scope,
+            "levels": [self.records[k] for k in sorted(self.records)],
+        }
+        files.write_json_atomic(self.results_path, summary)
+        return summary
+
+
+@experiment.register("imp")
+def imp(config: ExperimentConfig, strategy: tf.distribute.Strategy,
+        pipeline: InMemoryPipeline) -> dict:
+    """IMP with rewinding and its baselines; writes ``results.json``."""
+    return Imp(config, strategy, pipeline).run()

@@ -1,0 +1,215 @@
+"""TFMOT ``PruneLowMagnitude`` wrappers that hold masks our code sets.
+
+``wrap_model`` wraps the kernels of Dense and Conv layers of any registry
+model with ``tfmot.sparsity.keras.prune_low_magnitude`` and a pruning
+schedule that never fires, so TFMOT never changes a mask: masks are computed
+by ``tf_lottery.pruning.masks`` and assigned through ``wrapper.pruning_vars``
+(as google-research/rigl's ``rigl_tf2`` does). Biases, BatchNorm and every
+other layer are left unwrapped and are never pruned.
+
+The wrapper multiplies each kernel by its mask before every forward pass,
+but the optimizer step that follows a forward pass makes pruned weights
+non-zero again (their gradient and any momentum/Adam state are not zero in
+general). So training must also
+
+- multiply gradients by the masks (``mask_gradients``): the gradient of the
+  effective weight w*m, as in the original lottery ticket code; this keeps
+  moments of pruned weights at zero and keeps them out of gradient clipping;
+- re-apply the masks right after every optimizer step (``mask_enforcer``,
+  a ``Trainer.post_update_fns`` entry run inside the replica step): optimizer
+  state restored from a dense W_k can still move pruned weights.
+
+With both, pruned weights are exactly 0 after every step, hence in every
+checkpoint and at every point interpolated between two masked networks.
+With all-ones masks the wrapped model trains bit-for-bit like the unwrapped
+one (x * 1 == x), which is what lets IMP's level 0 *be* the dense run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras
+
+# The wrapper class is not exported by tfmot's public API (rigl_tf2 imports
+# it the same way); it is what prune_low_magnitude returns.
+from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import (
+    PruneLowMagnitude,
+)
+
+from tf_lottery.errors import ConfigError
+
+# Exact classes (a DepthwiseConv2D is a Conv2D subclass but has no prunable
+# kernel in TFMOT's registry).
+PRUNABLE_TYPES = (
+    tf_keras.layers.Dense,
+    tf_keras.layers.Conv1D,
+    tf_keras.layers.Conv2D,
+    tf_keras.layers.Conv3D,
+    tf_keras.layers.Conv2DTranspose,
+    tf_keras.layers.Conv3DTranspose,
+)
+
+
+class FixedMaskSchedule(tfmot.sparsity.keras.PruningSchedule):
+    """A pruning schedule that never asks TFMOT to update a mask."""
+
+    def __call__(self, step):
+        del step
+        return tf.constant(False), tf.constant(0.0)
+
+    def get_config(self) -> dict:
+        return {}
+
+
+class _ByName(tfmot.sparsity.keras.PruningPolicy):
+    """Wraps Dense/Conv layers whose name no exclusion pattern fully matches."""
+
+    def __init__(self, exclude: Sequence[str]):
+        self.exclude = tuple(exclude)
+        self.used: set[str] = set()
+
+    def allow_pruning(self, layer: tf_keras.layers.Layer) -> bool:
+        if type(layer) not in PRUNABLE_TYPES:
+            return False
+        for pattern in self.exclude:
+            if re.fullmatch(pattern, layer.name):
+                self.used.add(pattern)
+                return False
+        return True
+
+    def ensure_model_supports_pruning(self, model: tf_keras.Model) -> None:
+        del model  # layers the policy does not wrap simply stay dense
+
+
+def _all_layers(model: tf_keras.Model):
+    for layer in model.layers:
+        if isinstance(layer, tf_keras.Model):
+            yield from _all_layers(layer)
+        else:
+            yield layer
+
+
+def wrap_model(model: tf_keras.Model, exclude: Sequence[str] = ()) -> tf_keras.Model:
+    """The same network with prunable kernels held by ``PruneLowMagnitude``.
+
+    Call inside the strategy's scope. The layers themselves (and so their
+    weights, e.g. W_0 drawn from the init seed) are reused, not re-created.
+    Masks start all ones.
+
+    Args:
+      model: a functional or Sequential tf_keras model (nested ones too).
+      exclude: regexes; a layer whose name fully matches one stays dense.
+
+    Raises:
+      ConfigError: an exclusion pattern matches no Dense/Conv layer, or
+        nothing is left to prune.
+    """
+    policy = _ByName(exclude)
+    candidates = [layer.name for layer in _all_layers(model)
+                  if type(layer) in PRUNABLE_TYPES]
+    wrapped = tfmot.sparsity.keras.prune_low_magnitude(
+        model, pruning_schedule=FixedMaskSchedule(), pruning_policy=policy)
+    unused = [p for p in exclude if p not in policy.used]
+    if unused:
+        raise ConfigError(
+            f"--prune_exclude pattern(s) {', '.join(unused)} match no Dense/Conv "
+            f"layer of {model.name} (layers: {', '.join(candidates)})")
+    if not pruning_vars(wrapped):
+        raise ConfigError(f"--prune_exclude leaves no prunable layer in {model.name}")
+    for layer in _all_layers(wrapped):
+        if isinstance(layer, PruneLowMagnitude):
+            # TFMOT asserts its step counter is >= 1 during training (its
+            # Keras callback would set it); our schedule never reads it.
+            layer.pruning_step.assign(1)
+    return wrapped
+
+
+def pruning_vars(model: tf_keras.Model) -> dict[str, tuple[tf.Variable, tf.Variable]]:
+    """``"<layer>/<weight>" -> (weight, mask)`` for every wrapped kernel."""
+    out = {}
+    for layer in _all_layers(model):
+        if isinstance(layer, PruneLowMagnitude):
+            for weight, mask, _ in layer.pruning_vars:
+                short = weight.name.split("/")[-1].split(":")[0]
+                name = f"{layer.layer.name}/{short}"
+                if name in out:
+                    raise ValueError(f"two prunable weights are named {name}")
+                out[name] = (weight, mask)
+    return out
+
+
+def weight_values(model: tf_keras.Model) -> dict[str, np.ndarray]:
+    """Current values of the prunable weights."""
+    return {n: w.numpy() for n, (w, _) in pruning_vars(model).items()}
+
+
+def get_masks(model: tf_keras.Model) -> dict[str, np.ndarray]:
+    """Current masks."""
+    return {n: m.numpy() for n, (_, m) in pruning_vars(model).items()}
+
+
+def set_masks(model: tf_keras.Model, masks: dict[str, np.ndarray]) -> None:
+    """Assigns ``masks`` and zeroes the pruned weights (cross-replica context)."""
+    variables = pruning_vars(model)
+    if set(masks) != set(variables):
+        raise ValueError(f"masks for {sorted(masks)} do not fit the model's "
+                         f"prunable weights {sorted(variables)}")
+    for name, (weight, mask) in variables.items():
+        mask.assign(np.asarray(masks[name], mask.dtype.as_numpy_dtype))
+        weight.assign(weight * mask)
+
+
+def mask_enforcer(model: tf_keras.Model) -> Callable[[], None]:
+    """A ``Trainer.post_update_fns`` entry: w <- w * m after each update.
+
+    Runs in the replica context of the train step; each replica multiplies
+    its own copy (the copies are identical, so no reduction is needed).
+    """
+    pairs = list(pruning_vars(model).values())
+
+    def update(strategy: tf.distribute.Strategy) -> None:
+        for weight, mask in pairs:
+            strategy.extended.update(
+                weight, lambda w, m: w.assign(w * m), args=(mask,))
+
+    def enforce() -> None:
+        tf.distribute.get_replica_context().merge_call(update)
+
+    return enforce
+
+
+def mask_gradients(model: tf_keras.Model) -> Callable[[list, list], list]:
+    """A ``Trainer.gradient_fns`` entry: grad <- grad * m for masked weights."""
+    masks = {w.ref(): m for w, m in pruning_vars(model).values()}
+
+    def apply(grads: list, variables: list) -> list:
+        return [g * masks[v.ref()] if g is not None and v.ref() in masks else g
+                for g, v in zip(grads, variables, strict=True)]
+
+    return apply
+
+
+def copy_weights(source: tf_keras.Model, target: tf_keras.Model) -> None:
+    """Copies every weight of an unwrapped model into its wrapped twin.
+
+    Masks are left as they are; pruned positions are zeroed afterwards so the
+    target stays consistent with its masks. Used to give a wrapped model a
+    fresh initialization (random reinitialization).
+    """
+    src = list(_all_layers(source))
+    dst = list(_all_layers(target))
+    if len(src) != len(dst):
+        raise ValueError(f"{source.name} and {target.name} have different layers")
+    for s, d in zip(src, dst, strict=True):
+        inner = d.layer if isinstance(d, PruneLowMagnitude) else d
+        # Types, not names: auto-generated names differ between two builds.
+        if type(inner) is not type(s):
+            raise ValueError(f"layer {s.name} does not match {inner.name}")
+        inner.set_weights(s.get_weights())
+    for weight, mask in pruning_vars(target).values():
+        weight.assign(weight * mask)
