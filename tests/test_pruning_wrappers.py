@@ -95,9 +95,11 @@ def assert_checkpoint_is_masked(prefix):
         assert not np.any(kernel[mask == 0]), key
 
 
+@pytest.mark.parametrize("strategy_name", ["default", "mirrored"])
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
-def test_pruned_weights_stay_exactly_zero(tmp_path, optimizer):
-    strategy = tf.distribute.get_strategy()
+def test_pruned_weights_stay_exactly_zero(tmp_path, request, optimizer, strategy_name):
+    strategy = (request.getfixturevalue("mirrored") if strategy_name == "mirrored"
+                else tf.distribute.get_strategy())
     c = config(tmp_path, f"--optimizer={optimizer}", "--learning_rate=0.05",
                "--model=conv_bn_for_tests", "--weight_decay=1e-3")
     t = imp.make_trainer(c, strategy, tiny_pipeline(c))
