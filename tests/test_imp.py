@@ -229,6 +229,9 @@ def test_one_shot_is_one_level_of_fraction_one_minus_density():
     (["--prune_layer_rates=logits:6"], "--prune_layer_rates"),
     (["--imp_baselines=shuffle"], "--imp_baselines"),
     (["--imp_levels=3", "--imp_baseline_levels=4"], "--imp_baseline_levels"),
+    (["--imp_instability_levels=1"], "--imp_instability_levels needs --instability"),
+    (["--instability", "--imp_levels=2", "--imp_instability_levels=3"],
+     "--imp_instability_levels"),
 ])
 def test_bad_imp_flags_name_the_flag(args, flag):
     with pytest.raises(ConfigError, match=flag):
@@ -238,3 +241,33 @@ def test_bad_imp_flags_name_the_flag(args, flag):
 def test_unknown_rewind_checkpoint_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="step 3"):
         _ = RewindManager(str(tmp_path), 3).checkpoint
+
+
+def test_sparse_instability_children_keep_the_level_mask(tmp_path):
+    c = config(tmp_path, "--imp_levels=1", "--instability", "--imp_instability_levels=1",
+               "--interpolation_points=3")
+    results = imp.imp(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    assert [("instability" in r) for r in results["levels"]] == [False, True]
+    record = results["levels"][1]["instability"]
+    assert record["rewind_step"] == 0 and len(record["children"]) == 2
+    assert record["barrier"]["test"]["n"] == 1
+    assert isinstance(record["stable"], bool)
+    mask = masks.load(os.path.join(imp.level_dir(str(tmp_path), 1), imp.MASK_FILE))
+    ends = []
+    for child in record["children"]:
+        final = os.path.join(child["run_dir"], "final", "ckpt")
+        assert_checkpoint_is_masked(final)
+        values = final_values(final)
+        np.testing.assert_array_equal(
+            values["model/layer_with_weights-0/mask/.ATTRIBUTES/VARIABLE_VALUE"],
+            mask["fc1/kernel"])
+        ends.append(values["model/layer_with_weights-0/layer/kernel/.ATTRIBUTES/"
+                           "VARIABLE_VALUE"])
+    assert not np.array_equal(ends[0], ends[1])  # different SGD noise
+    pair = files.read_json(record["pairs"][0])
+    assert pair["barrier"]["test"] == record["barrier"]["test"]["mean"]
+    tags = set()
+    for path in glob.glob(str(tmp_path / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update((v.tag, event.step) for v in event.summary.value)
+    assert ("imp/test_barrier", 1) in tags and ("imp/train_barrier", 1) in tags

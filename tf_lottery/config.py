@@ -138,7 +138,9 @@ class PruningConfig:
     matching ``exclude`` is never pruned. ``baselines`` run at
     ``baseline_levels`` (empty: every pruned level) with seeds derived from
     ``baseline_seed``. ``rewind_optimizer`` is 'reset' (fresh optimizer state
-    at k, as open_lth) or 'restore' (the state saved with W_k).
+    at k, as open_lth) or 'restore' (the state saved with W_k). With
+    ``instability``, each level in ``instability_levels`` (empty: every level,
+    0 included) gets the instability analysis of its subnetwork at k.
     """
 
     levels: int = 15
@@ -152,6 +154,8 @@ class PruningConfig:
     baselines: tuple[str, ...] = ()
     baseline_levels: tuple[int, ...] = ()
     baseline_seed: int = 1
+    instability: bool = False
+    instability_levels: tuple[int, ...] = ()
 
     def rates(self) -> tuple[tuple[str, float], ...]:
         """``layer_rates`` as ``(pattern, rate)`` pairs."""
@@ -402,6 +406,14 @@ def define_flags(fv: flags.FlagValues | None = None) -> None:
     d.DEFINE_integer(
         "imp_baseline_seed", 1,
         "IMP: seed of the baselines' random masks and reinitializations.")
+    d.DEFINE_boolean(
+        "instability", False,
+        "IMP: instability analysis of each level's subnetwork at the rewind "
+        "step (children start from the masked W_k and keep the mask; "
+        "--children, --interpolation_points etc. apply).")
+    d.DEFINE_list(
+        "imp_instability_levels", [],
+        "IMP: levels analyzed with --instability (empty: every level, 0 included).")
 
     # Runtime.
     d.DEFINE_enum("strategy", "default", STRATEGIES, "Runtime: tf.distribute.")
@@ -509,6 +521,13 @@ def _pruning_config(f: flags.FlagValues, train_steps: int) -> PruningConfig:
     for level in baseline_levels:
         _check(1 <= level <= levels,
                f"--imp_baseline_levels has {level}, outside the pruned levels 1..{levels}")
+    instability_levels = tuple(sorted(set(_ints(f.imp_instability_levels,
+                                                "imp_instability_levels"))))
+    for level in instability_levels:
+        _check(0 <= level <= levels,
+               f"--imp_instability_levels has {level}, outside the levels 0..{levels}")
+    _check(f.instability or not instability_levels,
+           "--imp_instability_levels needs --instability")
     return PruningConfig(
         levels=levels,
         prune_fraction=fraction,
@@ -521,6 +540,8 @@ def _pruning_config(f: flags.FlagValues, train_steps: int) -> PruningConfig:
         baselines=tuple(dict.fromkeys(f.imp_baselines)),
         baseline_levels=baseline_levels,
         baseline_seed=f.imp_baseline_seed,
+        instability=f.instability,
+        instability_levels=instability_levels,
     )
 
 

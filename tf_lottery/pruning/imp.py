@@ -18,6 +18,11 @@ never feed later levels:
 - random_reinit: the level's mask, weights freshly initialized from another
   seed (``RewindManager.init_fn``).
 
+Sparse instability (``--instability``, last): two or more children start
+from each analyzed level's masked W_k, keep the mask, train to T with their
+own SGD noise, and the error barrier of their linear path is measured by the
+instability experiment's own machinery (``stability.analysis``).
+
 Layout under ``--model_dir``::
 
   results.json                 per-level summary (status 'running' until done)
@@ -29,6 +34,8 @@ Layout under ``--model_dir``::
                                masked W_k)
   level_LL/random_prune/       baseline runs, each with its mask.npz
   level_LL/random_reinit/
+  level_LL/instability/        children and pair_i_j.json path curves
+  level_LL/instability.json    the level's barriers (written when complete)
 
 Runs are ``Trainer.train`` runs, so a finished level is never redone and a
 killed one resumes from its last checkpoint; masks are written atomically
@@ -52,11 +59,14 @@ from tf_lottery.data.pipeline import InMemoryPipeline
 from tf_lottery.pruning import masks as masks_lib
 from tf_lottery.pruning import wrappers
 from tf_lottery.pruning.rewind import RewindManager
+from tf_lottery.stability import analysis, barrier
 from tf_lottery.training.trainer import SgdNoise, Trainer
 
 RESULTS_FILE = "results.json"
 RESULTS_SCHEMA = 1
 MASK_FILE = "mask.npz"
+INSTABILITY_DIR = "instability"
+INSTABILITY_FILE = "instability.json"
 
 
 def level_dir(model_dir: str, level: int) -> str:
@@ -103,6 +113,8 @@ class Imp:
         for r in previous.get("levels", []):
             self.summarized.add((r["level"], "imp"))
             self.summarized.update((r["level"], name) for name in r["baselines"])
+            if "instability" in r:
+                self.summarized.add((r["level"], "instability"))
         self.writer = tf.summary.create_file_writer(self.model_dir)
         self.records: dict[int, dict] = {}
 
@@ -129,6 +141,8 @@ class Imp:
                 self._finish(level, name, record)
                 logging.info("IMP level %d %s: test accuracy %.4f (%.1f s)", level, name,
                              record["test_accuracy"], record["wall_time_s"])
+        if self.cfg.instability:
+            self._instability()
         return self._write("complete")
 
     def _train_dense(self) -> dict[str, np.ndarray]:
@@ -186,6 +200,50 @@ class Imp:
         results = self.trainer.train(self._spec(run_dir), init)
         return {**self._record(level, masks, results, run_dir), "seed": seed}
 
+    def _instability(self) -> None:
+        """Sparse instability: children of each level's masked W_k, their barrier.
+
+        The children start from level 0's W_k with the level's mask (the
+        level's own starting point) and keep it, so every point of their path
+        has the level's zeros; the analysis itself is the instability
+        experiment's (``stability.analysis``), with its --children,
+        --interpolation_points, --bn_mode and --child_optimizer_state.
+        """
+        evaluator = analysis.PathEvaluator(self.trainer, self.config)
+        k = self.cfg.rewind_step
+        threshold = self.config.instability.stability_threshold
+        for level in self.cfg.instability_levels or range(self.cfg.levels + 1):
+            run_dir = level_dir(self.model_dir, level)
+            marker = os.path.join(run_dir, INSTABILITY_FILE)
+            found = files.read_json(marker)
+            if not (found and found.get("status") == "complete"):
+                out_dir = os.path.join(run_dir, INSTABILITY_DIR)
+                point = analysis.analyze_rewind_point(
+                    self.trainer, evaluator, self.config, k=k,
+                    start_from=self.rewind.checkpoint, parent_noise=self.noise,
+                    out_dir=out_dir,
+                    init_fn=self.rewind.init_fn(
+                        masks_lib.load(os.path.join(run_dir, MASK_FILE))),
+                    label=f"IMP level {level} ")
+                found = {
+                    "status": "complete",
+                    "rewind_step": k,
+                    "barrier": point["barrier"],
+                    "stable": barrier.is_stable(point["barrier"]["test"]["mean"], threshold),
+                    "children": [{"child": c["child"], "run_dir": c["run_dir"],
+                                  "test_error": c["metrics"]["test_error"],
+                                  "train_error": c["metrics"]["train_error"]}
+                                 for c in point["children"]],
+                    "pairs": [os.path.join(out_dir, f"pair_{i}_{j}.json")
+                              for i, j in analysis.pairs(len(point["children"]))],
+                }
+                files.write_json_atomic(marker, found)
+            record = {key: v for key, v in found.items() if key != "status"}
+            self._finish(level, "instability", record)
+            logging.info("IMP level %d: test barrier %.4f at k=%d (%s)", level,
+                         record["barrier"]["test"]["mean"], k,
+                         "stable" if record["stable"] else "unstable")
+
     def _spec(self, run_dir: str):
         return self.rewind.run_spec(run_dir, self.config.train.train_steps, self.noise,
                                     self.config.runtime.eval_every)
@@ -221,6 +279,8 @@ class Imp:
         """Files a finished run under its level, in TensorBoard and results.json."""
         if branch == "imp":
             self.records[level] = {**record, "baselines": {}}
+        elif branch == "instability":
+            self.records[level]["instability"] = record
         else:
             self.records[level]["baselines"][branch] = record
         if (level, branch) not in self.summarized:
@@ -229,16 +289,22 @@ class Imp:
         self._write("running")
 
     def _summarize(self, level: int, branch: str, record: dict) -> None:
-        ppm = int(round(1e6 * record["density"]))
-        prefix = "" if branch == "imp" else f"{branch}/"
+        ppm = int(round(1e6 * self.records[level]["density"]))
+        if branch == "instability":
+            scalars = {f"{split}_barrier": record["barrier"][split]["mean"]
+                       for split in ("test", "train")}
+        else:
+            prefix = "" if branch == "imp" else f"{branch}/"
+            scalars = {f"{prefix}{key}": record[key]
+                       for key in ("test_accuracy", "train_accuracy")}
         with self.writer.as_default():
             if branch == "imp":
                 tf.summary.scalar("imp/density", record["density"], step=level)
                 for name, value in record["layer_density"].items():
                     tf.summary.scalar(f"imp/layer_density/{name}", value, step=level)
-            for key in ("test_accuracy", "train_accuracy"):
-                tf.summary.scalar(f"imp/{prefix}{key}", record[key], step=level)
-                tf.summary.scalar(f"imp_vs_density/{prefix}{key}", record[key], step=ppm)
+            for tag, value in scalars.items():
+                tf.summary.scalar(f"imp/{tag}", value, step=level)
+                tf.summary.scalar(f"imp_vs_density/{tag}", value, step=ppm)
         self.writer.flush()
 
     def _write(self, status: str) -> dict:
@@ -259,5 +325,5 @@ class Imp:
 @experiment.register("imp")
 def imp(config: ExperimentConfig, strategy: tf.distribute.Strategy,
         pipeline: InMemoryPipeline) -> dict:
-    """IMP with rewinding and its baselines; writes ``results.json``."""
+    """IMP with rewinding, its baselines and (--instability) sparse instability."""
     return Imp(config, strategy, pipeline).run()
