@@ -1,32 +1,35 @@
 """TFMOT ``PruneLowMagnitude`` wrappers that hold masks our code sets.
 
 ``wrap_model`` wraps the kernels of Dense and Conv layers of any registry
-model with ``tfmot.sparsity.keras.prune_low_magnitude`` and a pruning
+model in ``PruneLowMagnitude`` wrappers (``FixedMaskWrapper``) with a pruning
 schedule that never fires, so TFMOT never changes a mask: masks are computed
 by ``tf_lottery.pruning.masks`` and assigned through ``wrapper.pruning_vars``
 (as google-research/rigl's ``rigl_tf2`` does). Biases, BatchNorm and every
 other layer are left unwrapped and are never pruned.
 
-The wrapper multiplies each kernel by its mask before every forward pass,
-but the optimizer step that follows a forward pass makes pruned weights
-non-zero again (their gradient and any momentum/Adam state are not zero in
-general). So training must also
+Keeping pruned weights at exactly 0 is this module's job, at every point
+where weights change:
 
-- multiply gradients by the masks (``mask_gradients``): the gradient of the
-  effective weight w*m, as in the original lottery ticket code; this keeps
-  moments of pruned weights at zero and keeps them out of gradient clipping;
-- re-apply the masks right after every optimizer step (``mask_enforcer``,
-  a ``Trainer.post_update_fns`` entry run inside the replica step): optimizer
-  state restored from a dense W_k can still move pruned weights.
+- ``set_masks`` (and ``copy_weights``) zero the pruned weights when a mask or
+  new weights are assigned;
+- ``mask_gradients`` (a ``Trainer.gradient_fns`` entry) multiplies gradients
+  by the masks: the gradient of the effective weight w*m, as in the original
+  lottery ticket code; the moments of pruned weights stay zero and their
+  gradients stay out of gradient clipping;
+- ``mask_enforcer`` (a ``Trainer.post_update_fns`` entry, run inside the
+  replica step right after the optimizer update) re-applies the masks:
+  optimizer state restored from a dense W_k, or weight decay inside an
+  optimizer, can still move pruned weights.
 
-With both, pruned weights are exactly 0 after every step, hence in every
-checkpoint and at every point interpolated between two masked networks.
-With all-ones masks the wrapped model trains bit-for-bit like the unwrapped
+So pruned weights are exactly 0 after every step, hence in every checkpoint
+and at every point interpolated between two networks with the same mask.
+With all-ones masks the wrapped model trains bit for bit like the unwrapped
 one (x * 1 == x), which is what lets IMP's level 0 *be* the dense run.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Sequence
 
@@ -66,24 +69,37 @@ class FixedMaskSchedule(tfmot.sparsity.keras.PruningSchedule):
         return {}
 
 
-class _ByName(tfmot.sparsity.keras.PruningPolicy):
-    """Wraps Dense/Conv layers whose name no exclusion pattern fully matches."""
+class FixedMaskWrapper(PruneLowMagnitude):
+    """``PruneLowMagnitude`` whose forward pass only runs the wrapped layer.
 
-    def __init__(self, exclude: Sequence[str]):
-        self.exclude = tuple(exclude)
-        self.used: set[str] = set()
+    TFMOT's own ``call`` adds, on every forward pass (training and
+    evaluation), a step-counter update, a mask-update check and a
+    re-multiplication of each kernel by its mask that, under a distribution
+    strategy, all-reduces every kernel (MEAN over replicas). With masks that
+    never change and are enforced after every update by ``mask_enforcer``
+    (and by ``set_masks`` / ``copy_weights``), that work is redundant, and
+    not free: it took LeNet-300-100 from ~500 to ~360 training steps/s on a
+    2-core CPU, it would add an all-reduce of every kernel to each training
+    and evaluation step on a TPU pod, and a MEAN of n equal float32 values
+    summed in sequence is not always that value (n = 3, 5, 6, ...). Masks,
+    variables and checkpoint layout are TFMOT's.
+    """
 
-    def allow_pruning(self, layer: tf_keras.layers.Layer) -> bool:
-        if type(layer) not in PRUNABLE_TYPES:
+    def call(self, inputs, training=None, **kwargs):
+        if "training" in inspect.getfullargspec(self.layer.call).args:
+            kwargs["training"] = training
+        return self.layer.call(inputs, **kwargs)
+
+
+def _allowed(layer: tf_keras.layers.Layer, exclude: Sequence[str], used: set[str]) -> bool:
+    """Dense/Conv layers whose name no exclusion pattern fully matches."""
+    if type(layer) not in PRUNABLE_TYPES:
+        return False
+    for pattern in exclude:
+        if re.fullmatch(pattern, layer.name):
+            used.add(pattern)
             return False
-        for pattern in self.exclude:
-            if re.fullmatch(pattern, layer.name):
-                self.used.add(pattern)
-                return False
-        return True
-
-    def ensure_model_supports_pruning(self, model: tf_keras.Model) -> None:
-        del model  # layers the policy does not wrap simply stay dense
+    return True
 
 
 def _all_layers(model: tf_keras.Model):
@@ -109,23 +125,28 @@ def wrap_model(model: tf_keras.Model, exclude: Sequence[str] = ()) -> tf_keras.M
       ConfigError: an exclusion pattern matches no Dense/Conv layer, or
         nothing is left to prune.
     """
-    policy = _ByName(exclude)
+    used: set[str] = set()
     candidates = [layer.name for layer in _all_layers(model)
                   if type(layer) in PRUNABLE_TYPES]
-    wrapped = tfmot.sparsity.keras.prune_low_magnitude(
-        model, pruning_schedule=FixedMaskSchedule(), pruning_policy=policy)
-    unused = [p for p in exclude if p not in policy.used]
+
+    def clone(layer: tf_keras.layers.Layer) -> tf_keras.layers.Layer:
+        # As tfmot.sparsity.keras.prune_low_magnitude(model), which builds
+        # plain PruneLowMagnitude wrappers: nested models are cloned, other
+        # layers reused.
+        if isinstance(layer, tf_keras.Model):
+            return tf_keras.models.clone_model(layer, clone_function=clone)
+        if _allowed(layer, exclude, used):
+            return FixedMaskWrapper(layer, pruning_schedule=FixedMaskSchedule())
+        return layer
+
+    wrapped = tf_keras.models.clone_model(model, clone_function=clone)
+    unused = [p for p in exclude if p not in used]
     if unused:
         raise ConfigError(
             f"--prune_exclude pattern(s) {', '.join(unused)} match no Dense/Conv "
             f"layer of {model.name} (layers: {', '.join(candidates)})")
     if not pruning_vars(wrapped):
         raise ConfigError(f"--prune_exclude leaves no prunable layer in {model.name}")
-    for layer in _all_layers(wrapped):
-        if isinstance(layer, PruneLowMagnitude):
-            # TFMOT asserts its step counter is >= 1 during training (its
-            # Keras callback would set it); our schedule never reads it.
-            layer.pruning_step.assign(1)
     return wrapped
 
 
