@@ -8,7 +8,7 @@ import tf_keras
 from tests.conftest import parse_config, tiny_pipeline
 from tf_lottery.data.pipeline import global_batch_at
 from tf_lottery.models import registry
-from tf_lottery.stability import bn, interpolation
+from tf_lottery.stability import analysis, bn, interpolation
 from tf_lottery.training.trainer import SgdNoise, Trainer
 
 TINY_BN = "test_tiny_bn"
@@ -135,3 +135,30 @@ def test_model_without_batchnorm_is_left_alone(tmp_path):
     assert all(np.array_equal(before[n], after[n]) for n in before)
     with pytest.raises(ValueError):
         bn.BatchNormRecompute(t, 0, NOISE)
+
+
+def test_bn_mode_flag_selects_recompute_in_the_path_evaluator(tmp_path):
+    c = parse_config(f"--model={TINY_BN}", "--train_steps=10", "--batch_size=20",
+                     "--eval_batch_size=50", "--train_eval_examples=60",
+                     "--bn_mode=recompute", "--bn_recompute_batches=2",
+                     "--interpolation_points=3", model_dir=str(tmp_path))
+    ends = []
+    for seed in (0, 1):
+        t = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c), init_seed=seed)
+        ends.append(t.checkpoint.write(str(tmp_path / f"w{seed}" / "ckpt")))
+    t = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    evaluator = analysis.PathEvaluator(t, c)
+    result = evaluator.pair(ends[0], ends[1], str(tmp_path / "pair.json"), k=0, label="bn")
+    assert result["bn_mode"] == "recompute" and len(result["test_error"]) == 3
+    # The model ends at W2 with statistics re-estimated on the recipe's first
+    # two training batches, not W2's stored ones.
+    statistics = bn.moving_statistics(t.model)
+    recomputed = interpolation.snapshot(statistics)
+    stored = interpolation.load(t.model, ends[1])
+    stat_ids = {id(v) for v in statistics}
+    stored = [w for v, w in zip(interpolation.path_variables(t.model), stored, strict=True)
+              if id(v) in stat_ids]
+    assert not any(np.array_equal(a, b) for a, b in zip(recomputed, stored, strict=True))
+    bn.BatchNormRecompute(t, 2, SgdNoise(c.train.data_order_seed, c.train.augment_seed))()
+    for a, b in zip(recomputed, interpolation.snapshot(statistics), strict=True):
+        np.testing.assert_array_equal(a, b)
