@@ -60,6 +60,7 @@ from tf_lottery.pruning import masks as masks_lib
 from tf_lottery.pruning import wrappers
 from tf_lottery.pruning.rewind import RewindManager
 from tf_lottery.stability import analysis, barrier
+from tf_lottery.summaries import dashboards
 from tf_lottery.training.trainer import SgdNoise, Trainer
 
 RESULTS_FILE = "results.json"
@@ -116,6 +117,7 @@ class Imp:
             if "instability" in r:
                 self.summarized.add((r["level"], "instability"))
         self.writer = tf.summary.create_file_writer(self.model_dir)
+        dashboards.write_experiment(self.writer, config, dashboards.imp_layout(config))
         self.records: dict[int, dict] = {}
 
     # -- levels ---------------------------------------------------------------
@@ -306,6 +308,7 @@ class Imp:
                 tf.summary.scalar(f"imp/{tag}", value, step=level)
                 tf.summary.scalar(f"imp_vs_density/{tag}", value, step=ppm)
         self.writer.flush()
+        dashboards.write_level_session(self.config, self.records[level], branch)
 
     def _write(self, status: str) -> dict:
         c = self.cfg

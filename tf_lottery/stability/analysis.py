@@ -52,6 +52,7 @@ from tf_lottery.config import ExperimentConfig
 from tf_lottery.data.pipeline import InMemoryPipeline
 from tf_lottery.errors import ConfigError
 from tf_lottery.stability import barrier, bn, interpolation, summaries
+from tf_lottery.summaries import dashboards
 from tf_lottery.training import checkpoints
 from tf_lottery.training.trainer import RESULTS_FILE, RunSpec, SgdNoise, Trainer
 
@@ -331,6 +332,10 @@ def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
                 replicates.append({"replicate": r, **point})
             record = {"status": "complete", **_rewind_record(config, k, replicates)}
             summaries.write_barriers(model_dir, k, record)
+            for rep in replicates:
+                dashboards.write_rewind_point_session(
+                    rewind_point_dir(replicate_dir(model_dir, rep["replicate"]), k),
+                    config, k, rep)
             files.write_json_atomic(marker, record)
         records.append(record)
         logging.info("Rewind step k=%d: test barrier %.4f ± %.4f, train barrier %.4f ± %.4f "

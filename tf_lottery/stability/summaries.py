@@ -12,8 +12,8 @@ Tags (``tensorboard --logdir=<model_dir>``):
 - ``children/test_error``, ``children/train_error``: the children's mean
   final error against k.
 
-A custom-scalars layout groups these charts and the recipe is recorded as
-hparams, with the barriers as the dashboard's metrics.
+A custom-scalars layout groups these charts; each replicate's rewind point
+is a row of the hparams dashboard (``summaries/dashboards.py``).
 """
 
 from __future__ import annotations
@@ -21,11 +21,9 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tf_lottery.config import ExperimentConfig
-from tf_lottery.summaries import tensorboard
+from tf_lottery.summaries import dashboards, tensorboard
 
 SPLITS = ("test", "train")
-HPARAM_METRICS = {"barrier/test": "test error barrier",
-                  "barrier/train": "train error barrier"}
 
 
 def path_prefix(k: int | None) -> str:
@@ -51,10 +49,10 @@ def layout(rewind_steps: tuple[int, ...], independent: bool) -> tensorboard.Layo
 
 
 def write_run_metadata(model_dir: str, config: ExperimentConfig, independent: bool) -> None:
-    """Layout and hparams, written into ``model_dir``."""
+    """Layout and hparams columns, written into ``model_dir``."""
     writer = tf.summary.create_file_writer(model_dir)
-    tensorboard.write_layout(writer, layout(config.train.rewind_steps, independent))
-    tensorboard.write_hparams(writer, config, HPARAM_METRICS)
+    dashboards.write_experiment(writer, config,
+                                layout(config.train.rewind_steps, independent))
     writer.close()
 
 

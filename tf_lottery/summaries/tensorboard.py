@@ -1,14 +1,12 @@
-"""Run-level TensorBoard metadata: custom-scalars layouts and hparams.
+"""TensorBoard plumbing: custom-scalars layouts, hparams experiments and sessions.
 
-Both go through TensorBoard's own plugin APIs (``custom_scalar`` and
-``hparams``), written into an experiment's ``model_dir`` so that
-``tensorboard --logdir=<model_dir>`` shows the grouped charts and lets runs
-be compared by recipe.
+Everything goes through TensorBoard's own plugin APIs (``custom_scalar`` and
+``hparams``). What the paper's dashboards contain is ``dashboards.py``'s job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import tensorflow as tf
 from tensorboard.plugins.custom_scalar import layout_pb2
@@ -26,7 +24,9 @@ def write_layout(writer: tf.summary.SummaryWriter, layout: Layout) -> None:
     """Writes a custom-scalars layout: one multiline chart per entry.
 
     Each chart overlays every tag (in every run under the logdir) matching
-    one of its regular expressions.
+    one of its regular expressions. TensorBoard merges the layouts of all
+    runs under a logdir, category by category, so every experiment writes
+    only its own.
     """
     categories = [
         layout_pb2.Category(title=title, chart=[
@@ -60,15 +60,31 @@ def flat_hparams(config: ExperimentConfig) -> dict[str, HParamValue]:
     return out
 
 
-def write_hparams(writer: tf.summary.SummaryWriter, config: ExperimentConfig,
-                  metrics: Mapping[str, str]) -> None:
-    """Records the run's recipe as hparams, with ``metrics`` (tag -> display
-    name) as the values the hparams dashboard tabulates for the run."""
-    values = flat_hparams(config)
+def write_hparams_config(writer: tf.summary.SummaryWriter, hparams: Iterable[str],
+                         metrics: Mapping[str, str]) -> None:
+    """Declares the hparams dashboard's columns: ``hparams`` (names) and
+    ``metrics`` (scalar tag -> display name), read in each session's run dir."""
     with writer.as_default():
         hparams_api.hparams_config(
-            hparams=[hparams_api.HParam(name) for name in sorted(values)],
+            hparams=[hparams_api.HParam(name) for name in sorted(set(hparams))],
             metrics=[hparams_api.Metric(tag, display_name=name)
                      for tag, name in metrics.items()])
-        hparams_api.hparams(values, trial_id=config.recipe_hash())
     writer.flush()
+
+
+def write_session(run_dir: str, hparams: Mapping[str, HParamValue], group: str,
+                  metrics: Mapping[str, float], step: int) -> None:
+    """Makes ``run_dir`` one row of the hparams dashboard.
+
+    Sessions that share ``group`` (e.g. replicates of one measurement) form
+    one session group, which the dashboard can aggregate. ``metrics`` (tag ->
+    value) are written as scalars at ``step`` in ``run_dir``; a later call
+    may add metrics to the same session with empty ``hparams``.
+    """
+    writer = tf.summary.create_file_writer(run_dir)
+    with writer.as_default():
+        if hparams:
+            hparams_api.hparams(dict(hparams), trial_id=group)
+        for tag, value in metrics.items():
+            tf.summary.scalar(tag, value, step=step)
+    writer.close()
