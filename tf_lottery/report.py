@@ -1,0 +1,283 @@
+"""``python -m tf_lottery.report --model_dir=DIR --out=REPORT_DIR``: the paper's
+figures and tables from whatever experiments DIR holds.
+
+DIR is one experiment's ``--model_dir`` or a folder of several (searched a
+few levels deep for ``config.json``), local or ``gs://``. Runs whose recipes
+differ only in their seeds are pooled as replicates. Written to REPORT_DIR:
+
+- ``instability.png``: test and train error barrier vs rewind step k, mean ±
+  std band, the stability threshold; dense networks (instability
+  experiments) and IMP subnetworks (IMP runs with ``--instability``, one
+  point per rewind step) — the paper's Figures 3 and 5;
+- ``interpolation_k<k>.png``: test and train error along the path between
+  children spawned at k, mean ± std over pairs (and
+  ``interpolation_independent.png`` for independently trained networks);
+- ``imp.png``: test accuracy vs percent of weights remaining (log scale),
+  IMP vs random pruning vs random reinitialization, dense accuracy line;
+- ``report.md``: recipe, k → barrier → stable table, level → density →
+  accuracy table, when the network becomes stable and matching, what is
+  missing; ``report.json``: the same tables, unrounded.
+
+A partly finished experiment gives the figures of what exists; what is not
+there yet is named in ``report.md`` and on stdout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+from matplotlib.figure import Figure
+
+from tf_lottery.errors import ConfigError
+from tf_lottery.reporting import collect, figures, markdown, summary
+from tf_lottery.reporting.collect import SPLITS, Path
+
+FIGURE_TEXT = {
+    "instability.png": "error barrier vs rewind step k (test and train), mean ± std, "
+                       "stability threshold",
+    "imp.png": "test accuracy vs percent of weights remaining: IMP, random pruning, "
+               "random reinitialization, dense accuracy",
+    "interpolation_independent.png": "error along the path between independently "
+                                     "initialized and trained networks",
+}
+
+
+@dataclasses.dataclass
+class Report:
+    model_dir: str
+    experiments: list[collect.Experiment]
+    instability: list[summary.InstabilitySection]
+    imp: list[summary.ImpSection]
+    sparse: list[summary.SparseFamily]
+    figures: dict[str, Figure]
+    missing: list[str]
+    markdown: str
+    tables: dict
+
+
+def build(model_dir: str, matching_tolerance: float = 0.005,
+          sparse_level: int | None = None) -> Report:
+    """Reads every experiment under ``model_dir`` into figures and tables.
+
+    Raises:
+      ConfigError: ``model_dir`` is not a directory or holds no experiment.
+    """
+    root = model_dir.rstrip("/") or "/"
+    paths = collect.find_experiments(root)
+    if not paths:
+        raise ConfigError(f"--model_dir={model_dir} holds no experiment (no config.json "
+                          "found); point it at a tf_lottery --model_dir or a folder of them")
+    experiments = [collect.load(p, p[len(root):].strip("/") or ".") for p in paths]
+    instab = summary.instability_sections(
+        [e for e in experiments if isinstance(e, collect.InstabilityRun)])
+    imp_runs = [e for e in experiments if isinstance(e, collect.ImpRun)]
+    imp = summary.imp_sections(imp_runs, matching_tolerance)
+    sparse = summary.sparse_families(imp_runs, imp, sparse_level)
+    figs = _figures(instab, imp, sparse)
+    missing = [m for e in experiments for m in e.missing]
+    described = {name: FIGURE_TEXT.get(name, "") for name in figs}
+    for name in described:
+        if name.startswith("interpolation_k"):
+            k = int(name[len("interpolation_k"):-len(".png")])
+            described[name] = (f"test and train error along the paths between children "
+                               f"spawned at k = {k}, mean ± std over pairs")
+    for name, needs in (("instability.png", "an instability experiment or IMP with "
+                         "--instability"), ("imp.png", "an IMP experiment")):
+        if name not in figs:
+            described[name] = f"not drawn: nothing measured yet (needs {needs})"
+    text = markdown.document(f"tf_lottery report: {model_dir}", [
+        markdown.recipe(experiments), markdown.instability(instab) if instab else [],
+        markdown.imp(imp) if imp else [], markdown.stable_and_matching(instab, sparse),
+        markdown.figures(described), markdown.missing(missing)])
+    tables = {
+        "model_dir": model_dir,
+        "experiments": [{"name": e.name, "experiment": e.config.experiment,
+                         "recipe_hash": e.config.recipe_hash(), "complete": e.complete}
+                        for e in experiments],
+        "instability": [_without_paths(s) for s in instab],
+        "imp": [_without_paths(s) for s in imp],
+        "stable_and_matching": [_without_paths(f) for f in sparse],
+        "missing": missing,
+    }
+    return Report(model_dir, experiments, instab, imp, sparse, figs, missing, text, tables)
+
+
+def write(report: Report, out_dir: str) -> list[str]:
+    """Writes the figures, ``report.md`` and ``report.json``; returns their paths."""
+    tf.io.gfile.makedirs(out_dir)
+    written = []
+    for name, fig in report.figures.items():
+        path = os.path.join(out_dir, name)
+        figures.save(fig, path)
+        written.append(path)
+    for name, content in (("report.md", report.markdown),
+                          ("report.json", json.dumps(report.tables, indent=2) + "\n")):
+        path = os.path.join(out_dir, name)
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(content)
+        written.append(path)
+    return written
+
+
+def _without_paths(section) -> dict:
+    d = dataclasses.asdict(section)
+    for key in ("paths", "independent_paths"):
+        d.pop(key, None)
+    return d
+
+
+# -- figures -------------------------------------------------------------------------
+
+def _suffix(label: str) -> str:
+    return f" [{label}]" if label else ""
+
+
+def _path_series(name: str, paths: Sequence[Path], split: str) -> figures.Series | None:
+    """Mean ± std over complete paths with a common α grid."""
+    if not paths:
+        return None
+    grid = paths[0].alphas
+    same = [p for p in paths if p.alphas == grid]
+    curves = np.array([p.error[split] for p in same], dtype=float)
+    std = curves.std(axis=0, ddof=1) if len(same) > 1 else None
+    return figures.Series(f"{split} error, {name} (n={len(same)})", grid,
+                          list(curves.mean(axis=0)),
+                          None if std is None else list(std),
+                          linestyle="-" if split == "test" else "--", marker=None)
+
+
+def _figures(instab: Sequence[summary.InstabilitySection],
+             imp: Sequence[summary.ImpSection],
+             sparse: Sequence[summary.SparseFamily]) -> dict[str, Figure]:
+    out: dict[str, Figure] = {}
+    curves: dict[str, list[figures.Series]] = {s: [] for s in SPLITS}
+    references: dict[str, list[figures.Reference]] = {s: [] for s in SPLITS}
+    for s in instab:
+        rows = [r for r in s.rows if r.complete]
+        for split in SPLITS:
+            if rows:
+                curves[split].append(figures.Series(
+                    "dense" + _suffix(s.label), [r.k for r in rows],
+                    [r.barrier[split].mean for r in rows],
+                    [r.barrier[split].std for r in rows]))
+            if s.independent:
+                references[split].append(figures.Reference(
+                    "independent networks" + _suffix(s.label), s.independent[split].mean,
+                    s.independent[split].std, linestyle=":", color="gray"))
+    for f in sparse:
+        rows = [r for r in f.rows if r.barrier]
+        for split in SPLITS:
+            if rows:
+                curves[split].append(figures.Series(
+                    f"IMP subnetwork, {100 * f.density:.3g}% weights (level {f.level})"
+                    + _suffix(f.label), [r.k for r in rows],
+                    [r.barrier[split].mean for r in rows],
+                    [r.barrier[split].std for r in rows], marker="s"))
+    threshold = next((s.threshold for s in [*instab, *imp]), 0.02)
+    if any(curves.values()):
+        out["instability.png"] = figures.instability(curves, threshold, references)
+
+    by_k: dict[int, list[figures.Series]] = {}
+    for s in instab:
+        for k, paths in s.paths.items():
+            for split in SPLITS:
+                series = _path_series("dense" + _suffix(s.label), paths, split)
+                if series:
+                    by_k.setdefault(k, []).append(series)
+    for s in imp:
+        family = next((f for f in sparse if s.runs[0] in f.runs), None)
+        level = family.level if family else None
+        row = next((r for r in s.rows if r.level == level), None)
+        for split in SPLITS:
+            series = _path_series(
+                f"IMP level {level}, {100 * row.density:.3g}% weights" + _suffix(s.label),
+                s.paths.get(level, []), split) if row else None
+            if series:
+                by_k.setdefault(s.rewind_step, []).append(series)
+    for k in sorted(by_k):
+        out[f"interpolation_k{k}.png"] = figures.interpolation(
+            f"Error along the linear path between children spawned at k = {k}", by_k[k])
+    independent = [series for s in instab for split in SPLITS for series in
+                   [_path_series("independent networks" + _suffix(s.label),
+                                 s.independent_paths, split)] if series]
+    if independent:
+        out["interpolation_independent.png"] = figures.interpolation(
+            "Error along the path between independently trained networks", independent)
+
+    accuracy, dense = [], []
+    for s in imp:
+        tag = _suffix(s.label)
+        if s.rows:
+            accuracy.append(figures.Series(
+                f"IMP, rewind to k = {s.rewind_step}" + tag,
+                [100 * r.density for r in s.rows], [r.test_accuracy.mean for r in s.rows],
+                [r.test_accuracy.std for r in s.rows]))
+        for name, title in summary.BASELINE_NAMES.items():
+            rows = [r for r in s.rows if name in r.baselines]
+            if rows:
+                accuracy.append(figures.Series(
+                    title + tag, [100 * r.density for r in rows],
+                    [r.baselines[name].mean for r in rows],
+                    [r.baselines[name].std for r in rows], linestyle="--",
+                    marker="^" if name == "random_prune" else "v"))
+        if s.dense:
+            dense.append(figures.Reference(
+                "dense (level 0)" + tag, s.dense.mean,
+                s.dense.std if (s.dense.n or 0) >= 2 else None, color="gray"))
+    if accuracy:
+        out["imp.png"] = figures.imp(accuracy, dense)
+    return out
+
+
+# -- command line --------------------------------------------------------------------
+
+def define_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("model_dir", None, "Report: an experiment's --model_dir, or a "
+                        "folder of several (local or gs://).", flag_values=fv)
+    flags.DEFINE_string("out", None, "Report: output folder (default: <model_dir>/report).",
+                        flag_values=fv)
+    flags.DEFINE_float("matching_tolerance", 0.005,
+                       "Report: τ of 'matching' (accuracy within τ of the dense network's) "
+                       "when there is a single dense run; with replicate runs τ is one std "
+                       "of their accuracy.", flag_values=fv)
+    flags.DEFINE_integer("sparse_level", None,
+                         "Report: IMP level whose sparse barrier is drawn against k "
+                         "(default: the sparsest level measured).", flag_values=fv)
+
+
+FLAGS = flags.FLAGS
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        if not FLAGS.model_dir:
+            raise ConfigError("--model_dir is required: the experiment(s) to report on")
+        if FLAGS.matching_tolerance < 0:
+            raise ConfigError(f"--matching_tolerance must be >= 0, got "
+                              f"{FLAGS.matching_tolerance}")
+        out = FLAGS.out or os.path.join(FLAGS.model_dir, "report")
+        report = build(FLAGS.model_dir, FLAGS.matching_tolerance, FLAGS.sparse_level)
+        written = write(report, out)
+    except ConfigError as e:
+        print(f"tf_lottery.report: error: {e}", file=sys.stderr)
+        return 2
+    logging.info("Wrote %s", ", ".join(written))
+    print(f"tf_lottery.report: {len(report.experiments)} experiment(s) under "
+          f"{FLAGS.model_dir}; wrote {len(written)} files to {out}")
+    for item in report.missing:
+        print(f"tf_lottery.report: missing: {item}")
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags(FLAGS)  # here, not at import: tf_lottery.main defines --model_dir too
+    app.run(main)

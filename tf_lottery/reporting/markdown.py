@@ -1,0 +1,218 @@
+"""``report.md``: the recipe, the tables and the conclusions, as Markdown.
+
+Numbers are percentages with two decimals; ``a ± b`` is mean ± sample std
+(shown where there is more than one value, or where an event file gave a
+std without a count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tf_lottery.config import ExperimentConfig
+from tf_lottery.reporting.collect import Experiment, Stat
+from tf_lottery.reporting.summary import (
+    BASELINE_NAMES,
+    ImpSection,
+    InstabilitySection,
+    SparseFamily,
+)
+
+NONE = "—"
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def cell(s: Stat | None) -> str:
+    if s is None:
+        return NONE
+    if s.std is not None and (s.n is None or s.n >= 2):
+        return f"{pct(s.mean)} ± {pct(s.std)}"
+    return pct(s.mean)
+
+
+def yes_no(value: bool | None) -> str:
+    return NONE if value is None else ("yes" if value else "no")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
+            *("| " + " | ".join(row) + " |" for row in rows), ""]
+
+
+def _title(kind: str, label: str) -> str:
+    return f"{kind} [{label}]" if label else kind
+
+
+def describe(config: ExperimentConfig) -> str:
+    """The recipe in one line: network, data, optimizer, schedule, length, seeds."""
+    o, s, t, d = config.optimizer, config.schedule, config.train, config.data
+    optimizer = o.name + (f" (momentum {o.momentum:g}{', Nesterov' if o.nesterov else ''})"
+                          if o.name in ("momentum", "rmsprop") else "")
+    schedule = f"lr {s.learning_rate:g} {s.kind}"
+    if s.kind == "step" and s.drop_steps:
+        schedule += f" ×{s.drop_factor:g} at {', '.join(map(str, s.drop_steps))}"
+    if s.warmup_steps:
+        schedule += f", {s.warmup_steps} warmup steps"
+    extras = [f"{name} {value:g}" for name, value in (
+        ("weight decay", o.weight_decay), ("label smoothing", o.label_smoothing),
+        ("gradient clip", o.grad_clip_norm)) if value]
+    return (f"{config.model.name} on {d.dataset} (augment {d.augment}); {optimizer}, "
+            f"{schedule}{''.join(', ' + e for e in extras)}; batch {t.batch_size}, "
+            f"T = {t.train_steps:,} steps; seeds: init {t.init_seed}, data order "
+            f"{t.data_order_seed}, augment {t.augment_seed}")
+
+
+def _experiment_line(e: Experiment) -> str:
+    c = e.config
+    line = (f"- `{e.name}`: **{c.experiment}**, "
+            f"{'complete' if e.complete else 'not finished'}, recipe `{c.recipe_hash()}`. "
+            f"{describe(c)}.")
+    ic, p = c.instability, c.pruning
+    analysis = (f"{ic.children} children, {ic.interpolation_points} points on each path, "
+                f"BatchNorm {ic.bn_mode}, child optimizer state {ic.child_optimizer_state}, "
+                f"stability threshold {pct(ic.stability_threshold)}")
+    if c.experiment == "instability":
+        line += (f" Rewind steps k = {', '.join(map(str, c.train.rewind_steps))}; "
+                 f"{ic.replicates} replicate(s); {analysis}.")
+    elif c.experiment == "imp":
+        line += (f" {p.levels} level(s) pruning {pct(p.prune_fraction)} of the remaining "
+                 f"weights ({p.scope}), rewind to k = {p.rewind_step} (optimizer "
+                 f"{p.rewind_optimizer})")
+        if p.baselines:
+            line += f"; baselines {', '.join(p.baselines)}"
+        if p.instability:
+            levels = ", ".join(map(str, p.instability_levels)) or "every level"
+            line += f"; sparse instability at {levels} ({analysis})"
+        line += "."
+    return line
+
+
+def recipe(experiments: Sequence[Experiment]) -> list[str]:
+    return ["## Recipe", "", *(_experiment_line(e) for e in experiments), "",
+            "Full configurations: each experiment's `config.json`.", ""]
+
+
+def instability(sections: Sequence[InstabilitySection]) -> list[str]:
+    out = ["## Instability of the dense network", "",
+           "Error barrier max_α E(α) − ½(E(W₁) + E(W₂)) between children trained from W_k "
+           "with different SGD noise (figure: `instability.png`, paths: "
+           "`interpolation_k<k>.png`).", ""]
+    for s in sections:
+        out += [f"### {_title('dense', s.label)} — runs: {', '.join(s.runs)}", ""]
+        rows = [[str(r.k), cell(r.barrier["test"]), cell(r.barrier["train"]),
+                 yes_no(r.stable) + ("" if r.complete else " (partial)"),
+                 cell(r.children_accuracy), r.source] for r in s.rows]
+        out += _table(["k", "test barrier", "train barrier",
+                       f"stable (test < {pct(s.threshold)})", "children's test accuracy",
+                       "read from"], rows)
+        if s.stable_from is None:
+            out.append("Not stable at the largest rewind step measured." if s.rows else
+                       "No rewind step measured yet.")
+        else:
+            out.append(f"**Becomes stable at k = {s.stable_from}** (stable at every "
+                       "measured k from there on).")
+        if s.independent:
+            out.append(f"Two independently initialized and trained networks: test barrier "
+                       f"{cell(s.independent['test'])}, train barrier "
+                       f"{cell(s.independent['train'])}.")
+        out.append("")
+    return out
+
+
+def imp(sections: Sequence[ImpSection]) -> list[str]:
+    out = ["## IMP with rewinding", "",
+           "Test accuracy of each level's subnetwork (figure: `imp.png`); density is the "
+           "fraction of the prunable weights remaining.", ""]
+    for s in sections:
+        names = [n for n in BASELINE_NAMES if any(n in r.baselines for r in s.rows)]
+        sparse = any(r.barrier for r in s.rows)
+        out += [f"### {_title(f'IMP, rewind to k = {s.rewind_step}', s.label)} — runs: "
+                f"{', '.join(s.runs)}", ""]
+        if s.dense:
+            out += [f"Dense (level 0) test accuracy {cell(s.dense)}; matching: within "
+                    f"τ = {pct(s.tolerance)} of it ({s.tolerance_source}).", ""]
+        header = ["level", "density", "test accuracy", "train accuracy", "matching",
+                  *(BASELINE_NAMES[n] for n in names)]
+        if sparse:
+            header += [f"test barrier at k = {s.rewind_step}", "train barrier",
+                       f"stable (test < {pct(s.threshold)})"]
+        rows = []
+        for r in s.rows:
+            row = [str(r.level), pct(r.density), cell(r.test_accuracy), cell(r.train_accuracy),
+                   yes_no(r.matching if s.dense else None),
+                   *(cell(r.baselines.get(n)) for n in names)]
+            if sparse:
+                row += [cell(r.barrier["test"]) if r.barrier else NONE,
+                        cell(r.barrier["train"]) if r.barrier else NONE, yes_no(r.stable)]
+            rows.append(row)
+        out += _table(header, rows)
+        if s.sparsest_matching:
+            m = s.sparsest_matching
+            out += [f"**Matching down to {pct(m.density)} of the weights** (level {m.level}, "
+                    f"test accuracy {cell(m.test_accuracy)}).", ""]
+        elif s.dense:
+            out += ["No pruned level is matching.", ""]
+    return out
+
+
+def stable_and_matching(instab: Sequence[InstabilitySection],
+                        families: Sequence[SparseFamily]) -> list[str]:
+    out = ["## When the network becomes stable and matching", ""]
+    for s in instab:
+        where = _title("dense network", s.label)
+        out.append(f"- {where}: " + (f"stable from k = {s.stable_from}." if s.stable_from
+                                     is not None else "not stable at the measured k."))
+    for f in families:
+        rows = [[str(r.k), cell(r.test_accuracy), yes_no(r.matching),
+                 cell(r.barrier["test"]) if r.barrier else NONE, yes_no(r.stable),
+                 yes_no(r.stable and r.matching if r.barrier else None)] for r in f.rows]
+        where = _title(f"IMP subnetwork at level {f.level} ({pct(f.density)} of the weights)",
+                       f.label)
+        verdict = (f"stable and matching from k = {f.stable_and_matching_from}"
+                   if f.stable_and_matching_from is not None
+                   else "not stable and matching at the measured k")
+        out += [f"- {where}: **{verdict}**.", ""]
+        out += _table(["rewind step k", "test accuracy", "matching", "test barrier",
+                       "stable", "stable and matching"], rows)
+    if not instab and not families:
+        out += ["No instability measured yet (instability experiment, or IMP with "
+                "--instability).", ""]
+    out.append("")
+    return out
+
+
+def missing(items: Sequence[str]) -> list[str]:
+    out = ["## Missing", ""]
+    out += [f"- {m}" for m in items] if items else ["Nothing: every experiment is complete."]
+    return out + [""]
+
+
+def figures(written: dict[str, str]) -> list[str]:
+    return ["## Figures", "", *(f"- `{name}`: {what}" for name, what in written.items()), ""]
+
+
+DEFINITIONS = """## Definitions
+
+- **Error barrier** of a pair of networks W₁, W₂: max over α of E((1−α)·W₁ + α·W₂) minus
+  the mean of E(W₁) and E(W₂), E being test (or train-subset) error, at the run's evenly
+  spaced α. With several pairs it is mean ± std over pairs; with several replicates (or
+  replicate runs, which differ only in their seeds) over the replicates' means.
+- **Stable** at k: mean test barrier below the stability threshold (2 % in the paper).
+  The network **becomes stable** at the smallest measured k from which every measured k
+  is stable.
+- **Matching**: test accuracy at least the dense network's minus τ; τ is one sample std
+  of the dense accuracy over replicate runs where there are two or more (the paper's
+  criterion), else `--matching_tolerance`.
+- Rewind steps are on a symlog axis: k = 0 sits at the left end, one linear segment
+  (as wide as the smallest positive k) before the first positive k.
+"""
+
+
+def document(title: str, parts: Sequence[list[str]]) -> str:
+    lines = [f"# {title}", ""]
+    for part in parts:
+        lines += part
+    return "\n".join(lines) + "\n" + DEFINITIONS
