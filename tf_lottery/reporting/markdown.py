@@ -102,6 +102,9 @@ def instability(sections: Sequence[InstabilitySection]) -> list[str]:
            "`interpolation_k<k>.png`).", ""]
     for s in sections:
         out += [f"### {_title('dense', s.label)} — runs: {', '.join(s.runs)}", ""]
+        if s.parent_accuracy:
+            out += [f"Parents (trained from W_0 to T): test accuracy {cell(s.parent_accuracy)}.",
+                    ""]
         rows = [[str(r.k), cell(r.barrier["test"]), cell(r.barrier["train"]),
                  yes_no(r.stable) + ("" if r.complete else " (partial)"),
                  cell(r.children_accuracy), r.source] for r in s.rows]

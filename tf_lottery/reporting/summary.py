@@ -123,6 +123,7 @@ class InstabilitySection:
     threshold: float
     rows: list[RewindRow]
     stable_from: int | None
+    parent_accuracy: Stat | None  # the parents, trained 0 -> T
     independent: dict[str, Stat] | None
     paths: dict[int, list]  # k -> the paths measured at k (every run of the group)
     independent_paths: list
@@ -147,6 +148,7 @@ def instability_sections(runs: Sequence[InstabilityRun]) -> list[InstabilitySect
         sections.append(InstabilitySection(
             label=g.label, runs=[r.name for r in g.runs], threshold=threshold, rows=rows,
             stable_from=becomes_true_at([(row.k, row.stable) for row in rows if row.complete]),
+            parent_accuracy=stat([a for r in g.runs for a in r.parent_accuracy]),
             independent=pool_barriers(independent) if independent else None,
             paths=paths, independent_paths=[p for i in independent for p in i.paths]))
     return sections
