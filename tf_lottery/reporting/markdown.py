@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tf_lottery.config import ExperimentConfig
-from tf_lottery.reporting.collect import Experiment, Stat
+from tf_lottery.reporting.collect import Experiment, OtherRun, Stat
 from tf_lottery.reporting.summary import (
     BASELINE_NAMES,
     ImpSection,
@@ -87,6 +87,8 @@ def _experiment_line(e: Experiment) -> str:
             levels = ", ".join(map(str, p.instability_levels)) or "every level"
             line += f"; sparse instability at {levels} ({analysis})"
         line += "."
+    elif isinstance(e, OtherRun) and e.test_accuracy is not None:
+        line += f" Test accuracy {pct(e.test_accuracy)}."
     return line
 
 
