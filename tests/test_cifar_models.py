@@ -5,7 +5,7 @@ Training under every strategy is in test_cifar_recipes (through the CLI path).
 
 import numpy as np
 import pytest
-import tensorflow as tf
+import tf_keras
 
 from tf_lottery.models import cifar_layers
 from tf_lottery.models import registry as models
@@ -38,7 +38,7 @@ def test_parameter_counts_and_output_shapes(name, trainable, total, paper):
 def test_resnet20_shape_and_projection_shortcuts():
     model = models.build_model("resnet20", 100, CIFAR, init_seed=0)
     assert model.output_shape == (None, 100)
-    convs = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D)]
+    convs = [layer for layer in model.layers if isinstance(layer, tf_keras.layers.Conv2D)]
     assert len(convs) == 19 + 2  # 1 + 9 blocks x 2 convs, plus two 1x1 shortcuts
     shortcuts = [c.name for c in convs if c.kernel_size == (1, 1)]
     assert shortcuts == ["stage2_block1_shortcut", "stage3_block1_shortcut"]
@@ -58,18 +58,18 @@ def test_strided_conv_is_centred_like_the_shortcut():
     kernel = np.zeros(conv.kernel.shape, np.float32)
     kernel[1, 1, :, 0] = 1.0  # centre tap only
     conv.kernel.assign(kernel)
-    out = conv(tf.keras.layers.ZeroPadding2D(1)(x)).numpy()[0, :, :, 0]
+    out = conv(tf_keras.layers.ZeroPadding2D(1)(x)).numpy()[0, :, :, 0]
     assert out.shape == (16, 16)
     assert out[5, 3] == 16.0 and out.sum() == 16.0
 
 
 def test_vgg16_has_13_convs_with_batchnorm_and_one_output_layer():
     model = models.build_model("vgg16", 10, CIFAR, init_seed=0)
-    convs = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D)]
-    dense = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)]
+    convs = [layer for layer in model.layers if isinstance(layer, tf_keras.layers.Conv2D)]
+    dense = [layer for layer in model.layers if isinstance(layer, tf_keras.layers.Dense)]
     assert [c.name for c in convs] == [f"conv{i}" for i in range(1, 14)]
     assert all(isinstance(model.get_layer(f"{c.name}_bn"),
-                          tf.keras.layers.BatchNormalization) for c in convs)
+                          tf_keras.layers.BatchNormalization) for c in convs)
     assert [d.name for d in dense] == ["logits"] and dense[0].kernel.shape == (512, 10)
     assert model.get_layer("conv13").output_shape == (None, 2, 2, 512)
 
