@@ -25,7 +25,9 @@ from tf_lottery.errors import ConfigError
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 SCHEDULES = ("constant", "step", "linear_decay", "exponential")
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
-AUGMENTATIONS = ("default", "none", "flip", "crop_flip")
+AUGMENTATIONS = ("default", "none", "flip", "crop_flip", "inception", "resnet")
+IMAGENET_RECIPES = ("inception", "resnet")  # --augment for streamed datasets
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 PRUNING_SCOPES = ("global", "layerwise")
 REWIND_OPTIMIZER = ("reset", "restore")
 BASELINES = ("random_prune", "random_reinit")
@@ -33,9 +35,14 @@ BASELINES = ("random_prune", "random_reinit")
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Which network to build (a name in ``tf_lottery.models.registry``)."""
+    """Which network to build (a name in ``tf_lottery.models.registry``) and how
+    it computes: ``precision`` is a Keras mixed-precision policy (weights stay
+    float32), ``cross_replica_bn`` computes BatchNorm batch statistics over
+    the global batch instead of each replica's slice."""
 
     name: str = "lenet_300_100"
+    precision: str = "float32"
+    cross_replica_bn: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +53,10 @@ class DataConfig:
     augment: str = "none"
     train_eval_examples: int = 10000
     eval_batch_size: int = 1000
+    # Streamed datasets only (0 otherwise): model input side, and shards per
+    # shuffle window (see data/streaming.py).
+    image_size: int = 0
+    shuffle_window_shards: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +73,8 @@ class OptimizerConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     grad_clip_norm: float = 0.0
+    aux_loss_weight: float = 0.4
+    ema_decay: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,6 +280,15 @@ def define_flags(fv: flags.FlagValues | None = None) -> None:
 
     # Model.
     d.DEFINE_string("model", "lenet_300_100", "Model: registry name.")
+    d.DEFINE_enum(
+        "precision", "float32", PRECISIONS,
+        "Model: Keras dtype policy; mixed_bfloat16 for TPUs, mixed_float16 "
+        "(with dynamic loss scaling) for GPUs. Weights, masks, the loss and "
+        "the logits stay float32.")
+    d.DEFINE_boolean(
+        "cross_replica_bn", False,
+        "Model: BatchNorm batch statistics over the global batch (synchronized "
+        "across replicas) instead of each replica's slice.")
 
     # Data.
     d.DEFINE_string("dataset", "fashion_mnist", "Data: dataset name.")
@@ -281,7 +303,18 @@ def define_flags(fv: flags.FlagValues | None = None) -> None:
     d.DEFINE_enum(
         "augment", "default", AUGMENTATIONS,
         "Data: training augmentation; 'default' is the dataset's recipe "
-        "(none for MNIST-like data, pad-4 crop + flip for CIFAR).")
+        "(none for MNIST-like data, pad-4 crop + flip for CIFAR). For ImageNet "
+        "it names the whole preprocessing recipe: 'resnet' (default) or "
+        "'inception' (see data/imagenet_preprocessing.py).")
+    d.DEFINE_integer(
+        "image_size", 0,
+        "Data: model input side for ImageNet (0: the recipe's, 224 resnet / "
+        "299 inception); smaller sizes are for tests and quick runs.")
+    d.DEFINE_integer(
+        "shuffle_window_shards", 16,
+        "Data: ImageNet shards read and shuffled together; each epoch visits "
+        "random windows of this many random shards (more: better mixing, "
+        "more host memory).")
     d.DEFINE_integer(
         "train_eval_examples", 10000,
         "Data: size of the fixed train subset evaluated for train error "
@@ -300,6 +333,9 @@ def define_flags(fv: flags.FlagValues | None = None) -> None:
     d.DEFINE_list(
         "rewind_steps", ["0"],
         "Checkpoints: steps k at which W_k is saved permanently for rewinding.")
+    d.DEFINE_list(
+        "rewind_epochs", [],
+        "Checkpoints: --rewind_steps given in epochs (rounded to steps).")
 
     # Instability analysis.
     d.DEFINE_integer(
@@ -347,6 +383,14 @@ def define_flags(fv: flags.FlagValues | None = None) -> None:
     d.DEFINE_float(
         "grad_clip_norm", 0.0,
         "Optimizer: clip the global-batch gradient to this global norm (0: off).")
+    d.DEFINE_float(
+        "aux_loss_weight", 0.4,
+        "Optimizer: weight of the auxiliary classifier's loss for models that "
+        "have one (inception_v3); the head is ignored at evaluation.")
+    d.DEFINE_float(
+        "ema_decay", 0.0,
+        "Optimizer: evaluate an exponential moving average of the weights "
+        "with this decay (stock Inception: 0.9999; 0: off).")
 
     # Learning-rate schedule.
     d.DEFINE_float("learning_rate", 1.2e-3, "Schedule: base learning rate.")
@@ -545,6 +589,30 @@ def _pruning_config(f: flags.FlagValues, train_steps: int) -> PruningConfig:
     )
 
 
+def _streaming_data(f: flags.FlagValues, spec: data_registry.DatasetSpec) -> tuple[int, int]:
+    """Checks --augment/--image_size against the dataset; returns the resolved
+    (image_size, shuffle_window_shards), both 0 for in-memory datasets."""
+    augment = spec.default_augment if f.augment == "default" else f.augment
+    if spec.in_memory:
+        _check(augment not in IMAGENET_RECIPES,
+               f"--augment={augment} is an ImageNet recipe; {spec.name} takes none, "
+               "flip or crop_flip")
+        _check(f.image_size == 0, f"--image_size applies to streamed datasets "
+               f"(imagenet2012), not {spec.name}")
+        return 0, 0
+    _check(augment in IMAGENET_RECIPES,
+           f"--augment={augment} does not apply to {spec.name}; give one of "
+           f"{', '.join(IMAGENET_RECIPES)}")
+    _check(f.image_size == 0 or f.image_size >= 32,
+           f"--image_size must be 0 (the recipe's) or >= 32, got {f.image_size}")
+    _check(f.shuffle_window_shards >= 1,
+           f"--shuffle_window_shards must be >= 1, got {f.shuffle_window_shards}")
+    from tf_lottery.data import imagenet_preprocessing
+
+    size = f.image_size or imagenet_preprocessing.DEFAULT_SIZE[augment]
+    return size, f.shuffle_window_shards
+
+
 def config_from_flags(fl: flags.FlagValues | None = None) -> ExperimentConfig:
     """Resolves parsed flags into a validated ``ExperimentConfig``.
 
@@ -588,6 +656,11 @@ def config_from_flags(fl: flags.FlagValues | None = None) -> ExperimentConfig:
            "steps (--train_steps / --train_epochs)")
 
     rewind_steps = tuple(sorted(set(_ints(f.rewind_steps, "rewind_steps"))))
+    if f.rewind_epochs:
+        _check(not f["rewind_steps"].present,
+               "give --rewind_steps or --rewind_epochs, not both")
+        rewind_steps = tuple(sorted({epochs_to_steps(e) for e in
+                                     _floats(f.rewind_epochs, "rewind_epochs")}))
     for k in rewind_steps:
         _check(0 <= k <= train_steps,
                f"--rewind_steps has {k}, outside [0, {train_steps}] (the run's T)")
@@ -630,6 +703,13 @@ def config_from_flags(fl: flags.FlagValues | None = None) -> ExperimentConfig:
     _check(f.grad_clip_norm >= 0, "--grad_clip_norm must be >= 0 (0 disables)")
     _check(0 <= f.momentum < 1, f"--momentum must be in [0, 1), got {f.momentum}")
     _check(f.epsilon > 0, f"--epsilon must be positive, got {f.epsilon}")
+    _check(f.aux_loss_weight >= 0,
+           f"--aux_loss_weight must be >= 0, got {f.aux_loss_weight}")
+    _check(0 <= f.ema_decay < 1, f"--ema_decay must be in [0, 1), got {f.ema_decay}")
+    if f.precision == "mixed_float16":
+        _check(f.strategy != "tpu", "--precision=mixed_float16 is for GPUs; use "
+               "mixed_bfloat16 with --strategy=tpu")
+    image_size, window_shards = _streaming_data(f, spec)
 
     _check(f.steps_per_loop > 0, "--steps_per_loop must be positive")
     _check(f.checkpoint_every > 0, "--checkpoint_every must be positive")
@@ -646,12 +726,15 @@ def config_from_flags(fl: flags.FlagValues | None = None) -> ExperimentConfig:
     return ExperimentConfig(
         experiment=f.experiment,
         instability=instability,
-        model=ModelConfig(name=f.model),
+        model=ModelConfig(name=f.model, precision=f.precision,
+                          cross_replica_bn=f.cross_replica_bn),
         data=DataConfig(
             dataset=f.dataset,
             augment=augment,
             train_eval_examples=min(f.train_eval_examples, spec.train_examples),
             eval_batch_size=f.eval_batch_size,
+            image_size=image_size,
+            shuffle_window_shards=window_shards,
         ),
         optimizer=OptimizerConfig(
             name=f.optimizer,
@@ -664,6 +747,8 @@ def config_from_flags(fl: flags.FlagValues | None = None) -> ExperimentConfig:
             weight_decay=f.weight_decay,
             label_smoothing=f.label_smoothing,
             grad_clip_norm=f.grad_clip_norm,
+            aux_loss_weight=f.aux_loss_weight,
+            ema_decay=f.ema_decay,
         ),
         schedule=ScheduleConfig(
             kind=f.lr_schedule,

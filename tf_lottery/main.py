@@ -17,9 +17,7 @@ from absl import app, logging
 
 from tf_lottery import config as config_lib
 from tf_lottery import experiment, rundir
-from tf_lottery.data import registry as data_registry
-from tf_lottery.data import sources
-from tf_lottery.data.pipeline import InMemoryPipeline
+from tf_lottery.data import inputs
 from tf_lottery.errors import ConfigError
 from tf_lottery.pruning import imp as _imp  # noqa: F401  (registers "imp")
 from tf_lottery.stability import analysis as _stability  # noqa: F401  (registers it)
@@ -43,12 +41,8 @@ def run(config: config_lib.ExperimentConfig) -> dict:
     if config.runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = strategy_lib.make_strategy(config.runtime)
-    spec = data_registry.get(config.data.dataset)
-    data = sources.load_in_memory(
-        spec, config.runtime.data_dir, config.runtime.tfds_manual_dir)
-    pipeline = InMemoryPipeline(
-        spec, data, config.train.batch_size, config.data.eval_batch_size,
-        config.data.augment, config.data.train_eval_examples)
+    # In host memory for small datasets, streamed from shards for ImageNet.
+    pipeline = inputs.make_pipeline(config)
     return experiment.get(config.experiment)(config, strategy, pipeline)
 
 

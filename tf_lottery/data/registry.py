@@ -119,3 +119,25 @@ register(
         ),
     )
 )
+register(
+    DatasetSpec(
+        name="imagenet2012",
+        tfds_name="imagenet2012",
+        num_classes=1000,
+        # Nominal: the model input is --image_size (default: the recipe's,
+        # 224 for --augment=resnet, 299 for --augment=inception).
+        image_shape=(224, 224, 3),
+        train_examples=1281167,
+        test_examples=50000,
+        # The labelled held-out split; TFDS's "test" has no labels.
+        test_split="validation",
+        default_augment="resnet",
+        in_memory=False,
+        manual_dir_hint=(
+            "put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (the original "
+            "ILSVRC-2012 archives from image-net.org) in a folder and pass "
+            "--tfds_manual_dir=FOLDER; TFDS prepares them into --data_dir once "
+            "(hours; prepare on a large disk, then copy to gs:// for TPUs)"
+        ),
+    )
+)

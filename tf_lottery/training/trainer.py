@@ -14,6 +14,7 @@ after every optimizer step).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -27,8 +28,9 @@ from absl import logging
 from tf_lottery import files
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.data.pipeline import InMemoryPipeline
+from tf_lottery.models import batchnorm
 from tf_lottery.models import registry as model_registry
-from tf_lottery.training import checkpoints, optimizers, schedules
+from tf_lottery.training import checkpoints, ema, losses, optimizers, precision, schedules
 
 RESULTS_FILE = "results.json"
 RESULTS_SCHEMA = 1
@@ -103,19 +105,26 @@ class Trainer:
                                   f"{config.runtime.strategy}")
         spec = pipeline.spec
         seed = config.train.init_seed if init_seed is None else init_seed
-        with strategy.scope():
+        # Layers (also pruning wrappers) take the --precision dtype policy.
+        with strategy.scope(), precision.policy_scope(config.model.precision):
             self.model = model_registry.build_model(
                 config.model.name, spec.num_classes, spec.image_shape, seed)
+            if config.model.cross_replica_bn:
+                batchnorm.synchronize(self.model)
             if wrap_model is not None:
                 self.model = wrap_model(self.model)
-            self.optimizer = optimizers.make_optimizer(
-                config.optimizer, config.schedule.learning_rate)
+            self.optimizer = precision.wrap_optimizer(optimizers.make_optimizer(
+                config.optimizer, config.schedule.learning_rate), config.model.precision)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(
                 0, dtype=tf.int64, trainable=False, name="global_step",
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            # The moving average of the weights that is evaluated (--ema_decay).
+            self.ema = (ema.WeightAverage(self.model.weights, config.optimizer.ema_decay)
+                        if config.optimizer.ema_decay else None)
         self.checkpoint = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, step=self.step)
+            model=self.model, optimizer=self.optimizer, step=self.step,
+            **({"ema": self.ema} if self.ema is not None else {}))
         self._weights_checkpoint = tf.train.Checkpoint(model=self.model, step=self.step)
         self.post_update_fns: list[Callable[[], None]] = []
         # (grads, variables) -> grads, applied to the all-reduced gradients
@@ -129,13 +138,7 @@ class Trainer:
 
     def _per_example_loss(self, labels: tf.Tensor, logits: tf.Tensor,
                           label_smoothing: float) -> tf.Tensor:
-        num_classes = tf.shape(logits)[-1]
-        onehot = tf.one_hot(labels, num_classes, dtype=tf.float32)
-        if label_smoothing:
-            onehot = onehot * (1.0 - label_smoothing) + (
-                label_smoothing / tf.cast(num_classes, tf.float32))
-        return tf.nn.softmax_cross_entropy_with_logits(
-            labels=onehot, logits=tf.cast(logits, tf.float32))
+        return losses.cross_entropy(labels, logits, label_smoothing)
 
     def _train_step(self, images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
         cfg = self.config.optimizer
@@ -143,8 +146,9 @@ class Trainer:
         global_batch = self.config.train.batch_size
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            logits = self.model(images, training=True)
-            per_example = self._per_example_loss(labels, logits, cfg.label_smoothing)
+            logits, aux_logits = losses.split_outputs(self.model(images, training=True))
+            per_example = losses.per_example_loss(
+                labels, logits, aux_logits, cfg.label_smoothing, cfg.aux_loss_weight)
             # Sum over this replica's examples / global batch: the all-reduced
             # SUM of gradients is then the gradient of the global-batch mean.
             data_loss = tf.reduce_sum(per_example) / global_batch
@@ -154,7 +158,9 @@ class Trainer:
             if cfg.weight_decay:
                 l2 = tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
                 loss += 0.5 * cfg.weight_decay * l2 / replicas
-        grads = tape.gradient(loss, variables)
+            scaled_loss = precision.scale_loss(self.optimizer, loss)  # float16 only
+        grads = precision.unscale_gradients(
+            self.optimizer, tape.gradient(scaled_loss, variables))
         grads = tf.distribute.get_replica_context().all_reduce(
             tf.distribute.ReduceOp.SUM, grads)
         for fn in self.gradient_fns:
@@ -165,6 +171,8 @@ class Trainer:
             zip(grads, variables, strict=False), skip_gradients_aggregation=True)
         for fn in self.post_update_fns:
             fn()
+        if self.ema is not None:
+            self.ema.update(self.step)
         correct = tf.reduce_sum(tf.cast(
             tf.equal(tf.argmax(logits, -1, output_type=labels.dtype), labels),
             tf.float32))
@@ -185,7 +193,7 @@ class Trainer:
         return totals, lr
 
     def _eval_step(self, images, labels, weights) -> tf.Tensor:
-        logits = self.model(images, training=False)
+        logits, _ = losses.split_outputs(self.model(images, training=False))
         per_example = self._per_example_loss(labels, logits, 0.0)
         correct = tf.cast(
             tf.equal(tf.argmax(logits, -1, output_type=labels.dtype), labels),
@@ -224,6 +232,26 @@ class Trainer:
             for key, value in self.evaluate(split).items():
                 out[f"{prefix}_{key}"] = value
         return out
+
+    def evaluated_weights(self) -> contextlib.AbstractContextManager:
+        """Within the block the model holds the weights that evaluation reports.
+
+        With --ema_decay those are the moving averages (the trained weights
+        are put back on exit); otherwise the trained weights themselves.
+        ``train`` reports every metric of a run this way.
+        """
+        return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
+
+    def restore_evaluated_weights(self, path: str) -> None:
+        """Restores checkpoint ``path`` and leaves the model holding the weights
+        evaluation reports for it (its moving averages with --ema_decay): the
+        endpoints to interpolate between, for instance. Restore the checkpoint
+        again (``restore_from``) before training on from it.
+        """
+        checkpoints.restore(self.checkpoint, path)
+        if self.ema is not None:
+            for v, value in zip(self.ema.sources, self.ema.values(), strict=True):
+                v.assign(value)
 
     # -- state ----------------------------------------------------------------
 
@@ -265,6 +293,11 @@ class Trainer:
                 self.restore_from(run.start_from, run.reset_optimizer)
             if init_fn is not None:
                 init_fn(self)
+            if self.ema is not None and (
+                    not run.start_from or run.reset_optimizer or init_fn is not None):
+                # Average from the run's own starting weights (e.g. masked W_k),
+                # unless it continues a checkpoint's averages unchanged.
+                self.ema.reset()
         start = int(self.step.numpy())
         if start > run.end_step:
             raise ValueError(f"run {run.run_dir} is at step {start}, past its end "
@@ -272,7 +305,8 @@ class Trainer:
         writer = tf.summary.create_file_writer(run.run_dir)
         started = time.perf_counter()
         self._run_steps(run, manager, writer, start)
-        metrics = self.evaluate_all()
+        with self.evaluated_weights():
+            metrics = self.evaluate_all()
         final = checkpoints.save_final(self.checkpoint, run.run_dir)
         with writer.as_default(step=run.end_step):
             self._write_eval_summaries(metrics)
@@ -339,7 +373,7 @@ class Trainer:
                 tf.summary.scalar("train/batch_accuracy", correct / examples)
                 tf.summary.scalar("train/learning_rate", float(lr))
             if run.evaluate_every and step % run.evaluate_every == 0 and step < end:
-                with writer.as_default(step=step):
+                with writer.as_default(step=step), self.evaluated_weights():
                     self._write_eval_summaries(self.evaluate_all())
             if step % rt.checkpoint_every == 0 and step < end:
                 manager.save(checkpoint_number=step)

