@@ -46,7 +46,7 @@ def recipe(name, *extra, model_dir="/tmp/unused"):
 def test_flagfile_is_the_papers_recipe(name):
     model, lr, warmup, rewind = RECIPES[name]
     c = recipe(name)
-    assert c.model.name == model
+    assert (c.model.name, c.model.cross_replica_bn) == (model, True)
     assert (c.data.dataset, c.data.augment) == ("cifar10", "crop_flip")
     assert (c.train.batch_size, c.train.train_steps) == (128, 63000)
     assert c.train.steps_per_epoch == 390  # 50,000 // 128, remainder dropped
@@ -137,11 +137,40 @@ def run_main(name, model_dir, strategy):
     return results
 
 
-@pytest.mark.parametrize("name", sorted(RECIPES))
+@pytest.mark.parametrize("name", sorted(set(RECIPES) - {"resnet20_cifar10_low"}))
 def test_flagfile_trains_one_step_through_main_on_mock_cifar10(name, tmp_path):
     variant = name.split("cifar10")[1]
     results = run_main(name, tmp_path, STRATEGIES[variant])
     assert sorted(results["rewind_checkpoints"]) == ["0"]
+
+
+def checkpoint_arrays(prefix):
+    reader = tf.train.load_checkpoint(prefix)
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if k.startswith("model/") and "OPTIMIZER_SLOT" not in k}
+
+
+def test_mirrored_step_matches_one_device_step(tmp_path):
+    """resnet20_cifar10_low on 2 mirrored replicas of 2 examples vs one device:
+    with the recipe's --cross_replica_bn the step is the same function of the
+    global batch (measured: 7e-6 relative update difference, moving variances
+    within 3e-7). With per-replica statistics (--nocross_replica_bn) the same
+    comparison gives 87 % and 6.5e-3."""
+    one = run_main("resnet20_cifar10_low", tmp_path / "one", "default")
+    two = run_main("resnet20_cifar10_low", tmp_path / "two", "mirrored")
+    w0 = checkpoint_arrays(one["rewind_checkpoints"]["0"])
+    np.testing.assert_equal(checkpoint_arrays(two["rewind_checkpoints"]["0"]), w0)
+    a = checkpoint_arrays(one["final_checkpoint"])
+    b = checkpoint_arrays(two["final_checkpoint"])
+    moving = sorted(k for k in a if "moving_variance" in k)
+    assert len(moving) == 21
+    for k in moving:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-5, err_msg=k)
+    weights = sorted(k for k in a if "moving_" not in k and k in w0)
+    da = np.concatenate([(a[k] - w0[k]).ravel() for k in weights])
+    db = np.concatenate([(b[k] - w0[k]).ravel() for k in weights])
+    assert np.linalg.norm(da) > 0
+    assert np.linalg.norm(db - da) / np.linalg.norm(da) < 1e-4
 
 
 def test_missing_cifar10_says_which_archive_to_provide(tmp_path):
