@@ -6,7 +6,8 @@
 Builds the recipe's model, data pipeline and strategy exactly as
 ``tf_lottery.main`` does, warms up (tracing + one loop), then times
 ``--bench_steps`` steps of the distributed loop. ``--mock_data`` uses TFDS
-mock data so model cost can be measured without the dataset.
+mock data so model cost can be measured without the dataset (in-memory
+datasets only: ImageNet streams from prepared shards in ``--data_dir``).
 """
 
 from __future__ import annotations
@@ -26,9 +27,7 @@ import tensorflow_datasets as tfds
 from absl import app, flags
 
 from tf_lottery import config as config_lib
-from tf_lottery.data import registry as data_registry
-from tf_lottery.data import sources
-from tf_lottery.data.pipeline import InMemoryPipeline
+from tf_lottery.data import inputs, sources
 from tf_lottery.models import registry as model_registry
 from tf_lottery.training import strategy as strategy_lib
 from tf_lottery.training.trainer import Trainer
@@ -41,11 +40,7 @@ FLAGS = flags.FLAGS
 
 def measure(config: config_lib.ExperimentConfig, bench_steps: int) -> dict:
     strategy = strategy_lib.make_strategy(config.runtime)
-    spec = data_registry.get(config.data.dataset)
-    data = sources.load_in_memory(spec, config.runtime.data_dir, config.runtime.tfds_manual_dir)
-    pipeline = InMemoryPipeline(spec, data, config.train.batch_size,
-                                config.data.eval_batch_size, config.data.augment,
-                                config.data.train_eval_examples)
+    pipeline = inputs.make_pipeline(config)  # in memory, or streamed (ImageNet)
     trainer = Trainer(config, strategy, pipeline)
     loop = config.runtime.steps_per_loop
     warmup = loop
@@ -65,6 +60,7 @@ def measure(config: config_lib.ExperimentConfig, bench_steps: int) -> dict:
         "model": config.model.name,
         "dataset": config.data.dataset,
         "strategy": config.runtime.strategy,
+        "precision": config.model.precision,
         "replicas": strategy.num_replicas_in_sync,
         "global_batch": config.train.batch_size,
         "steps_per_loop": loop,
