@@ -160,3 +160,42 @@ def test_image_size_defaults_to_the_recipes():
         c = parse_config("--train_steps=10", "--dataset=imagenet2012", f"--augment={recipe}")
         assert (c.data.augment, c.data.image_size) == (recipe, size)
     assert parse_config("--train_steps=10").data.image_size == 0
+
+
+def lenet_on_imagenet(data_dir, tmp_path, *extra):
+    """A fast stand-in network (LeNet takes any input size) on the streamed data."""
+    return parse_config(
+        "--model=lenet_300_100", "--dataset=imagenet2012", f"--data_dir={data_dir}",
+        "--image_size=32", f"--batch_size={BATCH}", "--eval_batch_size=4",
+        "--train_steps=12", "--train_eval_examples=10", "--steps_per_loop=5",
+        "--checkpoint_every=4", "--rewind_steps=0,9", "--optimizer=momentum",
+        "--learning_rate=0.01", *extra, model_dir=str(tmp_path / "run"))
+
+
+def test_main_trains_a_streamed_dataset_and_reports_it(data_dir, tmp_path):
+    from tf_lottery import main as main_lib
+
+    results = main_lib.run(lenet_on_imagenet(data_dir, tmp_path, "--ema_decay=0.9"))
+    assert results["status"] == "complete" and results["step"] == 12
+    assert results["metrics"]["test_examples"] == 5
+    assert results["metrics"]["train_examples"] == 10
+    assert sorted(results["rewind_checkpoints"]) == ["0", "9"]
+
+
+def test_interrupted_streamed_run_resumes_bitwise(data_dir, tmp_path):
+    from tf_lottery.training.trainer import RunSpec, SgdNoise, Trainer
+
+    c = lenet_on_imagenet(data_dir, tmp_path)
+    spec = RunSpec(str(tmp_path / "a"), 12, SgdNoise(1, 2))
+    whole = Trainer(c, tf.distribute.get_strategy(), inputs.make_pipeline(c))
+    whole.train(spec)
+    crashing = Trainer(c, tf.distribute.get_strategy(), inputs.make_pipeline(c))
+    crashing.post_update_fns.append(  # dies in epoch 1, after the checkpoint at 8
+        lambda: tf.debugging.assert_less(crashing.step, tf.constant(10, tf.int64)))
+    spec_b = RunSpec(str(tmp_path / "b"), 12, SgdNoise(1, 2))
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        crashing.train(spec_b)
+    resumed = Trainer(c, tf.distribute.get_strategy(), inputs.make_pipeline(c))
+    resumed.train(spec_b)
+    for a, b in zip(whole.model.weights, resumed.model.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
