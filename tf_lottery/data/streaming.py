@@ -64,6 +64,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -261,6 +262,12 @@ class StreamingPipeline:
                        data_order_seed: int) -> tf.data.Dataset:
         """(step, serialized examples of its global batch [B]) for each step in
         [start_step, end_step): the data order, before any decoding."""
+        return self._global_records_fn(start_step, end_step, data_order_seed)()
+
+    def _global_records_fn(self, start_step: int, end_step: int,
+                           data_order_seed: int) -> Callable[[], tf.data.Dataset]:
+        """Plans the windows now (eagerly, on the host) and returns a function
+        that builds ``global_records``'s dataset from the plan."""
         cycle = self.window_shards
         plan = self.plan(start_step, end_step, data_order_seed)
         shard_ids = np.full([len(plan), cycle], -1, np.int64)
@@ -288,11 +295,15 @@ class StreamingPipeline:
 
             return self._records(shards, cycle).batch(size).map(permute)
 
-        windows = tf.data.Dataset.from_tensor_slices(columns).interleave(
-            read_window, cycle_length=WINDOWS_READ_AHEAD,
-            num_parallel_calls=WINDOWS_READ_AHEAD, deterministic=True)
-        batches = windows.prefetch(1).unbatch().batch(self.batch_size, drop_remainder=True)
-        return tf.data.Dataset.zip((tf.data.Dataset.range(start_step, end_step), batches))
+        def build() -> tf.data.Dataset:
+            windows = tf.data.Dataset.from_tensor_slices(columns).interleave(
+                read_window, cycle_length=WINDOWS_READ_AHEAD,
+                num_parallel_calls=WINDOWS_READ_AHEAD, deterministic=True)
+            batches = windows.prefetch(1).unbatch().batch(self.batch_size,
+                                                          drop_remainder=True)
+            return tf.data.Dataset.zip((tf.data.Dataset.range(start_step, end_step), batches))
+
+        return build
 
     def train_dataset_fn(
         self, start_step: int, end_step: int, data_order_seed: int, augment_seed: int
@@ -300,6 +311,7 @@ class StreamingPipeline:
         """Batches for steps [start_step, end_step), one per replica per step."""
         global_batch = self.batch_size
         decode = self._decode_train(augment_seed)
+        records = self._global_records_fn(start_step, end_step, data_order_seed)
 
         def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
             local, first_replica = _local_replicas(ctx)
@@ -311,8 +323,7 @@ class StreamingPipeline:
                 return (tf.fill([hi - lo], step), tf.range(lo, hi, dtype=tf.int64),
                         records[lo:hi])
 
-            ds = self.global_records(start_step, end_step, data_order_seed)
-            ds = ds.map(host_slice).unbatch()
+            ds = records().map(host_slice).unbatch()
             ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             return ds.batch(per_replica, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
