@@ -214,3 +214,18 @@ def test_cli_end_to_end_writes_summary_and_tensorboard(tmp_path):
         dict(enumerate(pair["alphas"])))
     independent, _ = scalars(str(model_dir / "independent" / "pair_0_1"))
     assert len(independent["interpolation/independent/train_error"]) == 5
+
+
+def test_path_endpoints_are_the_evaluated_ema_weights(tmp_path):
+    """With --ema_decay the path runs between the averaged weights that the
+    children's results report, not between their raw trained weights."""
+    c = config(tmp_path, "--ema_decay=0.9", "--rewind_steps=0")
+    results = run(c)
+    (record,) = results["rewind_steps"]
+    (replicate,) = record["replicates"]
+    (pair,) = replicate["pairs"]
+    for split in ("test", "train"):
+        for end, child in ((0, 0), (-1, 1)):
+            metrics = replicate["children"][child]["metrics"]
+            assert pair[f"{split}_loss"][end] == metrics[f"{split}_loss"]
+            assert pair[f"{split}_error"][end] == metrics[f"{split}_error"]

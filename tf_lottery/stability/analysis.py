@@ -155,9 +155,14 @@ class PathEvaluator:
         if done is not None:
             return done
         started = time.perf_counter()
-        model = self.trainer.model
-        w1 = interpolation.load(model, checkpoint_a)
-        w2 = interpolation.load(model, checkpoint_b)
+        # The endpoints are the weights each child's results report: with
+        # --ema_decay their moving averages, otherwise the trained weights.
+        endpoints = []
+        for path in (checkpoint_a, checkpoint_b):
+            self.trainer.restore_evaluated_weights(path)
+            endpoints.append(interpolation.snapshot(
+                interpolation.path_variables(self.trainer.model)))
+        w1, w2 = endpoints
         events_dir = os.path.splitext(out_path)[0]
         if tf.io.gfile.exists(events_dir):
             # Curves of an attempt that was killed: redrawn from scratch.
