@@ -39,7 +39,8 @@ class EvalSplit:
     num_examples: int
 
 
-def _local_replicas(ctx: tf.distribute.InputContext) -> tuple[int, int]:
+def local_replicas(ctx: tf.distribute.InputContext) -> tuple[int, int]:
+    """(replicas fed by this input pipeline, index of its first replica)."""
     if ctx.num_replicas_in_sync % ctx.num_input_pipelines:
         raise ValueError("replicas must divide evenly across input pipelines")
     local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
@@ -93,7 +94,7 @@ class InMemoryPipeline:
         kind = self.augment
 
         def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
-            local, first_replica = _local_replicas(ctx)
+            local, first_replica = local_replicas(ctx)
             per_replica = ctx.get_per_replica_batch_size(global_batch)
             images = tf.constant(images_np)
             labels = tf.constant(labels_np)
@@ -138,7 +139,7 @@ class InMemoryPipeline:
         num_batches = math.ceil(n / global_batch)
 
         def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
-            local, first_replica = _local_replicas(ctx)
+            local, first_replica = local_replicas(ctx)
             per_replica = ctx.get_per_replica_batch_size(global_batch)
             images = tf.constant(images_np)
             labels = tf.constant(labels_np)

@@ -71,7 +71,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tf_lottery.data import imagenet_preprocessing as prep
-from tf_lottery.data.pipeline import DatasetFn, EvalSplit
+from tf_lottery.data.pipeline import DatasetFn, EvalSplit, local_replicas
 from tf_lottery.data.registry import DatasetSpec
 from tf_lottery.errors import ConfigError
 
@@ -153,14 +153,6 @@ def train_plan(sizes: list[int], window_shards: int, batch_size: int,
                 plan.append(Window(epoch, index, shards, size, keep))
             start += size
     return plan
-
-
-def _local_replicas(ctx: tf.distribute.InputContext) -> tuple[int, int]:
-    """(replicas fed by this input pipeline, index of its first replica)."""
-    if ctx.num_replicas_in_sync % ctx.num_input_pipelines:
-        raise ValueError("replicas must divide evenly across input pipelines")
-    local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
-    return local, ctx.input_pipeline_id * local
 
 
 class StreamingPipeline:
@@ -314,7 +306,7 @@ class StreamingPipeline:
         records = self._global_records_fn(start_step, end_step, data_order_seed)
 
         def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
-            local, first_replica = _local_replicas(ctx)
+            local, first_replica = local_replicas(ctx)
             per_replica = ctx.get_per_replica_batch_size(global_batch)
             lo = first_replica * per_replica
             hi = lo + local * per_replica
@@ -339,7 +331,7 @@ class StreamingPipeline:
         padding = num_batches * global_batch - n
 
         def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
-            local, first_replica = _local_replicas(ctx)
+            local, first_replica = local_replicas(ctx)
             per_replica = ctx.get_per_replica_batch_size(global_batch)
             lo = first_replica * per_replica
             hi = lo + local * per_replica
