@@ -57,6 +57,21 @@ def tiny_pipeline(config: config_lib.ExperimentConfig, data: InMemoryData | None
         augment or config.data.augment, config.data.train_eval_examples)
 
 
+def assert_replicas_form_global_batch(strategy: tf.distribute.Strategy, pipeline,
+                                      steps: int, order: int, aug: int) -> None:
+    """Each step's per-replica batches, concatenated, equal the global batch."""
+    from tf_lottery.data.pipeline import global_batch_at
+
+    dist = strategy.distribute_datasets_from_function(
+        pipeline.train_dataset_fn(0, steps, order, aug))
+    for step, (x, y) in enumerate(dist):
+        for part, whole in zip((x, y), global_batch_at(pipeline, step, order, aug),
+                               strict=True):
+            np.testing.assert_array_equal(
+                np.concatenate([t.numpy() for t in strategy.experimental_local_results(part)]),
+                whole)
+
+
 @pytest.fixture
 def mirrored() -> tf.distribute.Strategy:
     # A fresh collective key base per test: tests run different models.

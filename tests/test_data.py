@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from tests.conftest import parse_config, tiny_data, tiny_pipeline
+from tests.conftest import assert_replicas_form_global_batch, parse_config, tiny_data, tiny_pipeline
 from tf_lottery.data import augment as augment_lib
 from tf_lottery.data.pipeline import global_batch_at
 
@@ -81,13 +81,7 @@ def test_augment_none_leaves_images_unaugmented_and_scaled():
 
 def test_replica_slices_concatenate_to_the_global_batch(mirrored):
     p = tiny_pipeline(config(), augment="crop_flip")
-    dist = mirrored.distribute_datasets_from_function(p.train_dataset_fn(0, 4, 3, 4))
-    for step, (x, y) in enumerate(dist):
-        gx, gy = global_batch_at(p, step, 3, 4)
-        np.testing.assert_array_equal(
-            np.concatenate([t.numpy() for t in mirrored.experimental_local_results(x)]), gx)
-        np.testing.assert_array_equal(
-            np.concatenate([t.numpy() for t in mirrored.experimental_local_results(y)]), gy)
+    assert_replicas_form_global_batch(mirrored, p, 4, 3, 4)
 
 
 def test_eval_counts_every_example_once_with_padding():

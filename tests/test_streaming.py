@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tests import fake_imagenet
-from tests.conftest import parse_config
+from tests.conftest import assert_replicas_form_global_batch, parse_config
 from tf_lottery.data import inputs, registry, sources, streaming
 from tf_lottery.data.pipeline import global_batch_at
 from tf_lottery.errors import ConfigError
@@ -105,14 +105,7 @@ def test_two_hosts_each_decode_their_slice_of_the_same_global_batch(data_dir):
 
 
 def test_replica_slices_concatenate_to_the_global_batch(data_dir, mirrored):
-    p = pipeline(data_dir, "--augment=inception")
-    dist = mirrored.distribute_datasets_from_function(p.train_dataset_fn(0, 3, 3, 4))
-    for step, (x, y) in enumerate(dist):
-        gx, gy = global_batch_at(p, step, 3, 4)
-        np.testing.assert_array_equal(
-            np.concatenate([t.numpy() for t in mirrored.experimental_local_results(x)]), gx)
-        np.testing.assert_array_equal(
-            np.concatenate([t.numpy() for t in mirrored.experimental_local_results(y)]), gy)
+    assert_replicas_form_global_batch(mirrored, pipeline(data_dir, "--augment=inception"), 3, 3, 4)
 
 
 def test_eval_counts_every_example_once_with_padding(data_dir):
