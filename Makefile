@@ -1,21 +1,27 @@
 # One command each (see README.md):
-#   make run   - install, fetch Fashion-MNIST from Debian, train the default recipe
-#   make test  - install and run the test suite (what CI runs)
+#   make run         - install, fetch Fashion-MNIST from Debian, train the default recipe
+#   make test        - install and run the test suite (what CI runs)
+#   make check-pins  - resolve every platform's pinned set on the package index (CI runs it too)
+# EXTRAS picks setup.cfg's extras: EXTRAS=gpu,test on an NVIDIA GPU machine
+# (tensorflow[and-cuda]); Cloud TPU VMs install through tpu_scripts/install.sh.
 VENV ?= .venv
+EXTRAS ?= test
 PY := $(VENV)/bin/python
 MODEL_DIR ?= runs/lenet_fashion_mnist
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install data run test lint
+.PHONY: install data run test lint check-pins
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(STAMP)
 
 data:
 	@if [ ! -f $(FASHION_MNIST)/train-images-idx3-ubyte.gz ]; then \
@@ -30,8 +36,11 @@ run: install data
 	$(PY) -m tf_lottery.main --flagfile=flags/lenet_fashion_mnist.cfg --model_dir=$(MODEL_DIR)
 
 test: install
-	$(VENV)/bin/ruff check tf_lottery tests benchmarks
+	$(VENV)/bin/ruff check tf_lottery tests benchmarks tools tpu_scripts
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check tf_lottery tests benchmarks
+	$(VENV)/bin/ruff check tf_lottery tests benchmarks tools tpu_scripts
+
+check-pins: install
+	PATH=$(VENV)/bin:$$PATH $(PY) tools/resolve_platforms.py

@@ -72,10 +72,10 @@ def test_create_prints_the_gcloud_create_command():
         "--accelerator-type=v3-8 --version=tpu-ubuntu2204-base --preemptible"]
 
 
-def test_install_copies_the_checkout_and_installs_the_pinned_tensorflow_tpu():
+def test_install_installs_setup_cfgs_tpu_set_then_checks_the_tpu():
     pin = next(line.split("==")[1].strip() for line in
                (ROOT / "setup.cfg").read_text().splitlines()
-               if line.strip().startswith("tensorflow=="))
+               if line.strip().startswith("tensorflow-tpu=="))
     code, out = script("install", "--dry_run", env={"TPU_NAME": "vm1", "TPU_ZONE": "z"})
     assert code == 0
     tar, scp, ssh = commands(out)
@@ -83,10 +83,27 @@ def test_install_copies_the_checkout_and_installs_the_pinned_tensorflow_tpu():
     assert scp.startswith("gcloud compute tpus tpu-vm scp ") and scp.endswith(
         " vm1:tf_lottery.tar.gz --zone=z --worker=all")
     assert ssh.startswith("gcloud compute tpus tpu-vm ssh vm1 --zone=z --worker=all ")
-    assert f"pip install -q tensorflow-tpu=={pin} -f https://storage.googleapis.com/" in out
-    assert "pip uninstall -q -y tensorflow\n" in out
+    pip = "~/tf_lottery/.venv/bin/pip"
+    steps = [line for line in ssh.splitlines() if line.startswith(pip)]
+    assert steps == [
+        f"{pip} install -q --upgrade pip",
+        f'{pip} install -q -e "~/tf_lottery[tpu]"',
+        f"{pip} uninstall -q -y tensorflow",
+        f"{pip} install -q --no-deps --force-reinstall tensorflow-tpu=={pin}"]
+    assert ssh.splitlines()[-1].startswith(
+        "~/tf_lottery/.venv/bin/python ~/tf_lottery/tpu_scripts/check_tpu.py")
+    # Versions come from setup.cfg only: there is no flag to install another.
     code, out = script("install", "--dry_run", "--tf_version=2.99.0")
-    assert "tensorflow-tpu==2.99.0" in out
+    assert code == 2 and "unknown flag '--tf_version=2.99.0'" in out
+
+
+def test_check_tpu_says_in_one_line_that_there_is_no_tpu():
+    done = subprocess.run([sys.executable, str(ROOT / "tpu_scripts" / "check_tpu.py")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    errors = [line for line in done.stderr.splitlines() if line.startswith("check_tpu:")]
+    assert len(errors) == 1 and "TPU" in errors[0], done.stderr[-2000:]
 
 
 def test_run_starts_the_flagfile_on_the_tpu_detached_and_can_follow_the_log():

@@ -91,7 +91,8 @@ require_gs() {
   [[ "$2" == gs://* ]] || die "--$1 must be a gs:// path (a recreated VM must find it), got '$2'"
 }
 
-# The TensorFlow version the package pins; the VM gets the matching tensorflow-tpu.
-pinned_tensorflow() {
-  sed -n 's/^ *tensorflow==\([0-9.]*\) *$/\1/p' "$ROOT/setup.cfg"
+# The version setup.cfg pins for package $1 (e.g. tensorflow-tpu); setup.cfg
+# is the only place a version is written.
+pinned() {
+  sed -n "s/^ *$1==\\([0-9.]*\\) *\$/\\1/p" "$ROOT/setup.cfg" | head -n 1
 }
