@@ -1,0 +1,171 @@
+"""Barriers between two checkpoints before and after aligning the second to the first.
+
+The instability analysis interpolates W(α) = (1−α)·W_A + α·W_B. Networks that
+compute nearly the same function with their hidden units in a different
+order still show a barrier on that path; aligning B's units to A's first
+(weight matching, ``alignment``) and interpolating towards P(W_B) measures
+the barrier *modulo permutation* (Entezari et al. 2022; Ainsworth et al.
+2023). This module loads both endpoints into one trainer's model, aligns
+them with the permutation spec of that model's graph
+(``models.permutation``), and evaluates both paths with the interpolation
+code the instability analysis uses (``interpolation.evaluate_path``, with
+the same ``--bn_mode``: under ``recompute`` BatchNorm statistics are
+re-estimated at every point of either path).
+
+The endpoints are the weights a run's evaluation reports (its moving
+averages with ``--ema_decay``), as in ``analysis.PathEvaluator``. A pruned
+pair (``--experiment=imp`` checkpoints) is aligned with its masks: B's mask
+moves with B's weights, so the aligned endpoints generally have different
+masks and the points between them are denser than either.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+from tf_lottery.config import ExperimentConfig
+from tf_lottery.errors import ConfigError
+from tf_lottery.models import permutation
+from tf_lottery.stability import alignment, barrier, bn, interpolation
+from tf_lottery.training.trainer import SgdNoise, Trainer
+
+SPLITS = ("test", "train")
+
+
+def _saved_model_shapes(path: str) -> list[tuple[int, ...]]:
+    """Shapes of the variables saved under the checkpoint's ``model`` object.
+
+    Read from the checkpoint's object graph, not from key prefixes: a
+    variable is saved under the first path that reaches it (with
+    ``--ema_decay`` that is ``ema/_sources/...``, not ``model/...``).
+    """
+    reader = tf.train.load_checkpoint(path)
+    shapes = reader.get_variable_to_shape_map()
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    stack = [c.node_id for c in graph.nodes[0].children if c.local_name == "model"]
+    seen, out = set(), []
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        out += [tuple(shapes[a.checkpoint_key]) for a in graph.nodes[node].attributes
+                if a.name == "VARIABLE_VALUE"]
+        stack += [c.node_id for c in graph.nodes[node].children]
+    return sorted(out)
+
+
+def check_checkpoint(trainer: Trainer, path: str, flag: str) -> None:
+    """Raises ``ConfigError`` unless ``path`` holds every weight of the model.
+
+    Catches a missing checkpoint and one written by a different recipe (other
+    model, classes, or a pruned run read as a dense one) before anything is
+    evaluated, by comparing the saved model's variable shapes with the
+    model's (a restore that fails half way would also leave a page of
+    warnings behind). Overwrites the model's weights.
+    """
+    if not tf.io.gfile.exists(path + ".index"):
+        raise ConfigError(f"--{flag}={path}: no checkpoint there ({path}.index not found)")
+    saved = _saved_model_shapes(path)
+    wanted = sorted(tuple(v.shape) for v in trainer.model.weights)
+    if saved != wanted:
+        raise ConfigError(
+            f"--{flag}={path} holds a model with {len(saved)} variables, not the "
+            f"{len(wanted)} of --model={trainer.config.model.name} as this recipe builds "
+            f"it (different recipe? a pruned run needs its IMP flagfile)")
+    # Extra values in the file (optimizer state, step) are expected.
+    status = tf.train.Checkpoint(model=trainer.model).read(path).expect_partial()
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError:
+        raise ConfigError(f"--{flag}={path} does not hold every weight of "
+                          f"--model={trainer.config.model.name}") from None
+
+
+def endpoint_weights(trainer: Trainer, path: str) -> dict[str, np.ndarray]:
+    """The evaluated weights of checkpoint ``path``, by spec name (the model
+    and ``trainer.step`` are left holding that checkpoint)."""
+    trainer.restore_evaluated_weights(path)
+    return permutation.get_weights(trainer.model)
+
+
+def path_arrays(trainer: Trainer, weights: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """``weights`` in the order of ``interpolation.path_variables``."""
+    names = {v.ref(): n for n, v in permutation.weight_variables(trainer.model).items()}
+    return [weights[names[v.ref()]] for v in interpolation.path_variables(trainer.model)]
+
+
+def write_aligned(trainer: Trainer, weights: dict[str, np.ndarray], prefix: str) -> str:
+    """Writes ``weights`` as a checkpoint the trainer restores for evaluation.
+
+    Holds the model weights and step (with ``--ema_decay`` also the moving
+    averages, set to the same weights, since those are what is evaluated);
+    no optimizer state: it is an endpoint to evaluate or interpolate, not a
+    point to resume training from.
+    """
+    if tf.io.gfile.exists(prefix + ".index"):
+        raise ConfigError(f"--aligned_out={prefix} exists; give a new prefix")
+    permutation.set_weights(trainer.model, weights)
+    parts = {"model": trainer.model, "step": trainer.step}
+    if trainer.ema is not None:
+        for average, source in zip(trainer.ema.averages, trainer.ema.sources, strict=True):
+            average.assign(source)
+        parts["ema"] = trainer.ema
+    return tf.train.Checkpoint(**parts).write(prefix)
+
+
+def _evaluate(trainer: Trainer, prepare, points: int, a, b, label: str) -> dict:
+    curves = interpolation.evaluate_path(
+        trainer, path_arrays(trainer, a), path_arrays(trainer, b), points,
+        prepare=prepare, label=label)
+    return {**curves, "barrier": {s: barrier.error_barrier(curves[f"{s}_error"])
+                                  for s in SPLITS}}
+
+
+def aligned_barriers(trainer: Trainer, config: ExperimentConfig, checkpoint_a: str,
+                     checkpoint_b: str, *, seed: int = 0, max_iter: int = 100,
+                     aligned_out: str | None = None) -> dict:
+    """Raw and aligned paths A -> B and A -> P(B), their barriers, the matching.
+
+    Returns ``{"raw": path, "aligned": path, "matching": {...}}`` where a path
+    holds ``alphas``, ``{test,train}_{error,loss}`` curves and ``barrier``
+    per split; ``matching`` holds the iterations, the objective trace, the
+    number of groups and the matching's wall time.
+    """
+    for path, flag in ((checkpoint_a, "checkpoint_a"), (checkpoint_b, "checkpoint_b")):
+        check_checkpoint(trainer, path, flag)
+    if aligned_out and tf.io.gfile.exists(aligned_out + ".index"):
+        raise ConfigError(f"--aligned_out={aligned_out} exists; give a new prefix")
+    spec = permutation.permutation_spec(trainer.model)
+    weights_a = endpoint_weights(trainer, checkpoint_a)
+    weights_b = endpoint_weights(trainer, checkpoint_b)
+    started = time.perf_counter()
+    perms, info = alignment.weight_matching(spec, weights_a, weights_b, seed, max_iter)
+    matching_s = time.perf_counter() - started
+    aligned_b = alignment.apply_permutation(weights_b, spec, perms)
+    logging.info("Weight matching: %d groups, %d passes, objective %.4g -> %.4g (%.2f s)",
+                 len(spec.groups), info.iterations, info.objective[0], info.objective[-1],
+                 matching_s)
+    if aligned_out:
+        write_aligned(trainer, aligned_b, aligned_out)  # step: B's, restored last
+    ic, t = config.instability, config.train
+    prepare = (bn.BatchNormRecompute(trainer, ic.bn_recompute_batches,
+                                     SgdNoise(t.data_order_seed, t.augment_seed))
+               if ic.bn_mode == "recompute" else None)
+    points = ic.interpolation_points
+    return {
+        "endpoints": [checkpoint_a, checkpoint_b],
+        "bn_mode": ic.bn_mode,
+        "raw": _evaluate(trainer, prepare, points, weights_a, weights_b, "raw path"),
+        "aligned": _evaluate(trainer, prepare, points, weights_a, aligned_b, "aligned path"),
+        "matching": {**info.to_dict(), "groups": len(spec.groups), "seed": seed,
+                     "wall_time_s": round(matching_s, 3),
+                     "unsupported_layers": list(spec.unsupported)},
+        "aligned_checkpoint": aligned_out,
+    }
