@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 import scipy
+import tf_keras
 from absl import app, flags
 
 from tf_lottery.models import permutation, registry
@@ -41,14 +42,21 @@ flags.DEFINE_integer("classes", 10, "Number of classes.")
 FLAGS = flags.FLAGS
 
 
+def build(name: str, classes: int, shape: tuple[int, int, int], seed: int):
+    # Spec names must match between the two builds: keras.applications
+    # (Inception-v3) names layers from a counter that clear_session resets.
+    tf_keras.backend.clear_session()
+    return registry.build_model(name, classes, shape, init_seed=seed)
+
+
 def measure(name: str, repeats: int, classes: int) -> dict:
     shape = SHAPES.get(name, (32, 32, 3))
-    model_a = registry.build_model(name, classes, shape, init_seed=0)
+    model_a = build(name, classes, shape, 0)
     started = time.perf_counter()
     spec = permutation.permutation_spec(model_a)
     spec_s = time.perf_counter() - started
     a = permutation.get_weights(model_a)
-    b = permutation.get_weights(registry.build_model(name, classes, shape, init_seed=1))
+    b = permutation.get_weights(build(name, classes, shape, 1))
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
