@@ -120,12 +120,31 @@ def write_aligned(trainer: Trainer, weights: dict[str, np.ndarray], prefix: str)
     return tf.train.Checkpoint(**parts).write(prefix)
 
 
-def _evaluate(trainer: Trainer, prepare, points: int, a, b, label: str) -> dict:
+def evaluate_named_path(trainer: Trainer, a: dict[str, np.ndarray], b: dict[str, np.ndarray],
+                        points: int, prepare=None, label: str = "path") -> dict:
+    """``interpolation.evaluate_path`` between endpoints given by spec name,
+    plus the barrier of each split."""
     curves = interpolation.evaluate_path(
         trainer, path_arrays(trainer, a), path_arrays(trainer, b), points,
         prepare=prepare, label=label)
     return {**curves, "barrier": {s: barrier.error_barrier(curves[f"{s}_error"])
                                   for s in SPLITS}}
+
+
+def align_endpoints(spec: permutation.PermutationSpec, weights_a: dict[str, np.ndarray],
+                    weights_b: dict[str, np.ndarray], seed: int = 0,
+                    max_iter: int = 100) -> tuple[dict[str, np.ndarray], dict]:
+    """B's weights aligned to A's by weight matching, and a JSON-ready record
+    of the matching (passes, objective trace, groups, wall time)."""
+    started = time.perf_counter()
+    perms, info = alignment.weight_matching(spec, weights_a, weights_b, seed, max_iter)
+    seconds = time.perf_counter() - started
+    logging.info("Weight matching: %d groups, %d passes, objective %.4g -> %.4g (%.2f s)",
+                 len(spec.groups), info.iterations, info.objective[0], info.objective[-1],
+                 seconds)
+    record = {**info.to_dict(), "groups": len(spec.groups), "seed": seed,
+              "wall_time_s": round(seconds, 3), "unsupported_layers": list(spec.unsupported)}
+    return alignment.apply_permutation(weights_b, spec, perms), record
 
 
 def aligned_barriers(trainer: Trainer, config: ExperimentConfig, checkpoint_a: str,
@@ -145,13 +164,7 @@ def aligned_barriers(trainer: Trainer, config: ExperimentConfig, checkpoint_a: s
     spec = permutation.permutation_spec(trainer.model)
     weights_a = endpoint_weights(trainer, checkpoint_a)
     weights_b = endpoint_weights(trainer, checkpoint_b)
-    started = time.perf_counter()
-    perms, info = alignment.weight_matching(spec, weights_a, weights_b, seed, max_iter)
-    matching_s = time.perf_counter() - started
-    aligned_b = alignment.apply_permutation(weights_b, spec, perms)
-    logging.info("Weight matching: %d groups, %d passes, objective %.4g -> %.4g (%.2f s)",
-                 len(spec.groups), info.iterations, info.objective[0], info.objective[-1],
-                 matching_s)
+    aligned_b, matching = align_endpoints(spec, weights_a, weights_b, seed, max_iter)
     if aligned_out:
         write_aligned(trainer, aligned_b, aligned_out)  # step: B's, restored last
     ic, t = config.instability, config.train
@@ -162,10 +175,9 @@ def aligned_barriers(trainer: Trainer, config: ExperimentConfig, checkpoint_a: s
     return {
         "endpoints": [checkpoint_a, checkpoint_b],
         "bn_mode": ic.bn_mode,
-        "raw": _evaluate(trainer, prepare, points, weights_a, weights_b, "raw path"),
-        "aligned": _evaluate(trainer, prepare, points, weights_a, aligned_b, "aligned path"),
-        "matching": {**info.to_dict(), "groups": len(spec.groups), "seed": seed,
-                     "wall_time_s": round(matching_s, 3),
-                     "unsupported_layers": list(spec.unsupported)},
+        "raw": evaluate_named_path(trainer, weights_a, weights_b, points, prepare, "raw path"),
+        "aligned": evaluate_named_path(trainer, weights_a, aligned_b, points, prepare,
+                                       "aligned path"),
+        "matching": matching,
         "aligned_checkpoint": aligned_out,
     }
