@@ -1,6 +1,6 @@
 """Every recipe flagfile resolves to exactly the config it resolved to when it
 was a full copy (tests/fixtures/flagfile_configs.json, written once by
-tests/fixtures/make_flagfile_configs.py)."""
+tests/fixtures/make_flagfile_configs.py), variants including their base."""
 
 import json
 import pathlib
@@ -11,14 +11,29 @@ from tests.fixtures import make_flagfile_configs as fixture
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXPECTED = json.loads(fixture.OUT.read_text())
+EXPERIMENT_SECTIONS = {"train": set(), "instability": {"instability"}, "imp": {"pruning"}}
 
 
 def test_the_fixture_covers_every_flagfile():
     assert sorted(EXPECTED) == sorted(f"flags/{p.name}" for p in (ROOT / "flags").glob("*.cfg"))
 
 
-@pytest.mark.parametrize("variant", sorted(fixture.VARIANTS))
 @pytest.mark.parametrize("flagfile", sorted(EXPECTED))
-def test_flagfile_resolves_as_before(flagfile, variant):
-    got = fixture.resolve(flagfile, fixture.VARIANTS[variant])
-    assert got == EXPECTED[flagfile][variant]
+def test_flagfile_resolves_as_before(flagfile):
+    """The same values in every section the experiment uses; the sections it
+    does not use (0.1.0 resolved them all) are gone, and so is their hash."""
+    got = fixture.resolve(flagfile, ())
+    before = EXPECTED[flagfile]["as_is"]
+    dropped = {"instability", "pruning"} - EXPERIMENT_SECTIONS[got["experiment"]]
+    assert set(got) == set(before) - dropped
+    got.pop("recipe_hash"), before.pop("recipe_hash")
+    assert got == {key: before[key] for key in got}
+
+
+@pytest.mark.parametrize("flagfile", sorted(EXPECTED))
+def test_flagfile_resolves_as_before_with_every_section_in_use(flagfile):
+    """IMP with sparse instability uses every section: the whole config, its
+    recipe hash included, is what the full copy resolved to."""
+    got = fixture.resolve(flagfile, fixture.VARIANTS["imp_with_instability"])
+    assert got == EXPECTED[flagfile]["imp_with_instability"]
+

@@ -47,7 +47,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_lottery import experiment, files
+from tf_lottery import files
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.data.pipeline import InMemoryPipeline
 from tf_lottery.errors import ConfigError
@@ -300,7 +300,6 @@ def _independent_pairs(evaluator: PathEvaluator, model_dir: str, parents: list[d
     }
 
 
-@experiment.register("instability")
 def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
                 pipeline: InMemoryPipeline) -> dict:
     """Runs (or resumes) the instability analysis; writes ``results.json``."""
