@@ -37,3 +37,29 @@ def test_flagfile_resolves_as_before_with_every_section_in_use(flagfile):
     got = fixture.resolve(flagfile, fixture.VARIANTS["imp_with_instability"])
     assert got == EXPECTED[flagfile]["imp_with_instability"]
 
+
+# flagfile -> the flagfile it includes: a variant states only what differs.
+INCLUDES = {
+    "lenet_fashion_mnist": "lenet_mnist",
+    "lenet_fashion_mnist_imp": "lenet_fashion_mnist",
+    "lenet_fashion_mnist_instability": "lenet_fashion_mnist",
+    "resnet20_cifar10_low": "resnet20_cifar10",
+    "resnet20_cifar10_warmup": "resnet20_cifar10",
+    "vgg16_cifar10": "resnet20_cifar10",
+    "vgg16_cifar10_low": "vgg16_cifar10",
+    "vgg16_cifar10_warmup": "vgg16_cifar10",
+    "inception_v3_lmc": "inception_v3",
+}
+
+
+def flag_lines(name):
+    text = (ROOT / "flags" / f"{name}.cfg").read_text()
+    return [line for line in text.splitlines() if line.startswith("--")]
+
+
+@pytest.mark.parametrize("name", sorted(INCLUDES))
+def test_a_variant_includes_its_base_and_restates_nothing(name):
+    base = INCLUDES[name]
+    first, *rest = flag_lines(name)
+    assert first == f"--flagfile=flags/{base}.cfg"
+    assert rest and not set(rest) & set(flag_lines(base))
