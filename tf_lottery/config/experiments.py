@@ -164,8 +164,8 @@ class PruningConfig(Section):
         values = flags.fields(cls)
         if flags.given(cls, "target_density"):
             if flags.given(cls, "levels") or flags.given(cls, "prune_fraction"):
-                raise ConfigError("give --target_density (one-shot) or --imp_levels/"
-                                  "--prune_fraction (iterative), not both")
+                raise FieldError("pruning.target_density", "(one-shot) or {pruning.levels}/"
+                                 "{pruning.prune_fraction} (iterative): give one, not both")
             density = values["target_density"]
             if not 0 < density < 1:
                 raise FieldError("pruning.target_density", f"must be in (0, 1), got {density}")

@@ -28,7 +28,7 @@ from tf_lottery.config.knobs import (
     sorted_set,
 )
 from tf_lottery.data import registry as data_registry
-from tf_lottery.errors import ConfigError, FieldError
+from tf_lottery.errors import FieldError
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 SCHEDULES = ("constant", "step", "linear_decay", "exponential")
@@ -67,8 +67,8 @@ class ModelConfig(Section):
 
         name = flags.field(cls, "name")
         if name not in model_registry.names():
-            raise ConfigError(f"--model={name} is not a known model "
-                              f"(known: {', '.join(model_registry.names())})")
+            raise FieldError("model.name", f"={name} is not a known model "
+                             f"(known: {', '.join(model_registry.names())})")
         return cls(**flags.fields(cls))
 
     def validate_in(self, config: Any) -> None:
@@ -116,8 +116,8 @@ class DataConfig(Section):
         values = flags.fields(cls)
         name = values["dataset"]
         if name not in data_registry.names():
-            raise ConfigError(f"--dataset={name} is not a known dataset "
-                              f"(known: {', '.join(data_registry.names())})")
+            raise FieldError("data.dataset", f"={name} is not a known dataset "
+                             f"(known: {', '.join(data_registry.names())})")
         spec = data_registry.get(name)
         if values["augment"] == "default":
             values["augment"] = spec.default_augment
