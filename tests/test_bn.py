@@ -138,8 +138,8 @@ def test_model_without_batchnorm_is_left_alone(tmp_path):
 
 
 def test_bn_mode_flag_selects_recompute_in_the_path_evaluator(tmp_path):
-    c = parse_config(f"--model={TINY_BN}", "--train_steps=10", "--batch_size=20",
-                     "--eval_batch_size=50", "--train_eval_examples=60",
+    c = parse_config("--experiment=instability", f"--model={TINY_BN}", "--train_steps=10",
+                     "--batch_size=20", "--eval_batch_size=50", "--train_eval_examples=60",
                      "--bn_mode=recompute", "--bn_recompute_batches=2",
                      "--interpolation_points=3", model_dir=str(tmp_path))
     ends = []

@@ -45,7 +45,7 @@ def recipe(name, *extra, model_dir="/tmp/unused"):
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_flagfile_is_the_papers_recipe(name):
     model, lr, warmup, rewind = RECIPES[name]
-    c = recipe(name)
+    c = recipe(name, "--experiment=imp", "--instability")
     assert (c.model.name, c.model.cross_replica_bn) == (model, True)
     assert (c.data.dataset, c.data.augment) == ("cifar10", "crop_flip")
     assert (c.train.batch_size, c.train.train_steps) == (128, 63000)
@@ -100,7 +100,7 @@ def test_resnet_and_vgg_recipes_differ_only_in_the_model_and_its_pruning():
 
 @pytest.mark.parametrize("model", sorted(IMP))
 def test_prunable_layers_are_the_recipes(model):
-    c = recipe(f"{model}_cifar10")
+    c = recipe(f"{model}_cifar10", "--experiment=imp")
     net = models.build_model(model, 10, (32, 32, 3), init_seed=0)
     wrapped = wrappers.wrap_model(net, c.pruning.exclude)
     prunable = wrappers.pruning_vars(wrapped)

@@ -17,7 +17,7 @@ def recipe(name, *extra):
 
 
 def test_resnet50_recipe():
-    c = recipe("resnet50_imagenet")
+    c = recipe("resnet50_imagenet", "--experiment=imp")
     assert (c.model.name, c.data.dataset, c.data.augment, c.data.image_size) == (
         "resnet50", "imagenet2012", "resnet", 224)
     assert c.train.steps_per_epoch == STEPS_PER_EPOCH
@@ -33,7 +33,7 @@ def test_resnet50_recipe():
 
 @pytest.mark.parametrize("name", ["inception_v3", "inception_v3_lmc"])
 def test_inception_recipes(name):
-    c = recipe(name)
+    c = recipe(name, "--experiment=imp")
     assert (c.model.name, c.data.augment, c.data.image_size) == ("inception_v3", "inception",
                                                                  299)
     assert c.train.train_steps == 171 * STEPS_PER_EPOCH

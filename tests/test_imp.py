@@ -205,15 +205,15 @@ def test_one_shot_layerwise_with_an_excluded_layer(tmp_path):
 
 
 def test_main_knows_the_imp_experiment():
-    from tf_lottery import experiment, main  # noqa: F401  (main registers experiments)
+    from tf_lottery.config import experiments
 
-    assert experiment.get("imp") is imp.imp
+    assert experiments.get("imp").load() is imp.imp
 
 
 def test_one_shot_is_one_level_of_fraction_one_minus_density():
-    p = parse_config("--train_steps=10", "--target_density=0.3").pruning
+    p = parse_config("--experiment=imp", "--train_steps=10", "--target_density=0.3").pruning
     assert (p.levels, p.prune_fraction, p.target_density) == (1, pytest.approx(0.7), 0.3)
-    assert parse_config("--train_steps=10",
+    assert parse_config("--experiment=imp", "--train_steps=10",
                         "--prune_layer_rates=logits:0.5").pruning.rates() == (
         ("logits", 0.5),)
 
@@ -235,7 +235,7 @@ def test_one_shot_is_one_level_of_fraction_one_minus_density():
 ])
 def test_bad_imp_flags_name_the_flag(args, flag):
     with pytest.raises(ConfigError, match=flag):
-        parse_config("--train_steps=100", *args)
+        parse_config("--experiment=imp", "--train_steps=100", *args)
 
 
 def test_unknown_rewind_checkpoint_is_reported(tmp_path):

@@ -69,6 +69,7 @@ def test_flagfile_is_the_lenet_recipe_plus_the_analysis():
     ours = c.recipe_dict()
     assert ours.pop("experiment") == "instability"
     recipe.pop("experiment")
+    assert ours.pop("instability") == dataclasses.asdict(c.instability)
     assert ours == recipe
     assert c.train.rewind_steps == (0, 25, 100, 500, 2000)
     assert dataclasses.asdict(c.instability) == {
@@ -83,7 +84,7 @@ def test_flagfile_is_the_lenet_recipe_plus_the_analysis():
                                   "--bn_recompute_batches=0"])
 def test_bad_instability_flags_are_named(flag):
     with pytest.raises(ConfigError, match=flag.split("=")[0]):
-        parse_config("--train_steps=100", flag)
+        parse_config("--experiment=instability", "--train_steps=100", flag)
 
 
 class Killed(Exception):

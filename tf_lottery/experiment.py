@@ -1,37 +1,17 @@
-"""Experiments by name: thin orchestration over the training engine.
+"""The 'train' experiment, and the parent run every experiment starts from.
 
 An experiment gets the resolved config, the strategy and the input pipeline
-and returns the summary it wrote to ``model_dir/results.json``.
+and returns the summary it wrote to ``model_dir/results.json``; experiments
+are named, with their config sections, in ``config/experiments.py``.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import tensorflow as tf
 
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.data.pipeline import InMemoryPipeline
 from tf_lottery.training.trainer import RunSpec, SgdNoise, Trainer
-
-Experiment = Callable[[ExperimentConfig, tf.distribute.Strategy, InMemoryPipeline], dict]
-_EXPERIMENTS: dict[str, Experiment] = {}
-
-
-def register(name: str) -> Callable[[Experiment], Experiment]:
-    def wrap(fn: Experiment) -> Experiment:
-        _EXPERIMENTS[name] = fn
-        return fn
-
-    return wrap
-
-
-def names() -> list[str]:
-    return sorted(_EXPERIMENTS)
-
-
-def get(name: str) -> Experiment:
-    return _EXPERIMENTS[name]
 
 
 def parent_run(config: ExperimentConfig, run_dir: str | None = None) -> RunSpec:
@@ -46,7 +26,6 @@ def parent_run(config: ExperimentConfig, run_dir: str | None = None) -> RunSpec:
     )
 
 
-@register("train")
 def train(config: ExperimentConfig, strategy: tf.distribute.Strategy,
           pipeline: InMemoryPipeline) -> dict:
     """Trains the recipe once, keeping rewind checkpoints W_k."""

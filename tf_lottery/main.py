@@ -16,11 +16,9 @@ import tensorflow as tf
 from absl import app, logging
 
 from tf_lottery import config as config_lib
-from tf_lottery import experiment, rundir
+from tf_lottery import rundir
 from tf_lottery.data import inputs
 from tf_lottery.errors import ConfigError
-from tf_lottery.pruning import imp as _imp  # noqa: F401  (registers "imp")
-from tf_lottery.stability import analysis as _stability  # noqa: F401  (registers it)
 from tf_lottery.training import strategy as strategy_lib
 
 config_lib.define_flags()
@@ -28,9 +26,7 @@ config_lib.define_flags()
 
 def run(config: config_lib.ExperimentConfig) -> dict:
     """Runs (or resumes) the experiment ``config`` describes; returns results."""
-    if config.experiment not in experiment.names():
-        raise ConfigError(f"--experiment={config.experiment} is not known "
-                          f"(known: {', '.join(experiment.names())})")
+    run_experiment = config_lib.experiments.get(config.experiment).load()
     model_dir = config.runtime.model_dir
     rundir.claim(config)
     if rundir.is_complete(model_dir):
@@ -43,7 +39,7 @@ def run(config: config_lib.ExperimentConfig) -> dict:
     strategy = strategy_lib.make_strategy(config.runtime)
     # In host memory for small datasets, streamed from shards for ImageNet.
     pipeline = inputs.make_pipeline(config)
-    return experiment.get(config.experiment)(config, strategy, pipeline)
+    return run_experiment(config, strategy, pipeline)
 
 
 def main(argv: list[str]) -> int:
@@ -54,7 +50,7 @@ def main(argv: list[str]) -> int:
         config = config_lib.config_from_flags()
         results = run(config)
     except ConfigError as e:
-        print(f"tf_lottery: error: {e}", file=sys.stderr)
+        print(f"tf_lottery: error: {config_lib.cli_message(e)}", file=sys.stderr)
         return 2
     metrics = results.get("metrics", {})
     if metrics:

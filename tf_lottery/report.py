@@ -180,7 +180,7 @@ def _figures(instab: Sequence[summary.InstabilitySection],
                     + _suffix(f.label), [r.k for r in rows],
                     [r.barrier[split].mean for r in rows],
                     [r.barrier[split].std for r in rows], marker="s"))
-    threshold = next((s.threshold for s in [*instab, *imp]), 0.02)
+    threshold = next((s.threshold for s in [*instab, *imp] if s.threshold is not None), 0.02)
     if any(curves.values()):
         out["instability.png"] = figures.instability(curves, threshold, references)
 

@@ -12,7 +12,7 @@ import json
 import os
 
 from tf_lottery import files
-from tf_lottery.config import ExperimentConfig, diff_recipes
+from tf_lottery.config import ExperimentConfig, recipe_changes
 from tf_lottery.errors import ConfigError
 
 CONFIG_FILE = "config.json"
@@ -39,13 +39,9 @@ def claim(config: ExperimentConfig) -> None:
     path = os.path.join(model_dir, CONFIG_FILE)
     existing = files.read_json(path)
     if existing is not None:
-        old = dict(existing)
-        old.pop("recipe_hash", None)
-        old.pop("runtime", None)
-        new = json.loads(config.to_json())
-        new.pop("recipe_hash", None)
-        new.pop("runtime", None)
-        changed = diff_recipes(old, new)
+        # Only what this experiment uses: a config.json of release 0.1.0 holds
+        # every section, and its recipe hash was computed over all of them.
+        changed = recipe_changes(existing, config)
         if changed:
             raise ConfigError(
                 f"--model_dir={model_dir} holds a run with a different config "

@@ -325,7 +325,6 @@ class Imp:
         return summary
 
 
-@experiment.register("imp")
 def imp(config: ExperimentConfig, strategy: tf.distribute.Strategy,
         pipeline: InMemoryPipeline) -> dict:
     """IMP with rewinding, its baselines and (--instability) sparse instability."""

@@ -450,6 +450,8 @@ def _imp_levels_from_events(run: ImpRun, scalars: dict[str, dict[int, float]]) -
         network = Network(value, scalars["imp/test_accuracy"][level],
                           scalars.get("imp/train_accuracy", {}).get(level))
         run.levels[level] = Level(level, network, baselines, None, "event files")
+    if not run.config.pruning.instability:
+        return
     barriers = {s: scalars.get(f"imp/{s}_barrier", {}) for s in SPLITS}
     threshold = run.config.instability.stability_threshold
     for level, found in run.levels.items():

@@ -65,19 +65,23 @@ def describe(config: ExperimentConfig) -> str:
             f"{t.data_order_seed}, augment {t.augment_seed}")
 
 
+def _analysis(c: ExperimentConfig) -> str:
+    ic = c.instability
+    return (f"{ic.children} children, {ic.interpolation_points} points on each path, "
+            f"BatchNorm {ic.bn_mode}, child optimizer state {ic.child_optimizer_state}, "
+            f"stability threshold {pct(ic.stability_threshold)}")
+
+
 def _experiment_line(e: Experiment) -> str:
     c = e.config
     line = (f"- `{e.name}`: **{c.experiment}**, "
             f"{'complete' if e.complete else 'not finished'}, recipe `{c.recipe_hash()}`. "
             f"{describe(c)}.")
-    ic, p = c.instability, c.pruning
-    analysis = (f"{ic.children} children, {ic.interpolation_points} points on each path, "
-                f"BatchNorm {ic.bn_mode}, child optimizer state {ic.child_optimizer_state}, "
-                f"stability threshold {pct(ic.stability_threshold)}")
     if c.experiment == "instability":
         line += (f" Rewind steps k = {', '.join(map(str, c.train.rewind_steps))}; "
-                 f"{ic.replicates} replicate(s); {analysis}.")
+                 f"{c.instability.replicates} replicate(s); {_analysis(c)}.")
     elif c.experiment == "imp":
+        p = c.pruning
         line += (f" {p.levels} level(s) pruning {pct(p.prune_fraction)} of the remaining "
                  f"weights ({p.scope}), rewind to k = {p.rewind_step} (optimizer "
                  f"{p.rewind_optimizer})")
@@ -85,7 +89,7 @@ def _experiment_line(e: Experiment) -> str:
             line += f"; baselines {', '.join(p.baselines)}"
         if p.instability:
             levels = ", ".join(map(str, p.instability_levels)) or "every level"
-            line += f"; sparse instability at {levels} ({analysis})"
+            line += f"; sparse instability at {levels} ({_analysis(c)})"
         line += "."
     elif isinstance(e, OtherRun) and e.test_accuracy is not None:
         line += f" Test accuracy {pct(e.test_accuracy)}."

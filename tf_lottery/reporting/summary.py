@@ -174,7 +174,7 @@ class ImpSection:
     label: str
     runs: list[str]
     rewind_step: int
-    threshold: float
+    threshold: float | None  # with sparse instability (--instability)
     dense: Stat | None
     tolerance: float | None
     tolerance_source: str
@@ -187,7 +187,7 @@ def imp_sections(runs: Sequence[ImpRun], matching_tolerance: float) -> list[ImpS
     sections = []
     for g in group_runs(runs):
         c = g.config
-        threshold = c.instability.stability_threshold
+        threshold = c.instability.stability_threshold if c.pruning.instability else None
         dense = stat([r.levels[0].network.test_accuracy for r in g.runs if 0 in r.levels])
         if dense is not None and dense.n >= 2:
             tolerance, source = dense.std, f"one std of the dense accuracy over {dense.n} runs"

@@ -47,10 +47,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_lottery import experiment, files
+from tf_lottery import files
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.data.pipeline import InMemoryPipeline
-from tf_lottery.errors import ConfigError
+from tf_lottery.errors import ConfigError, FieldError
 from tf_lottery.stability import barrier, bn, interpolation, summaries
 from tf_lottery.summaries import dashboards
 from tf_lottery.training import checkpoints
@@ -300,14 +300,13 @@ def _independent_pairs(evaluator: PathEvaluator, model_dir: str, parents: list[d
     }
 
 
-@experiment.register("instability")
 def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
                 pipeline: InMemoryPipeline) -> dict:
     """Runs (or resumes) the instability analysis; writes ``results.json``."""
     model_dir, ic = config.runtime.model_dir, config.instability
     if not config.train.rewind_steps:
-        raise ConfigError("--rewind_steps is empty: the instability analysis needs "
-                          "at least one rewind step k")
+        raise FieldError("train.rewind_steps", "is empty: the instability analysis needs "
+                         "at least one rewind step k")
     started = time.perf_counter()
     independent = ic.replicates >= 2
     summaries.write_run_metadata(model_dir, config, independent)

@@ -17,15 +17,17 @@
   ``imp``, ``random_prune``, ``random_reinit``), and the metrics
   ``session/{test,train}_barrier`` and ``session/{test,train}_accuracy``.
   Replicates of one measurement share a session group, so the dashboard can
-  average them. Every experiment declares the same columns, so runs of
-  different experiments under one logdir compare in one table.
+  average them. Every experiment declares the same columns (every recipe
+  field of every experiment; a run leaves those of sections it does not use
+  empty), so runs of different experiments under one logdir compare in one
+  table.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_lottery.config import ExperimentConfig
+from tf_lottery.config import ExperimentConfig, recipe_fields
 from tf_lottery.summaries import tensorboard
 
 SPLITS = ("test", "train")
@@ -45,7 +47,7 @@ def write_experiment(writer: tf.summary.SummaryWriter, config: ExperimentConfig,
     """An experiment's layout and the hparams columns, into its ``model_dir``."""
     tensorboard.write_layout(writer, layout)
     tensorboard.write_hparams_config(
-        writer, [*tensorboard.flat_hparams(config), *SESSION_FIELDS], METRICS)
+        writer, [*recipe_fields(), *SESSION_FIELDS], METRICS)
 
 
 def _session_hparams(config: ExperimentConfig, *, rewind_step: int, level: int,

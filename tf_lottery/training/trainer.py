@@ -95,14 +95,13 @@ class Trainer:
         self.strategy = strategy
         self.pipeline = pipeline
         replicas = strategy.num_replicas_in_sync
-        for name, batch in (("batch_size", config.train.batch_size),
-                            ("eval_batch_size", config.data.eval_batch_size)):
+        for field, batch in (("train.batch_size", config.train.batch_size),
+                             ("data.eval_batch_size", config.data.eval_batch_size)):
             if batch % replicas:
-                from tf_lottery.errors import ConfigError
+                from tf_lottery.errors import FieldError
 
-                raise ConfigError(f"--{name}={batch} is not divisible by the "
-                                  f"{replicas} replicas of --strategy="
-                                  f"{config.runtime.strategy}")
+                raise FieldError(field, f"={batch} is not divisible by the {replicas} "
+                                 f"replicas of {{runtime.strategy}}={config.runtime.strategy}")
         spec = pipeline.spec
         seed = config.train.init_seed if init_seed is None else init_seed
         # Layers (also pruning wrappers) take the --precision dtype policy.

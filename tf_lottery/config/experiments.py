@@ -1,0 +1,277 @@
+"""Experiments by name, each with the config sections it uses.
+
+Every experiment is one ``Experiment`` entry in ``EXPERIMENTS``: its name
+(the ``--experiment`` choices and their help come from here), the sections
+it adds to the recipe (only those are validated, hashed and compared on
+relaunch) and where its code lives, imported by name when it runs. Nothing
+registers itself on import, so no module has to be imported for its side
+effects. An experiment's own section is declared here too, beside its entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from tf_lottery.config.knobs import FlagReader, Section, at_least, knob, must, sorted_set, unique
+from tf_lottery.errors import ConfigError, FieldError
+
+PRUNING_SCOPES = ("global", "layerwise")
+REWIND_OPTIMIZER = ("reset", "restore")
+BASELINES = ("random_prune", "random_reinit")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InstabilityConfig(Section):
+    """Instability analysis: children, path, BatchNorm.
+
+    For every rewind step k, ``children`` copies of the parent's W_k train to
+    T with their own SGD noise; every pair is evaluated at
+    ``interpolation_points`` evenly spaced points of the linear path between
+    them. ``child_optimizer_state`` is 'restore' (the optimizer state saved
+    with W_k: a child with the parent's seeds would retrace the parent) or
+    'reset' (fresh optimizer state at k; the LR schedule still continues from
+    k). ``bn_mode`` is 'interpolate' or 'recompute' (BatchNorm moving
+    statistics re-estimated on ``bn_recompute_batches`` training batches at
+    every point). ``replicates`` independent parents use init and SGD-noise
+    seeds shifted by the replicate index.
+    """
+
+    section = "instability"
+
+    children: int = knob(
+        2,
+        "Instability: copies trained from each W_k with their own SGD noise "
+        "(every pair is interpolated).", check=at_least(2, " (a pair)"))
+    interpolation_points: int = knob(
+        30,
+        "Instability: evenly spaced alphas in [0, 1] on the path between two "
+        "children.", check=at_least(2))
+    stability_threshold: float = knob(
+        0.02,
+        "Instability: a rewind step is stable when its test error barrier is "
+        "below this.", check=must(lambda v: 0 <= v < 1, "be in [0, 1)"))
+    bn_mode: str = knob(
+        "interpolate",
+        "Instability: BatchNorm moving statistics of W(alpha): interpolated "
+        "like weights, or re-estimated on training batches at each alpha.",
+        choices=("interpolate", "recompute"))
+    bn_recompute_batches: int = knob(
+        100, "Instability: training batches used by --bn_mode=recompute.", check=at_least(1))
+    replicates: int = knob(
+        1,
+        "Instability: independent parents (init and SGD-noise seeds + r); "
+        "barriers are reported as mean +- std across them.", check=at_least(1))
+    child_optimizer_state: str = knob(
+        "restore",
+        "Instability: children start from W_k with the optimizer state saved "
+        "at k ('restore') or a fresh one ('reset').", choices=("restore", "reset"))
+
+
+def _regexes(patterns: tuple[str, ...]) -> str | None:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            return f"has an invalid regex {pattern!r} ({e})"
+    return None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PruningConfig(Section):
+    """IMP with rewinding: how levels prune and rewind.
+
+    Level 0 trains the dense network; each of the ``levels`` following levels
+    prunes ``prune_fraction`` of the remaining prunable weights by magnitude,
+    rewinds the survivors to W_k (k = ``rewind_step``) and retrains to T.
+    One-shot pruning to density D (--target_density) is resolved here to one
+    level with fraction 1 - D.
+
+    ``layer_rates`` holds ``"regex:rate"`` strings (see ``rates()``); a layer
+    matching ``exclude`` is never pruned. ``baselines`` run at
+    ``baseline_levels`` (empty: every pruned level) with seeds derived from
+    ``baseline_seed``. ``rewind_optimizer`` is 'reset' (fresh optimizer state
+    at k, as open_lth) or 'restore' (the state saved with W_k). With
+    ``instability``, each level in ``instability_levels`` (empty: every level,
+    0 included) gets the instability analysis of its subnetwork at k.
+    """
+
+    section = "pruning"
+
+    levels: int = knob(
+        15,
+        "IMP: pruned levels after the dense level 0 (15 levels of 20% reach "
+        "3.5% density).", flag="imp_levels", check=at_least(1))
+    prune_fraction: float = knob(
+        0.2, "IMP: fraction of the remaining prunable weights each level removes.",
+        check=must(lambda v: 0 < v < 1, "be in (0, 1)"))
+    scope: str = knob(
+        "global",
+        "IMP: 'global' ranks all prunable weights together; 'layerwise' prunes "
+        "each layer by the same fraction.", flag="pruning_scope", choices=PRUNING_SCOPES)
+    rewind_step: int = knob(
+        0,
+        "IMP: step k whose weights W_k the survivors are rewound to "
+        "(0: the original lottery ticket procedure).", check=at_least(0))
+    target_density: float = knob(
+        0.0,
+        "IMP: one-shot pruning straight to this density in one level "
+        "(instead of --imp_levels/--prune_fraction; 0: iterative).",
+        check=must(lambda v: 0 <= v < 1, "be in [0, 1) (0: iterative pruning)"))
+    exclude: tuple[str, ...] = knob(
+        (),
+        "IMP: regexes; Dense/Conv layers whose name fully matches one are "
+        "never pruned.", flag="prune_exclude", check=_regexes)
+    layer_rates: tuple[str, ...] = knob(
+        (),
+        "IMP: regex:rate items; a matching layer is pruned on its own at rate "
+        "times --prune_fraction (e.g. logits:0.5).", flag="prune_layer_rates")
+    rewind_optimizer: str = knob(
+        "reset",
+        "IMP: optimizer state at the rewind step: 'reset' (fresh) or "
+        "'restore' (the state saved with W_k).", flag="imp_rewind_optimizer",
+        choices=REWIND_OPTIMIZER)
+    baselines: tuple[str, ...] = knob(
+        (),
+        "IMP: baselines per level: random_prune (same per-layer densities, "
+        "random positions), random_reinit (same mask, new initialization).",
+        flag="imp_baselines", choices=BASELINES, normalize=unique)
+    baseline_levels: tuple[int, ...] = knob(
+        (), "IMP: levels at which baselines run (empty: every pruned level).",
+        flag="imp_baseline_levels", normalize=sorted_set)
+    baseline_seed: int = knob(
+        1, "IMP: seed of the baselines' random masks and reinitializations.",
+        flag="imp_baseline_seed")
+    instability: bool = knob(
+        False,
+        "IMP: instability analysis of each level's subnetwork at the rewind "
+        "step (children start from the masked W_k and keep the mask; "
+        "--children, --interpolation_points etc. apply).")
+    instability_levels: tuple[int, ...] = knob(
+        (), "IMP: levels analyzed with --instability (empty: every level, 0 included).",
+        flag="imp_instability_levels", normalize=sorted_set)
+
+    def rates(self) -> tuple[tuple[str, float], ...]:
+        """``layer_rates`` as ``(pattern, rate)`` pairs."""
+        return tuple((p, float(r)) for p, r in (s.rsplit(":", 1) for s in self.layer_rates))
+
+    @classmethod
+    def from_flags(cls, flags: FlagReader, built: Mapping[str, Section]) -> PruningConfig:
+        """One-shot pruning to density D (--target_density) is one level of fraction 1 - D."""
+        values = flags.fields(cls)
+        if flags.given(cls, "target_density"):
+            if flags.given(cls, "levels") or flags.given(cls, "prune_fraction"):
+                raise FieldError("pruning.target_density", "(one-shot) or {pruning.levels}/"
+                                 "{pruning.prune_fraction} (iterative): give one, not both")
+            density = values["target_density"]
+            if not 0 < density < 1:
+                raise FieldError("pruning.target_density", f"must be in (0, 1), got {density}")
+            values.update(levels=1, prune_fraction=1.0 - density)
+        return cls(**values)
+
+    def validate(self) -> None:
+        for item in self.layer_rates:
+            self._check_rate(item)
+        for level in self.baseline_levels:
+            if not 1 <= level <= self.levels:
+                raise FieldError("pruning.baseline_levels", f"has {level}, outside the pruned "
+                                 f"levels 1..{self.levels}")
+        for level in self.instability_levels:
+            if not 0 <= level <= self.levels:
+                raise FieldError("pruning.instability_levels", f"has {level}, outside the "
+                                 f"levels 0..{self.levels}")
+        if self.instability_levels and not self.instability:
+            raise FieldError("pruning.instability_levels", "needs {pruning.instability}")
+
+    def _check_rate(self, item: str) -> None:
+        pattern, sep, rate = item.rpartition(":")
+        if not (sep and pattern):
+            raise FieldError("pruning.layer_rates", f"items are regex:rate, got {item!r}")
+        try:
+            re.compile(pattern)
+            value = float(rate)
+        except (re.error, ValueError) as e:
+            raise FieldError("pruning.layer_rates", f"has an invalid item {item!r} ({e})") from None
+        if not (value > 0 and value * self.prune_fraction < 1):
+            raise FieldError("pruning.layer_rates", f"rate {rate} in {item!r} must be > 0 and "
+                             f"below 1/{self.prune_fraction:g} (rate x fraction is what a "
+                             "level removes)")
+
+    def validate_in(self, config: Any) -> None:
+        train_steps = config.train.train_steps
+        if self.rewind_step > train_steps:
+            raise FieldError("pruning.rewind_step", f"={self.rewind_step} is outside "
+                             f"[0, {train_steps}] (the run's T)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One experiment: what ``--experiment=<name>`` runs.
+
+    Attributes:
+      name: the ``--experiment`` value.
+      summary: what it does, for ``--experiment``'s help.
+      code: ``"module:function"``, imported when the experiment runs; the
+        function takes (config, strategy, pipeline) and returns the summary it
+        wrote to ``results.json``.
+      sections: the config sections it adds to the recipe, always.
+      optional: ``(section, "section.field")``: a section it adds when that
+        boolean field of another of its sections is true.
+    """
+
+    name: str
+    summary: str
+    code: str
+    sections: tuple[type[Section], ...] = ()
+    optional: tuple[tuple[type[Section], str], ...] = ()
+
+    def section_types(self, value: Callable[[str], Any]) -> tuple[type[Section], ...]:
+        """The sections it uses; ``value("section.field")`` reads a switch."""
+        return (*self.sections, *(cls for cls, switch in self.optional if value(switch)))
+
+    def load(self) -> Callable[..., dict]:
+        module, function = self.code.split(":")
+        return getattr(importlib.import_module(module), function)
+
+
+EXPERIMENTS = {e.name: e for e in (
+    Experiment(
+        "train", "trains the recipe once, saving rewind checkpoints",
+        "tf_lottery.experiment:train"),
+    Experiment(
+        "instability", "runs the instability analysis (children from each W_k, "
+        "interpolation, error barriers)",
+        "tf_lottery.stability.analysis:instability", sections=(InstabilityConfig,)),
+    Experiment(
+        "imp", "runs IMP with rewinding (levels, baselines and, with --instability, "
+        "the instability analysis of each level's subnetwork)",
+        "tf_lottery.pruning.imp:imp", sections=(PruningConfig,),
+        optional=((InstabilityConfig, "pruning.instability"),)),
+)}
+
+
+def names() -> list[str]:
+    return list(EXPERIMENTS)
+
+
+def get(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"--experiment={name} is not known (known: {', '.join(EXPERIMENTS)})")
+    return EXPERIMENTS[name]
+
+
+def section_types() -> tuple[type[Section], ...]:
+    """Every experiment section, each once, in registration order."""
+    found = [cls for e in EXPERIMENTS.values()
+             for cls in (*e.sections, *(c for c, _ in e.optional))]
+    return tuple(dict.fromkeys(found))
+
+
+def help_text() -> str:
+    return "Experiment: what to run. " + "; ".join(
+        f"'{e.name}' {e.summary}" for e in EXPERIMENTS.values()) + "."
+
+
