@@ -14,6 +14,7 @@ import tf_lottery  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 
 # isort: split
 
+import dataclasses
 import functools
 import json
 import os
@@ -22,6 +23,8 @@ import sys
 from absl import app, flags, logging
 
 from tf_lottery import config as config_lib
+from tf_lottery.config.experiments import InstabilityConfig
+from tf_lottery.config.knobs import FlagReader
 from tf_lottery.data import inputs
 from tf_lottery.errors import ConfigError
 from tf_lottery.pruning import wrappers
@@ -37,6 +40,19 @@ flags.DEFINE_string("aligned_out", None, "Align: write the aligned B to this pre
 flags.DEFINE_integer("align_seed", 0, "Align: seed of the order groups are matched in.")
 flags.DEFINE_integer("align_max_iter", 100, "Align: most passes of weight matching.")
 FLAGS = flags.FLAGS
+
+
+def with_path_knobs(config: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:
+    """``config`` with the instability section, whatever ``--experiment`` says.
+
+    Aligning two checkpoints always ends in a path evaluation, whose knobs
+    (--interpolation_points, --bn_mode, --bn_recompute_batches) live in the
+    instability section; a train or plain IMP recipe does not carry it.
+    """
+    if any(s.section == "instability" for s in config.sections):
+        return config
+    section = InstabilityConfig.from_flags(FlagReader(FLAGS), {})
+    return dataclasses.replace(config, sections=(*config.sections, section))
 
 
 def run(config: config_lib.ExperimentConfig) -> dict:
@@ -71,7 +87,7 @@ def main(argv: list[str]) -> int:
                 raise ConfigError(f"--{flag} is required: a checkpoint prefix")
         if not FLAGS.model_dir:
             FLAGS.model_dir = os.path.dirname(FLAGS.checkpoint_b) or "."
-        results = run(config_lib.config_from_flags())
+        results = run(with_path_knobs(config_lib.config_from_flags()))
     except ConfigError as e:
         print(f"tf_lottery.align: error: {e}", file=sys.stderr)
         return 2
