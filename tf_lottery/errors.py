@@ -29,3 +29,19 @@ class FieldError(ConfigError):
         """The message with every field named by ``label(dotted_name)``."""
         text = re.sub(r"\{(\w+\.\w+)\}", lambda m: label(m[1]), self.problem)
         return f"{label(self.field)}{'' if text.startswith('=') else ' '}{text}"
+
+
+class CorruptFileError(ConfigError):
+    """A file tf_lottery wrote (or reads) cannot be parsed: truncated by a full
+    disk, a preempted copy, a hand edit. ``path`` names it.
+
+    Where the file is a summary that its writer can recompute, the writer sets
+    it aside and recomputes it instead (``files.read_summary``); elsewhere the
+    error is reported as one line.
+    """
+
+    def __init__(self, path: str, reason: str, advice: str = ""):
+        self.path = path
+        self.reason = reason
+        self.advice = advice or "restore it from a copy, or move it aside and relaunch"
+        super().__init__(f"{path} is damaged ({reason}); {self.advice}")

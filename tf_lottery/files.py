@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from typing import Any
 
 import tensorflow as tf
+from absl import logging
 
-from tf_lottery.errors import ConfigError
+from tf_lottery.errors import ConfigError, CorruptFileError
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
@@ -25,11 +27,53 @@ def write_json_atomic(path: str, obj: Any) -> None:
 
 
 def read_json(path: str) -> Any | None:
-    """The parsed file, or None if it does not exist."""
+    """The parsed file, or None if it does not exist.
+
+    Raises:
+      CorruptFileError: the file exists but is not valid JSON (truncated,
+        emptied, overwritten with something else).
+    """
     if not tf.io.gfile.exists(path):
         return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.loads(f.read())
+    with tf.io.gfile.GFile(path, "rb") as f:
+        raw = f.read()
+    if not raw.strip():
+        raise CorruptFileError(path, "empty file")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CorruptFileError(path, "not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise CorruptFileError(path, f"truncated or garbled JSON: {e.msg.lower()} at "
+                                     f"byte {e.pos} of {len(raw)}") from None
+
+
+def set_aside(path: str, tag: str = "corrupt") -> str:
+    """Renames ``path`` to ``<path>.<tag>-<UTC time>`` (never deletes); returns
+    the new name. Whoever looks can still inspect or restore the file."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = f"{path}.{tag}-{stamp}"
+    if tf.io.gfile.exists(target):
+        target = f"{target}-{uuid.uuid4().hex[:8]}"
+    tf.io.gfile.rename(path, target)
+    return target
+
+
+def read_summary(path: str) -> Any | None:
+    """Like ``read_json``, for a summary its writer can recompute from the
+    run's checkpoints: a damaged one is set aside (``set_aside``), said so in
+    the log, and reported as absent, so the caller recomputes it.
+
+    Only a process holding the directory's lease (``lease.Lease``) may call
+    this: it renames files.
+    """
+    try:
+        return read_json(path)
+    except CorruptFileError as e:
+        moved = set_aside(path)
+        logging.warning("%s is damaged (%s): set aside as %s; recomputing it from "
+                        "the run's checkpoints.", path, e.reason, moved)
+        return None
 
 
 def ensure_writable_dir(path: str, flag: str = "model_dir") -> None:

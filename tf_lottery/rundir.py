@@ -13,14 +13,17 @@ import os
 
 from tf_lottery import files
 from tf_lottery.config import ExperimentConfig, recipe_changes
-from tf_lottery.errors import ConfigError
+from tf_lottery.errors import ConfigError, CorruptFileError
 
 CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.json"
 
 
 def results(model_dir: str) -> dict | None:
-    return files.read_json(os.path.join(model_dir, RESULTS_FILE))
+    """The experiment's results.json; a damaged one is set aside (and then
+    recomputed by the experiment from its pieces), so only the lease holder
+    may call this."""
+    return files.read_summary(os.path.join(model_dir, RESULTS_FILE))
 
 
 def is_complete(model_dir: str) -> bool:
@@ -33,11 +36,19 @@ def claim(config: ExperimentConfig) -> None:
 
     Raises:
       ConfigError: the directory is unwritable, or holds a different recipe.
+      CorruptFileError: its config.json is damaged: the recipe of what the
+        directory holds is unknown, so nothing may be added to it.
     """
     model_dir = config.runtime.model_dir
     files.ensure_writable_dir(model_dir)
     path = os.path.join(model_dir, CONFIG_FILE)
-    existing = files.read_json(path)
+    try:
+        existing = files.read_json(path)
+    except CorruptFileError as e:
+        raise CorruptFileError(
+            path, e.reason, "restore it from a copy; or, if you are sure this launch "
+            "has the flags of the first one, move it aside and relaunch (it is written "
+            "again from the flags)") from None
     if existing is not None:
         # Only what this experiment uses: a config.json of release 0.1.0 holds
         # every section, and its recipe hash was computed over all of them.

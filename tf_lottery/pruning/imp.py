@@ -107,7 +107,8 @@ class Imp:
         # lottery ticket experiments: only the mask (or init) differs.
         self.noise = SgdNoise(t.data_order_seed, t.augment_seed)
         self.results_path = os.path.join(self.model_dir, RESULTS_FILE)
-        previous = files.read_json(self.results_path) or {}
+        # Damaged: set aside; it is rebuilt from the levels' own results.
+        previous = files.read_summary(self.results_path) or {}
         # (level, branch) pairs already in TensorBoard: a resumed run does not
         # write them twice.
         self.summarized = set()
@@ -217,7 +218,7 @@ class Imp:
         for level in self.cfg.instability_levels or range(self.cfg.levels + 1):
             run_dir = level_dir(self.model_dir, level)
             marker = os.path.join(run_dir, INSTABILITY_FILE)
-            found = files.read_json(marker)
+            found = files.read_summary(marker)
             if not (found and found.get("status") == "complete"):
                 out_dir = os.path.join(run_dir, INSTABILITY_DIR)
                 point = analysis.analyze_rewind_point(

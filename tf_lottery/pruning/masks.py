@@ -18,10 +18,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
+import zipfile
 from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
+
+from tf_lottery.errors import CorruptFileError
 
 Masks = dict[str, np.ndarray]
 
@@ -194,7 +197,18 @@ def save(path: str, masks: Mapping[str, np.ndarray]) -> None:
 
 
 def load(path: str) -> Masks:
-    """Inverse of ``save``."""
+    """Inverse of ``save``.
+
+    Raises:
+      CorruptFileError: the file is not a readable .npz of masks.
+    """
     with tf.io.gfile.GFile(path, "rb") as f:
-        data = np.load(io.BytesIO(f.read()))
-        return {k: data[k].astype(np.float32) for k in data.files}
+        raw = f.read()
+    try:
+        with np.load(io.BytesIO(raw)) as data:
+            return {k: data[k].astype(np.float32) for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise CorruptFileError(
+            path, f"not a readable .npz: {reason}",
+            "restore it from a copy: the runs that used this mask depend on it") from None

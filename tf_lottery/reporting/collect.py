@@ -5,7 +5,9 @@ was asked to do. What it has done is read from its JSON summaries first
 (``results.json``, ``k_<k>.json``, ``pair_<i>_<j>.json``, a level's
 ``instability.json``) and, for a piece whose summary is missing, from its
 TensorBoard event files (``events.read_scalars``). Whatever was asked for and
-found nowhere is named in ``missing``. All paths go through ``tf.io.gfile``,
+found nowhere is named in ``missing``, and so is a damaged summary (read as
+absent: the report never alters an experiment; relaunching the experiment's
+command recomputes it). All paths go through ``tf.io.gfile``,
 so a ``gs://`` model_dir reads like a local one, and paths recorded inside
 summaries are re-rooted when a model_dir was moved or copied.
 """
@@ -19,7 +21,7 @@ import tensorflow as tf
 
 from tf_lottery import config as config_lib
 from tf_lottery import files, rundir
-from tf_lottery.errors import ConfigError
+from tf_lottery.errors import ConfigError, CorruptFileError
 from tf_lottery.reporting import events
 from tf_lottery.stability import barrier
 
@@ -148,11 +150,22 @@ def find_experiments(root: str) -> list[str]:
 
 
 def load(path: str, name: str) -> Experiment:
-    """Reads the experiment in ``path``, called ``name`` in the report."""
-    with tf.io.gfile.GFile(os.path.join(path, rundir.CONFIG_FILE)) as f:
-        config = config_lib.config_from_json(f.read())
+    """Reads the experiment in ``path``, called ``name`` in the report.
+
+    Raises:
+      CorruptFileError: its config.json is damaged.
+    """
+    config_path = os.path.join(path, rundir.CONFIG_FILE)
+    with tf.io.gfile.GFile(config_path) as f:
+        text = f.read()
+    try:
+        config = config_lib.config_from_json(text)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise CorruptFileError(config_path, f"not a readable config: {reason}",
+                               "restore it from a copy") from None
     reader = _Reader(path, config.runtime.model_dir)
-    results = files.read_json(os.path.join(path, rundir.RESULTS_FILE)) or {}
+    results = reader.json(rundir.RESULTS_FILE) or {}
     complete = results.get("status") == "complete"
     missing = [] if complete else [
         f"{name}: {rundir.RESULTS_FILE} does not say complete (stopped or still running; "
@@ -166,6 +179,7 @@ def load(path: str, name: str) -> Experiment:
     else:
         run = OtherRun(path, name, config, complete, missing,
                        results.get("metrics", {}).get("test_accuracy"))
+    run.missing.extend(f"{name}: {damaged}" for damaged in reader.damaged)
     return run
 
 
@@ -179,18 +193,32 @@ def rerooted(recorded: str, recorded_root: str, root: str) -> str:
 
 
 class _Reader:
-    """JSON and event files of one experiment, with recorded paths re-rooted."""
+    """JSON and event files of one experiment, with recorded paths re-rooted.
+
+    A damaged JSON file reads as absent and is listed in ``damaged``.
+    """
 
     def __init__(self, path: str, recorded_root: str):
         self.path = path
         self.recorded_root = recorded_root
+        self.damaged: list[str] = []
         self._scalars: dict[str, dict[str, dict[int, float]]] = {}
 
     def local(self, recorded: str) -> str:
         return rerooted(recorded, self.recorded_root, self.path)
 
     def json(self, relative: str) -> dict | None:
-        return files.read_json(os.path.join(self.path, relative))
+        return self.json_at(os.path.join(self.path, relative))
+
+    def json_at(self, path: str) -> dict | None:
+        try:
+            return files.read_json(path)
+        except CorruptFileError as e:
+            message = (f"{e.path} is damaged ({e.reason}); relaunch the experiment's "
+                       "command to recompute it")
+            if message not in self.damaged:
+                self.damaged.append(message)
+            return None
 
     def complete_json(self, relative: str) -> dict | None:
         found = self.json(relative)
@@ -364,7 +392,7 @@ def _level_instability(run: ImpRun, reader: _Reader, level: int, record: dict | 
     pair_files = [f"{level_dir}/instability/pair_{i}_{j}.json"
                   for i, j in _pair_names(ic.children)]
     if found:
-        pairs = [files.read_json(reader.local(p)) for p in found.get("pairs", [])]
+        pairs = [reader.json_at(reader.local(p)) for p in found.get("pairs", [])]
         if not pairs or not all(pairs):
             pairs = [reader.json(p) for p in pair_files]
         accuracy = [1.0 - ch["test_error"] for ch in found.get("children", [])]

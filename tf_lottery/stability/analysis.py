@@ -122,7 +122,9 @@ def pairs(children: int) -> list[tuple[int, int]]:
 # -- evaluation of paths ----------------------------------------------------------
 
 def _complete(path: str) -> dict | None:
-    found = files.read_json(path)
+    """The finished piece summary at ``path``; None if absent, unfinished or
+    damaged (set aside, so that the piece is recomputed from its checkpoints)."""
+    found = files.read_summary(path)
     return found if found and found.get("status") == "complete" else None
 
 

@@ -276,16 +276,17 @@ class Trainer:
         Returns the run's results (also written to ``run_dir/results.json``).
         """
         results_path = os.path.join(run.run_dir, RESULTS_FILE)
-        done = files.read_json(results_path)
+        # A damaged results.json is set aside; the run's final checkpoint
+        # then gives its metrics back without training.
+        done = files.read_summary(results_path)
         if done and done.get("status") == "complete":
             logging.info("Run %s is already complete (step %d): nothing to do.",
                          run.run_dir, done["step"])
             return done
         tf.io.gfile.makedirs(run.run_dir)
-        manager = checkpoints.resume_manager(
+        manager, resumed = checkpoints.resume(
             self.checkpoint, run.run_dir, self.config.runtime.keep_checkpoints)
-        if manager.latest_checkpoint:
-            checkpoints.restore(self.checkpoint, manager.latest_checkpoint)
+        if resumed:
             logging.info("Resuming %s from step %d", run.run_dir, int(self.step.numpy()))
         else:
             if run.start_from:
@@ -389,4 +390,5 @@ class Trainer:
                     _format_duration((end - step) / max(overall, 1e-9)))
                 writer.flush()
                 last_log_step, last_log_time = step, now
-        manager.save(checkpoint_number=end)
+        if end > start:  # else resumed at the end: its checkpoint exists
+            manager.save(checkpoint_number=end)
