@@ -3,7 +3,8 @@
 Lets tests run ``tf_lottery.main`` end to end in a subprocess (needed for
 SIGKILL tests) with no prepared data: TFDS's ``mock_data`` yields
 deterministic random examples, and the data-prepared check is bypassed.
-MOCK_EXAMPLES sets the number of examples per split (default 300).
+MOCK_EXAMPLES sets the number of examples per split (default 300);
+MOCK_WORKER_WAIT_S, how long a multi-worker launch waits for its peers.
 """
 
 import tf_lottery  # noqa: F401  (Keras 2)
@@ -18,8 +19,11 @@ from absl import app
 
 from tf_lottery import main as main_lib
 from tf_lottery.data import sources
+from tf_lottery.training import strategy
 
 if __name__ == "__main__":
+    if "MOCK_WORKER_WAIT_S" in os.environ:
+        strategy.WORKER_WAIT_S = float(os.environ["MOCK_WORKER_WAIT_S"])
     with tfds.testing.mock_data(num_examples=int(os.environ.get("MOCK_EXAMPLES", "300"))), \
             mock.patch.object(sources, "is_prepared", lambda builder: True):
         app.run(main_lib.main)
