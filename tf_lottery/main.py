@@ -1,7 +1,10 @@
 """Entry point: ``python -m tf_lottery.main --flagfile=flags/<recipe>.cfg``.
 
-flags -> config -> (data, strategy) -> experiment. Relaunching the same
-command resumes; a finished run is reported and left untouched.
+flags -> config -> (strategy, data) -> lease -> experiment. Relaunching the
+same command resumes; a finished run is reported and left untouched. The
+strategy and the data are the launch's environment checks and come before
+anything is written; then the launch takes the lease of --model_dir (one
+writer at a time, see ``lease``) and only then writes there.
 """
 
 from __future__ import annotations
@@ -10,23 +13,62 @@ import tf_lottery  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 
 # isort: split
 
+import _thread
+import signal
 import sys
 
 import tensorflow as tf
-from absl import app, logging
+from absl import app, flags, logging
 
 from tf_lottery import config as config_lib
-from tf_lottery import rundir
+from tf_lottery import files, lease, rundir
 from tf_lottery.data import inputs
 from tf_lottery.errors import ConfigError
 from tf_lottery.training import strategy as strategy_lib
 
 config_lib.define_flags()
+# An action of this launch, not part of the config (nor of config.json).
+flags.DEFINE_boolean(
+    "force_unlock", False,
+    "Runtime: take over --model_dir's lease (lease.json) although its holder looks "
+    "alive: for when you know that launch is gone (its machine was preempted or "
+    "deleted). Not needed after a crash on the same host, nor once the lease went "
+    "unrefreshed for 5 minutes (tf_lottery.lease.STALE_AFTER_S): such a lease is "
+    "taken over anyway.")
 
 
-def run(config: config_lib.ExperimentConfig) -> dict:
-    """Runs (or resumes) the experiment ``config`` describes; returns results."""
+def run(config: config_lib.ExperimentConfig, force_unlock: bool = False) -> dict:
+    """Runs (or resumes) the experiment ``config`` describes; returns results.
+
+    ``force_unlock`` takes over the lease of a launch that looks alive.
+    """
     run_experiment = config_lib.experiments.get(config.experiment).load()
+    model_dir = config.runtime.model_dir
+    if config.runtime.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = strategy_lib.make_strategy(config.runtime)
+    # In host memory for small datasets, streamed from shards for ImageNet.
+    pipeline = inputs.make_pipeline(config)
+    files.ensure_writable_dir(model_dir)
+    if not strategy.extended.should_checkpoint:
+        # A multi-worker run's non-chief workers: the chief holds the lease.
+        return _run_claimed(config, run_experiment, strategy, pipeline)
+    held = lease.Lease(model_dir, force=force_unlock, label=f"--model_dir={model_dir}",
+                       on_lost=_thread.interrupt_main)
+    try:
+        with held:
+            return _run_claimed(config, run_experiment, strategy, pipeline)
+    except KeyboardInterrupt:
+        if held.lost:
+            raise lease.LeaseHeldError(
+                f"--model_dir={model_dir}: another launch took over its lease while this "
+                "one ran (--force_unlock?), so this one stopped; run one launch per "
+                "--model_dir") from None
+        raise
+
+
+def _run_claimed(config: config_lib.ExperimentConfig, run_experiment,
+                 strategy: tf.distribute.Strategy, pipeline) -> dict:
     model_dir = config.runtime.model_dir
     rundir.claim(config)
     if rundir.is_complete(model_dir):
@@ -34,21 +76,25 @@ def run(config: config_lib.ExperimentConfig) -> dict:
                      model_dir, model_dir, rundir.RESULTS_FILE)
         print(f"tf_lottery: {model_dir} is already complete; nothing to do.")
         return rundir.results(model_dir)
-    if config.runtime.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    strategy = strategy_lib.make_strategy(config.runtime)
-    # In host memory for small datasets, streamed from shards for ImageNet.
-    pipeline = inputs.make_pipeline(config)
     return run_experiment(config, strategy, pipeline)
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    # As SystemExit, so that the lease is released on the way out (a TPU VM
+    # is sent SIGTERM before it is preempted).
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        print(f"tf_lottery: error: unexpected argument(s) {' '.join(argv[1:])!r}: every "
+              "setting is a flag (--name=value); see --helpfull", file=sys.stderr)
+        return 2
     logging.set_verbosity(logging.INFO)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         config = config_lib.config_from_flags()
-        results = run(config)
+        results = run(config, force_unlock=flags.FLAGS.force_unlock)
     except ConfigError as e:
         print(f"tf_lottery: error: {config_lib.cli_message(e)}", file=sys.stderr)
         return 2
