@@ -89,10 +89,45 @@ def _debian_fashion_mnist_builder(data_dir: str | None) -> tfds.core.DatasetBuil
     return DebianFashionMNIST(data_dir=data_dir)
 
 
+def _manual_files(builder_cls: type) -> dict[str, tuple[int, str]]:
+    """File name -> (size, sha256) of each original file TFDS reads."""
+    infos = getattr(builder_cls, "url_infos", None) or {}
+    return {info.filename or url.rsplit("/", 1)[-1]: (int(info.size), info.checksum)
+            for url, info in infos.items()}
+
+
 def _missing_manual_files(builder: tfds.core.DatasetBuilder, manual_dir: str) -> list[str]:
-    infos = getattr(type(builder), "url_infos", None) or {}
-    names = [info.filename or url.rsplit("/", 1)[-1] for url, info in infos.items()]
-    return [n for n in names if not tf.io.gfile.exists(os.path.join(manual_dir, n))]
+    return [n for n in _manual_files(type(builder))
+            if not tf.io.gfile.exists(os.path.join(manual_dir, n))]
+
+
+def _damaged_manual_files(spec: DatasetSpec, manual_dir: str) -> list[str]:
+    """The manual files that match no known copy, each with why.
+
+    Known copies are TFDS's registered originals and, for Fashion-MNIST,
+    Debian's re-gzipped files. Called once preparing has failed, to name the
+    file at fault: TFDS names the first file whose checksum it rejects,
+    which for a Debian folder is an intact file.
+    """
+    copies: dict[str, list[tuple[int, str]]] = {}
+    stock = _manual_files(tfds.builder_cls(spec.tfds_name))
+    extra = _DEBIAN_FASHION_MNIST if spec.tfds_name == "fashion_mnist" else {}
+    for table in (stock, extra):
+        for name, copy in table.items():
+            copies.setdefault(name, []).append(copy)
+    damaged = []
+    for name, known in copies.items():
+        path = os.path.join(manual_dir, name)
+        if not tf.io.gfile.exists(path):
+            continue
+        size = tf.io.gfile.stat(path).length
+        sizes = sorted({s for s, _ in known})
+        if size not in sizes:
+            damaged.append(f"{name} is damaged ({size} bytes; an intact copy has "
+                           f"{' or '.join(str(s) for s in sizes)})")
+        elif _sha256(path) not in {d for s, d in known if s == size}:
+            damaged.append(f"{name} is damaged (its checksum matches no known copy)")
+    return damaged
 
 
 def get_builder(
@@ -133,6 +168,11 @@ def get_builder(
             download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
         )
     except Exception as e:
+        damaged = _damaged_manual_files(spec, manual_dir)
+        if damaged:
+            raise ConfigError(
+                f"--tfds_manual_dir={manual_dir}: {'; '.join(damaged)}; replace it with an "
+                f"intact copy ({spec.manual_dir_hint or 'the original file'})") from None
         raise ConfigError(
             f"TFDS could not prepare {spec.name} from --tfds_manual_dir={manual_dir}: "
             + str(e).splitlines()[0]
