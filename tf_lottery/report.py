@@ -35,7 +35,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 from matplotlib.figure import Figure
 
-from tf_lottery.errors import ConfigError
+from tf_lottery.errors import ConfigError, CorruptFileError
 from tf_lottery.reporting import collect, figures, markdown, summary
 from tf_lottery.reporting.collect import SPLITS, Path
 
@@ -74,14 +74,22 @@ def build(model_dir: str, matching_tolerance: float = 0.005,
     if not paths:
         raise ConfigError(f"--model_dir={model_dir} holds no experiment (no config.json "
                           "found); point it at a tf_lottery --model_dir or a folder of them")
-    experiments = [collect.load(p, p[len(root):].strip("/") or ".") for p in paths]
+    experiments, unreadable = [], []
+    for path in paths:
+        try:
+            experiments.append(collect.load(path, path[len(root):].strip("/") or "."))
+        except CorruptFileError as e:  # the others are still reported
+            unreadable.append(str(e))
+    if not experiments:
+        raise ConfigError(f"--model_dir={model_dir}: no experiment can be read: "
+                          + "; ".join(unreadable))
     instab = summary.instability_sections(
         [e for e in experiments if isinstance(e, collect.InstabilityRun)])
     imp_runs = [e for e in experiments if isinstance(e, collect.ImpRun)]
     imp = summary.imp_sections(imp_runs, matching_tolerance)
     sparse = summary.sparse_families(imp_runs, imp, sparse_level)
     figs = _figures(instab, imp, sparse)
-    missing = [m for e in experiments for m in e.missing]
+    missing = unreadable + [m for e in experiments for m in e.missing]
     described = {name: FIGURE_TEXT.get(name, "") for name in figs}
     for name in described:
         if name.startswith("interpolation_k"):
@@ -257,7 +265,9 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        print(f"tf_lottery.report: error: unexpected argument(s) {' '.join(argv[1:])!r}: "
+              "every setting is a flag (--name=value); see --helpfull", file=sys.stderr)
+        return 2
     try:
         if not FLAGS.model_dir:
             raise ConfigError("--model_dir is required: the experiment(s) to report on")
