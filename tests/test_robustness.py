@@ -71,6 +71,7 @@ def analysis_run(tmp_path_factory):
 
 # -- 1. damaged resume checkpoints -------------------------------------------------
 
+@pytest.mark.slow
 def test_damaged_newest_checkpoints_are_set_aside_and_the_run_ends_bit_identical(
         finished, tmp_path):
     run = copy_of(finished, tmp_path)
@@ -115,6 +116,7 @@ def without_volatile(results, *roots):
     return json.loads(text)
 
 
+@pytest.mark.slow
 def test_damaged_results_json_of_a_finished_run_is_recomputed_without_training(
         finished, tmp_path):
     run = copy_of(finished, tmp_path)
@@ -135,6 +137,7 @@ def test_damaged_results_json_of_a_finished_run_is_recomputed_without_training(
         f: before[f] for f in before if f != "results.json"}
 
 
+@pytest.mark.slow
 def test_damaged_piece_summaries_of_an_analysis_are_recomputed_from_checkpoints(
         analysis_run, tmp_path):
     run = copy_of(analysis_run, tmp_path)
@@ -165,6 +168,7 @@ def test_damaged_piece_summaries_of_an_analysis_are_recomputed_from_checkpoints(
             and after.get(f) != before[f]] == []
 
 
+@pytest.mark.slow
 def test_the_report_names_damaged_summaries_and_changes_nothing(analysis_run, tmp_path):
     run = copy_of(analysis_run, tmp_path)
     truncate(run / "results.json", 40)
@@ -186,6 +190,7 @@ def test_the_report_names_damaged_summaries_and_changes_nothing(analysis_run, tm
 
 # -- 3. a damaged config.json --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_damaged_config_json_is_one_line_and_changes_nothing(finished, tmp_path):
     run = copy_of(finished, tmp_path)
     truncate(run / "config.json", 50)
@@ -221,6 +226,7 @@ def test_read_json_names_the_file_and_read_summary_sets_it_aside(tmp_path):
 
 # -- 4. one writer per model_dir -------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_second_launch_on_a_busy_model_dir_is_refused_and_changes_nothing(tmp_path):
     run = tmp_path / "run"
     long_run = [*SMALL, "--train_steps=100000", "--checkpoint_every=20", "--steps_per_loop=10"]
@@ -243,6 +249,7 @@ def test_a_second_launch_on_a_busy_model_dir_is_refused_and_changes_nothing(tmp_
         first.wait()
 
 
+@pytest.mark.slow
 def test_two_launches_at_once_one_runs_and_the_other_is_refused(tmp_path):
     run = tmp_path / "run"
     # Long enough that the slower launch reaches the lease before the other ends.
@@ -263,6 +270,7 @@ def test_two_launches_at_once_one_runs_and_the_other_is_refused(tmp_path):
     assert "already complete" in cli(*args, f"--model_dir={run}").stdout
 
 
+@pytest.mark.slow
 def test_force_unlock_takes_over_the_lease_of_a_machine_that_is_gone(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -323,6 +331,7 @@ def test_a_holder_notices_when_its_lease_is_taken_over(tmp_path, exclusive_creat
 
 # -- 5. the environment is checked before anything is written ------------------------------
 
+@pytest.mark.slow
 def test_tpu_strategy_without_a_tpu_is_one_line_and_writes_nothing(tmp_path):
     line = one_error_line(cli("--strategy=tpu", "--tpu=local", "--train_steps=5",
                               f"--model_dir={tmp_path / 'run'}"))
@@ -336,6 +345,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_multi_worker_errors_are_one_line_and_write_nothing(tmp_path):
     line = one_error_line(cli("--strategy=multi_worker_mirrored", "--train_steps=5",
                               f"--model_dir={tmp_path / 'run'}",
@@ -357,6 +367,7 @@ def test_multi_worker_errors_are_one_line_and_write_nothing(tmp_path):
 
 # -- 6. a damaged file in --tfds_manual_dir ------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir(FASHION_MNIST),
                     reason="needs Debian's dataset-fashion-mnist")
 def test_damaged_manual_file_is_named_not_an_intact_one(tmp_path):
@@ -375,6 +386,7 @@ def test_damaged_manual_file_is_named_not_an_intact_one(tmp_path):
 
 # -- 7. minor --------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_stray_positional_argument_is_one_line_without_usage(tmp_path):
     out = cli("--train_steps=5", "oops", f"--model_dir={tmp_path / 'run'}")
     line = one_error_line(out)
