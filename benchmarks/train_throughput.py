@@ -26,8 +26,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import app, flags
 
+from tf_lottery import compose
 from tf_lottery import config as config_lib
-from tf_lottery.data import inputs, sources
+from tf_lottery.data import sources
 from tf_lottery.models import registry as model_registry
 from tf_lottery.training import strategy as strategy_lib
 from tf_lottery.training.trainer import Trainer
@@ -40,7 +41,7 @@ FLAGS = flags.FLAGS
 
 def measure(config: config_lib.ExperimentConfig, bench_steps: int) -> dict:
     strategy = strategy_lib.make_strategy(config.runtime)
-    pipeline = inputs.make_pipeline(config)  # in memory, or streamed (ImageNet)
+    pipeline = compose.make_pipeline(config)  # in memory, or streamed (ImageNet)
     trainer = Trainer(config, strategy, pipeline)
     loop = config.runtime.steps_per_loop
     warmup = loop

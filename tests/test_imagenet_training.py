@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tests import fake_imagenet
 from tests.conftest import parse_config
-from tf_lottery.data import inputs
+from tf_lottery import compose
 from tf_lottery.data.pipeline import global_batch_at
 from tf_lottery.pruning import wrappers
 from tf_lottery.training import losses
@@ -56,7 +56,7 @@ def test_one_pruned_step_on_one_device_and_two_replicas(data_dir, mirrored, mode
         f"--augment={recipe}", f"--image_size={size}", "--batch_size=4",
         "--eval_batch_size=4", "--train_eval_examples=4", "--train_steps=1",
         "--label_smoothing=0.1", *optimizer)
-    pipeline = inputs.make_pipeline(config)
+    pipeline = compose.make_pipeline(config)
     images, labels = global_batch_at(pipeline, 0, 0, 0)
     for strategy in (tf.distribute.get_strategy(), mirrored):
         trainer = pruned_trainer(config, strategy, pipeline)

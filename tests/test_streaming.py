@@ -12,7 +12,8 @@ import tensorflow_datasets as tfds
 
 from tests import fake_imagenet
 from tests.conftest import assert_replicas_form_global_batch, parse_config
-from tf_lottery.data import inputs, registry, sources, streaming
+from tf_lottery import compose
+from tf_lottery.data import registry, sources, streaming
 from tf_lottery.data.pipeline import global_batch_at
 from tf_lottery.errors import ConfigError
 
@@ -31,7 +32,7 @@ def pipeline(data_dir, *extra):
         "--dataset=imagenet2012", f"--data_dir={data_dir}", f"--batch_size={BATCH}",
         "--eval_batch_size=4", "--train_steps=20", "--image_size=32",
         "--shuffle_window_shards=3", "--train_eval_examples=10", *extra)
-    return inputs.make_pipeline(config)
+    return compose.make_pipeline(config)
 
 
 def records(p, start, end, order):
@@ -180,15 +181,15 @@ def test_interrupted_streamed_run_resumes_bitwise(data_dir, tmp_path):
 
     c = lenet_on_imagenet(data_dir, tmp_path)
     spec = RunSpec(str(tmp_path / "a"), 12, SgdNoise(1, 2))
-    whole = Trainer(c, tf.distribute.get_strategy(), inputs.make_pipeline(c))
+    whole = Trainer(c, tf.distribute.get_strategy(), compose.make_pipeline(c))
     whole.train(spec)
-    crashing = Trainer(c, tf.distribute.get_strategy(), inputs.make_pipeline(c))
+    crashing = Trainer(c, tf.distribute.get_strategy(), compose.make_pipeline(c))
     crashing.post_update_fns.append(  # dies in epoch 1, after the checkpoint at 8
         lambda: tf.debugging.assert_less(crashing.step, tf.constant(10, tf.int64)))
     spec_b = RunSpec(str(tmp_path / "b"), 12, SgdNoise(1, 2))
     with pytest.raises(tf.errors.InvalidArgumentError):
         crashing.train(spec_b)
-    resumed = Trainer(c, tf.distribute.get_strategy(), inputs.make_pipeline(c))
+    resumed = Trainer(c, tf.distribute.get_strategy(), compose.make_pipeline(c))
     resumed.train(spec_b)
     for a, b in zip(whole.model.weights, resumed.model.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -22,10 +22,10 @@ import sys
 
 from absl import app, flags, logging
 
+from tf_lottery import compose
 from tf_lottery import config as config_lib
 from tf_lottery.config.experiments import InstabilityConfig
 from tf_lottery.config.knobs import FlagReader
-from tf_lottery.data import inputs
 from tf_lottery.errors import ConfigError
 from tf_lottery.pruning import wrappers
 from tf_lottery.stability import aligned_paths
@@ -60,7 +60,7 @@ def run(config: config_lib.ExperimentConfig) -> dict:
     strategy = strategy_lib.make_strategy(config.runtime)
     wrap = (functools.partial(wrappers.wrap_model, exclude=config.pruning.exclude)
             if config.experiment == "imp" else None)
-    trainer = Trainer(config, strategy, inputs.make_pipeline(config), wrap_model=wrap)
+    trainer = Trainer(config, strategy, compose.make_pipeline(config), wrap_model=wrap)
     return aligned_paths.aligned_barriers(
         trainer, config, FLAGS.checkpoint_a, FLAGS.checkpoint_b, seed=FLAGS.align_seed,
         max_iter=FLAGS.align_max_iter, aligned_out=FLAGS.aligned_out)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tf_lottery.config import ExperimentConfig
-from tf_lottery.data.pipeline import InMemoryPipeline
+from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.training.trainer import RunSpec, SgdNoise, Trainer
 
 
@@ -27,7 +27,7 @@ def parent_run(config: ExperimentConfig, run_dir: str | None = None) -> RunSpec:
 
 
 def train(config: ExperimentConfig, strategy: tf.distribute.Strategy,
-          pipeline: InMemoryPipeline) -> dict:
+          pipeline: Pipeline) -> dict:
     """Trains the recipe once, keeping rewind checkpoints W_k."""
     trainer = Trainer(config, strategy, pipeline)
     return trainer.train(parent_run(config))

@@ -20,9 +20,9 @@ import sys
 import tensorflow as tf
 from absl import app, flags, logging
 
+from tf_lottery import compose, files, lease, rundir
 from tf_lottery import config as config_lib
-from tf_lottery import files, lease, rundir
-from tf_lottery.data import inputs
+from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import ConfigError
 from tf_lottery.training import strategy as strategy_lib
 
@@ -48,7 +48,7 @@ def run(config: config_lib.ExperimentConfig, force_unlock: bool = False) -> dict
         tf.config.experimental.enable_op_determinism()
     strategy = strategy_lib.make_strategy(config.runtime)
     # In host memory for small datasets, streamed from shards for ImageNet.
-    pipeline = inputs.make_pipeline(config)
+    pipeline = compose.make_pipeline(config)
     files.ensure_writable_dir(model_dir)
     if not strategy.extended.should_checkpoint:
         # A multi-worker run's non-chief workers: the chief holds the lease.
@@ -68,7 +68,7 @@ def run(config: config_lib.ExperimentConfig, force_unlock: bool = False) -> dict
 
 
 def _run_claimed(config: config_lib.ExperimentConfig, run_experiment,
-                 strategy: tf.distribute.Strategy, pipeline) -> dict:
+                 strategy: tf.distribute.Strategy, pipeline: Pipeline) -> dict:
     model_dir = config.runtime.model_dir
     rundir.claim(config)
     if rundir.is_complete(model_dir):

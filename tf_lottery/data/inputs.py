@@ -1,29 +1,33 @@
-"""Builds the input pipeline a config asks for: in memory or streamed from shards."""
+"""Builds a dataset's input pipeline from plain settings: in memory or streamed from shards.
+
+Knows no experiment config: an entry point maps its config onto these
+parameters (``tf_lottery.compose.make_pipeline``).
+"""
 
 from __future__ import annotations
 
-from tf_lottery.config import ExperimentConfig
 from tf_lottery.data import registry, sources
-from tf_lottery.data.pipeline import InMemoryPipeline
+from tf_lottery.data.pipeline import InMemoryPipeline, Pipeline
 from tf_lottery.data.streaming import StreamingPipeline
 
 
-def make_pipeline(config: ExperimentConfig) -> InMemoryPipeline | StreamingPipeline:
+def make_pipeline(dataset: str, *, batch_size: int, eval_batch_size: int, augment: str,
+                  train_eval_examples: int, image_size: int, window_shards: int,
+                  data_dir: str | None, manual_dir: str | None) -> Pipeline:
     """Small datasets (``DatasetSpec.in_memory``) are loaded into host memory;
     large ones (ImageNet) stream from TFDS's prepared TFRecord shards.
 
-    Either way a missing dataset is prepared from ``--tfds_manual_dir`` or
-    reported as a ``ConfigError`` saying how to provide it.
+    Either way a missing dataset is prepared from ``manual_dir`` or
+    reported as a ``ConfigError`` saying how to provide it. ``image_size`` and
+    ``window_shards`` only apply to streamed datasets.
     """
-    spec = registry.get(config.data.dataset)
-    rt, data = config.runtime, config.data
+    spec = registry.get(dataset)
     if spec.in_memory:
-        arrays = sources.load_in_memory(spec, rt.data_dir, rt.tfds_manual_dir)
-        return InMemoryPipeline(spec, arrays, config.train.batch_size, data.eval_batch_size,
-                                data.augment, data.train_eval_examples)
-    builder = sources.get_builder(spec, rt.data_dir, rt.tfds_manual_dir)
+        arrays = sources.load_in_memory(spec, data_dir, manual_dir)
+        return InMemoryPipeline(spec, arrays, batch_size, eval_batch_size, augment,
+                                train_eval_examples)
+    builder = sources.get_builder(spec, data_dir, manual_dir)
     return StreamingPipeline.from_builder(
-        spec, builder, batch_size=config.train.batch_size,
-        eval_batch_size=data.eval_batch_size, recipe=data.augment,
-        image_size=data.image_size, train_eval_examples=data.train_eval_examples,
-        window_shards=data.shuffle_window_shards)
+        spec, builder, batch_size=batch_size, eval_batch_size=eval_batch_size,
+        recipe=augment, image_size=image_size, train_eval_examples=train_eval_examples,
+        window_shards=window_shards)

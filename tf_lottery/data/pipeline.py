@@ -1,5 +1,9 @@
 """Distributed input pipelines whose batches are a pure function of the step.
 
+``Pipeline`` is the contract every consumer (the Trainer, BatchNorm
+recomputation, experiments) relies on; ``InMemoryPipeline`` (here) and
+``streaming.StreamingPipeline`` (ImageNet) both satisfy it.
+
 Training: epoch ``e`` visits the examples in the order
 ``stateless_shuffle(range(N), seed=(data_order_seed, e))`` and drops the
 remainder (static shapes for TPU). The global batch of step ``s`` is
@@ -18,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -37,6 +42,42 @@ class EvalSplit:
     dataset_fn: DatasetFn
     num_batches: int
     num_examples: int
+
+
+class Pipeline(Protocol):
+    """Step-indexed distributed inputs of one dataset: what a trainer consumes.
+
+    The contract, beyond the signatures: the global batch of step ``s`` is a
+    pure function of (``data_order_seed``, ``augment_seed``, ``s``) and the
+    pipeline's own settings, whatever the start step, the number of
+    replicas or hosts; each replica gets its contiguous slice of it. An
+    evaluation split visits every example exactly once, the padding of its
+    last batch weighted 0.
+    """
+
+    @property
+    def spec(self) -> DatasetSpec:
+        """The dataset, with ``image_shape`` the shape the model is fed."""
+        ...
+
+    @property
+    def batch_size(self) -> int:
+        """Global training batch."""
+        ...
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Whole batches in one pass over the training split."""
+        ...
+
+    def train_dataset_fn(self, start_step: int, end_step: int, data_order_seed: int,
+                         augment_seed: int) -> DatasetFn:
+        """Batches for steps [start_step, end_step), one per replica per step."""
+        ...
+
+    def eval_split(self, name: str) -> EvalSplit:
+        """'test' or 'train_eval' (the fixed unaugmented train subset)."""
+        ...
 
 
 def local_replicas(ctx: tf.distribute.InputContext) -> tuple[int, int]:
@@ -165,7 +206,7 @@ class InMemoryPipeline:
 
 
 def global_batch_at(
-    pipeline: InMemoryPipeline, step: int, data_order_seed: int, augment_seed: int
+    pipeline: Pipeline, step: int, data_order_seed: int, augment_seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The global batch of one step, computed on the host (for tests and tools)."""
     ctx = tf.distribute.InputContext(1, 0, 1)

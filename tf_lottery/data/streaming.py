@@ -1,8 +1,7 @@
 """Step-indexed input pipelines that stream a large TFDS dataset (ImageNet) from its shards.
 
-Same contract as ``pipeline.InMemoryPipeline`` (``train_dataset_fn``,
-``eval_split``, ``steps_per_epoch``, ``spec``), for data that do not fit in
-host memory: TFDS's prepared TFRecord shards are read from ``--data_dir``
+A ``pipeline.Pipeline``, like ``pipeline.InMemoryPipeline``, for data that
+do not fit in host memory: TFDS's prepared TFRecord shards are read from ``--data_dir``
 (local or ``gs://``) while training.
 
 **Training order.** A TFRecord shard can only be read front to back, so an
@@ -73,7 +72,7 @@ import tensorflow_datasets as tfds
 from tf_lottery.data import imagenet_preprocessing as prep
 from tf_lottery.data.pipeline import DatasetFn, EvalSplit, local_replicas
 from tf_lottery.data.registry import DatasetSpec
-from tf_lottery.errors import ConfigError
+from tf_lottery.errors import ConfigError, FieldError
 
 READ_BUFFER_BYTES = 8 << 20  # per open shard; large reads suit gs://
 WINDOWS_READ_AHEAD = 2
@@ -185,8 +184,8 @@ class StreamingPipeline:
         self.num_train = sum(s.take for s in train_shards)
         self.steps_per_epoch = self.num_train // batch_size
         if self.steps_per_epoch < 1:
-            raise ConfigError(f"--batch_size={batch_size} exceeds the {self.num_train} "
-                              f"training examples of {spec.name}")
+            raise FieldError("train.batch_size", f"={batch_size} exceeds the "
+                             f"{self.num_train} training examples of {spec.name}")
         self._train_eval = self._first_examples(train_shards, train_eval_examples)
 
     @classmethod

@@ -55,7 +55,7 @@ from absl import logging
 
 from tf_lottery import experiment, files
 from tf_lottery.config import ExperimentConfig
-from tf_lottery.data.pipeline import InMemoryPipeline
+from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.pruning import masks as masks_lib
 from tf_lottery.pruning import wrappers
 from tf_lottery.pruning.rewind import RewindManager
@@ -81,7 +81,7 @@ def baseline_seed(base: int, level: int, name: str) -> int:
 
 
 def make_trainer(config: ExperimentConfig, strategy: tf.distribute.Strategy,
-                 pipeline: InMemoryPipeline) -> Trainer:
+                 pipeline: Pipeline) -> Trainer:
     """A Trainer over the wrapped model whose masks hold during training."""
     trainer = Trainer(config, strategy, pipeline, wrap_model=functools.partial(
         wrappers.wrap_model, exclude=config.pruning.exclude))
@@ -94,7 +94,7 @@ class Imp:
     """Runs (or resumes) the levels and baselines an IMP config describes."""
 
     def __init__(self, config: ExperimentConfig, strategy: tf.distribute.Strategy,
-                 pipeline: InMemoryPipeline):
+                 pipeline: Pipeline):
         self.config = config
         self.cfg = config.pruning
         self.model_dir = config.runtime.model_dir
@@ -327,6 +327,6 @@ class Imp:
 
 
 def imp(config: ExperimentConfig, strategy: tf.distribute.Strategy,
-        pipeline: InMemoryPipeline) -> dict:
+        pipeline: Pipeline) -> dict:
     """IMP with rewinding, its baselines and (--instability) sparse instability."""
     return Imp(config, strategy, pipeline).run()

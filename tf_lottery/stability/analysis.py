@@ -49,7 +49,7 @@ from absl import logging
 
 from tf_lottery import files
 from tf_lottery.config import ExperimentConfig
-from tf_lottery.data.pipeline import InMemoryPipeline
+from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import ConfigError, FieldError
 from tf_lottery.stability import barrier, bn, interpolation, summaries
 from tf_lottery.summaries import dashboards
@@ -259,7 +259,7 @@ def _table(records: list[dict], threshold: float) -> str:
 
 
 def _train_parents(config: ExperimentConfig, strategy: tf.distribute.Strategy,
-                   pipeline: InMemoryPipeline) -> tuple[list[dict], Trainer]:
+                   pipeline: Pipeline) -> tuple[list[dict], Trainer]:
     """Trains (or finds) every replicate's parent; returns them and a trainer
     to reuse for children and paths."""
     parents, work = [], None
@@ -303,7 +303,7 @@ def _independent_pairs(evaluator: PathEvaluator, model_dir: str, parents: list[d
 
 
 def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
-                pipeline: InMemoryPipeline) -> dict:
+                pipeline: Pipeline) -> dict:
     """Runs (or resumes) the instability analysis; writes ``results.json``."""
     model_dir, ic = config.runtime.model_dir, config.instability
     if not config.train.rewind_steps:

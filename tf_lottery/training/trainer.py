@@ -27,7 +27,7 @@ from absl import logging
 
 from tf_lottery import files
 from tf_lottery.config import ExperimentConfig
-from tf_lottery.data.pipeline import InMemoryPipeline
+from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.models import batchnorm
 from tf_lottery.models import registry as model_registry
 from tf_lottery.training import checkpoints, ema, losses, optimizers, precision, schedules
@@ -83,7 +83,7 @@ class Trainer:
         self,
         config: ExperimentConfig,
         strategy: tf.distribute.Strategy,
-        pipeline: InMemoryPipeline,
+        pipeline: Pipeline,
         init_seed: int | None = None,
         wrap_model: Callable[[tf_keras.Model], tf_keras.Model] | None = None,
     ):
