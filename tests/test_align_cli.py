@@ -31,7 +31,7 @@ def save(model, prefix):
 def trainer(tmp_path, *extra, pruned=False):
     c = parse_config("--train_steps=10", *SMALL, *extra, model_dir=str(tmp_path))
     t = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c),
-                wrap_model=wrappers.wrap_model if pruned else None)
+                wrappers.masked_training() if pruned else None)
     if pruned:
         rng = np.random.default_rng(0)
         wrappers.set_masks(t.model, {n: (rng.random(w.shape) < 0.4).astype(np.float32)
@@ -114,10 +114,11 @@ def test_cli_prints_both_barriers_and_writes_the_aligned_checkpoint(tmp_path):
 
 
 def test_ema_runs_are_aligned_on_their_evaluated_weights(tmp_path):
-    from tf_lottery.training.trainer import RunSpec, SgdNoise
+    from tf_lottery.training.trainer import FromSeed, RunSpec, SgdNoise
 
     c, t = trainer(tmp_path, "--ema_decay=0.5")
-    final = t.train(RunSpec(str(tmp_path / "run"), 2, SgdNoise(0, 0)))["final_checkpoint"]
+    final = t.train(RunSpec(str(tmp_path / "run"), 2, SgdNoise(0, 0),
+                            FromSeed(0)))["final_checkpoint"]
     evaluated = aligned_paths.endpoint_weights(t, final)
     out = str(tmp_path / "aligned" / "ckpt")
     results = aligned_paths.aligned_barriers(t, c, final, final, aligned_out=out)

@@ -8,7 +8,14 @@ import tensorflow as tf
 from tests.conftest import parse_config, tiny_pipeline
 from tf_lottery.pruning import wrappers
 from tf_lottery.training import checkpoints
-from tf_lottery.training.trainer import RunSpec, SgdNoise, Trainer
+from tf_lottery.training.trainer import (
+    FromCheckpoint,
+    FromSeed,
+    RunSpec,
+    SgdNoise,
+    Trainer,
+    TrainerHooks,
+)
 
 STEPS = 30
 
@@ -21,11 +28,11 @@ def config(tmp_path, *extra):
         "--ema_decay=0.9", *extra, model_dir=str(tmp_path))
 
 
-def run(c, run_dir, trainer=None, init_fn=None, **kw):
+def run(c, run_dir, trainer=None, **kw):
     trainer = trainer or Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
     kw.setdefault("rewind_steps", c.train.rewind_steps)
-    results = trainer.train(RunSpec(str(run_dir), c.train.train_steps, SgdNoise(0, 0), **kw),
-                            init_fn=init_fn)
+    kw.setdefault("start", FromSeed(c.train.init_seed))
+    results = trainer.train(RunSpec(str(run_dir), c.train.train_steps, SgdNoise(0, 0), **kw))
     return trainer, results
 
 
@@ -70,9 +77,9 @@ class Crash(Exception):
 def test_interrupted_run_resumes_the_average_bitwise(tmp_path):
     c = config(tmp_path)
     uninterrupted, _ = run(c, tmp_path / "a")
-    crashing = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
-    crashing.post_update_fns.append(
-        lambda: tf.debugging.assert_less(crashing.step, tf.constant(17, tf.int64)))
+    crashing = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c), TrainerHooks(
+        post_update_fns=(lambda model: tf.debugging.assert_less(
+            crashing.step, tf.constant(17, tf.int64)),)))
     with pytest.raises(tf.errors.InvalidArgumentError):
         run(c, tmp_path / "b", crashing)
     resumed, _ = run(c, tmp_path / "b")
@@ -84,25 +91,24 @@ def test_a_child_continues_the_parents_average_unless_its_optimizer_is_reset(tmp
     c = config(tmp_path)
     parent, _ = run(c, tmp_path / "p")
     w15 = checkpoints.rewind_prefix(str(tmp_path / "p"), 15)
-    child, _ = run(c, tmp_path / "c", rewind_steps=(), start_from=w15)
+    child, _ = run(c, tmp_path / "c", rewind_steps=(), start=FromCheckpoint(w15))
     for a, b in zip(parent.ema.values(), child.ema.values(), strict=True):
         np.testing.assert_array_equal(a, b)
     # A reset restarts the average at W_15.
-    reset, _ = run(c, tmp_path / "r", rewind_steps=(), start_from=w15, reset_optimizer=True)
+    reset, _ = run(c, tmp_path / "r", rewind_steps=(),
+                   start=FromCheckpoint(w15, reset_optimizer=True))
     assert not np.array_equal(reset.ema.values()[0], parent.ema.values()[0])
 
 
 def test_pruned_weights_are_exactly_zero_in_the_average(tmp_path):
     c = config(tmp_path)
-    t = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c),
-                wrap_model=wrappers.wrap_model)
-    t.gradient_fns.append(wrappers.mask_gradients(t.model))
-    t.post_update_fns.append(wrappers.mask_enforcer(t.model))
+    t = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c), wrappers.masked_training())
     rng = np.random.default_rng(0)
     masks = {name: (rng.random(w.shape) < 0.3).astype(np.float32)
              for name, (w, _) in wrappers.pruning_vars(t.model).items()}
-    # IMP applies masks in init_fn, after the trainer (and its average) exist.
-    run(c, tmp_path / "a", t, init_fn=lambda tr: wrappers.set_masks(tr.model, masks))
+    # IMP applies masks in its start's then, after the trainer (and its average) exist.
+    run(c, tmp_path / "a", t, start=FromSeed(
+        c.train.init_seed, then=lambda tr: wrappers.set_masks(tr.model, masks)))
     averages = dict(zip([v.ref() for v in t.ema.sources], t.ema.values(), strict=True))
     for name, (weight, mask) in wrappers.pruning_vars(t.model).items():
         np.testing.assert_array_equal(averages[mask.ref()], masks[name])

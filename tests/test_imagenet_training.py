@@ -36,9 +36,7 @@ def half_masks(trainer):
 
 
 def pruned_trainer(config, strategy, pipeline):
-    trainer = Trainer(config, strategy, pipeline, wrap_model=wrappers.wrap_model)
-    trainer.gradient_fns.append(wrappers.mask_gradients(trainer.model))
-    trainer.post_update_fns.append(wrappers.mask_enforcer(trainer.model))
+    trainer = Trainer(config, strategy, pipeline, wrappers.masked_training())
     wrappers.set_masks(trainer.model, half_masks(trainer))
     return trainer
 

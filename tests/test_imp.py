@@ -14,7 +14,7 @@ from tf_lottery.errors import ConfigError
 from tf_lottery.pruning import imp, masks, wrappers
 from tf_lottery.pruning.rewind import RewindManager
 from tf_lottery.training import checkpoints
-from tf_lottery.training.trainer import RunSpec, SgdNoise
+from tf_lottery.training.trainer import FromSeed, RunSpec, SgdNoise
 
 NOISE = SgdNoise(0, 0)
 T = 12
@@ -35,7 +35,7 @@ def test_rewinding_restores_w_k_exactly_on_unpruned_positions(tmp_path):
     c = config(tmp_path, "--model=conv_bn_for_tests", "--optimizer=adam")
     parent_dir = str(tmp_path / "level_00")
     parent = imp.make_trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
-    parent.train(RunSpec(parent_dir, T, NOISE, rewind_steps=(4,)))
+    parent.train(RunSpec(parent_dir, T, NOISE, FromSeed(0), rewind_steps=(4,)))
     w_k = imp.make_trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
     w_k.restore_from(checkpoints.rewind_prefix(parent_dir, 4), reset_optimizer=False)
     moving_mean = w_k.model.get_layer("bn").moving_mean.numpy()
@@ -50,7 +50,7 @@ def test_rewinding_restores_w_k_exactly_on_unpruned_positions(tmp_path):
         for v in child.optimizer.variables:
             v.assign(tf.fill(v.shape, tf.constant(7, v.dtype)))
         # A run that stops at k shows the rewound state itself.
-        child.train(rewind.run_spec(str(tmp_path / policy), 4, NOISE), rewind.init_fn(mask))
+        child.train(rewind.run_spec(str(tmp_path / policy), 4, NOISE, mask))
         assert int(child.step.numpy()) == 4
         prunable = {id(w): n for n, (w, _) in wrappers.pruning_vars(child.model).items()}
         for got, want in zip(child.model.weights, w_k.model.weights, strict=True):
@@ -73,7 +73,7 @@ def test_rewinding_restores_w_k_exactly_on_unpruned_positions(tmp_path):
     # Training on from the reset state: masked gradients keep the Adam moments
     # of pruned weights at exactly zero.
     rewind = RewindManager(parent_dir, 4, "reset")
-    child.train(rewind.run_spec(str(tmp_path / "reset_to_T"), T, NOISE), rewind.init_fn(mask))
+    child.train(rewind.run_spec(str(tmp_path / "reset_to_T"), T, NOISE, mask))
     kernel_slots = [v.numpy() for v in child.optimizer.variables if v.shape == (3, 3, 1, 4)]
     assert len(kernel_slots) == 2
     for slot in kernel_slots:
@@ -86,11 +86,11 @@ def test_rewinding_with_all_ones_and_restored_state_retraces_the_parent(tmp_path
     c = config(tmp_path)
     parent_dir = str(tmp_path / "level_00")
     parent = imp.make_trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
-    parent.train(RunSpec(parent_dir, T, NOISE, rewind_steps=(5,)))
+    parent.train(RunSpec(parent_dir, T, NOISE, FromSeed(0), rewind_steps=(5,)))
     rewind = RewindManager(parent_dir, 5, "restore")
     child = imp.make_trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
     ones = masks.ones_like(wrappers.weight_values(child.model))
-    child.train(rewind.run_spec(str(tmp_path / "child"), T, NOISE), rewind.init_fn(ones))
+    child.train(rewind.run_spec(str(tmp_path / "child"), T, NOISE, ones))
     for a, b in zip(values(parent.model), values(child.model), strict=True):
         np.testing.assert_array_equal(a, b)
 

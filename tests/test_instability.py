@@ -57,9 +57,9 @@ def test_child_seeds_are_distinct_and_deterministic():
         SgdNoise(r, r) for r in range(3)]
     specs = [analysis.child_run(c, "W_k", SgdNoise(0, 0), "out", i) for i in range(2)]
     assert [s.noise for s in specs] == seeds[:2]
-    assert {s.start_from for s in specs} == {"W_k"} and not specs[0].reset_optimizer
+    assert {s.start.path for s in specs} == {"W_k"} and not specs[0].start.reset_optimizer
     assert analysis.child_run(config("/tmp/unused", "--child_optimizer_state=reset"),
-                              "W_k", SgdNoise(0, 0), "out", 0).reset_optimizer
+                              "W_k", SgdNoise(0, 0), "out", 0).start.reset_optimizer
     assert analysis.pairs(3) == [(0, 1), (0, 2), (1, 2)]
 
 

@@ -8,7 +8,7 @@ import tf_keras
 from tests.conftest import parse_config, tiny_pipeline
 from tf_lottery.errors import ConfigError
 from tf_lottery.pruning import wrappers
-from tf_lottery.training.trainer import RunSpec, SgdNoise, Trainer
+from tf_lottery.training.trainer import FromSeed, RunSpec, SgdNoise, Trainer
 
 
 def config(tmp_path, precision, *extra):
@@ -27,10 +27,7 @@ def dense_layers(model):
 def test_layers_compute_in_16_bits_with_float32_weights_and_masks(tmp_path, precision,
                                                                    compute):
     c = config(tmp_path, precision)
-    t = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c),
-                wrap_model=wrappers.wrap_model)
-    t.gradient_fns.append(wrappers.mask_gradients(t.model))
-    t.post_update_fns.append(wrappers.mask_enforcer(t.model))
+    t = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c), wrappers.masked_training())
     assert tf_keras.mixed_precision.global_policy().name == "float32"  # restored
     assert {layer.compute_dtype for layer in dense_layers(t.model)} == {compute}
     wrapped = [layer for layer in t.model.layers
@@ -40,8 +37,8 @@ def test_layers_compute_in_16_bits_with_float32_weights_and_masks(tmp_path, prec
     assert t.model(np.zeros((1, 28, 28, 1), np.float32)).dtype == compute
     masks = {name: np.tril(np.ones(w.shape, np.float32))
              for name, (w, _) in wrappers.pruning_vars(t.model).items()}
-    results = t.train(RunSpec(str(tmp_path / "run"), 20, SgdNoise(0, 0)),
-                      init_fn=lambda tr: wrappers.set_masks(tr.model, masks))
+    results = t.train(RunSpec(str(tmp_path / "run"), 20, SgdNoise(0, 0), FromSeed(
+        c.train.init_seed, then=lambda tr: wrappers.set_masks(tr.model, masks))))
     assert results["metrics"]["test_accuracy"] > 0.5  # the tiny task is learnt
     for name, (weight, _) in wrappers.pruning_vars(t.model).items():
         assert not np.any(weight.numpy()[masks[name] == 0])
@@ -73,7 +70,7 @@ def test_bfloat16_updates_are_close_to_float32_updates(tmp_path):
         c = config(tmp_path, precision, "--optimizer=momentum", "--learning_rate=0.05")
         t = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
         w0 = t.model.weights[0].numpy()
-        t.train(RunSpec(str(tmp_path / precision), 20, SgdNoise(0, 0)))
+        t.train(RunSpec(str(tmp_path / precision), 20, SgdNoise(0, 0), FromSeed(0)))
         updates.append(t.model.weights[0].numpy() - w0)
     full, half = updates
     assert not np.array_equal(full, half)

@@ -9,7 +9,7 @@ from tests.conftest import parse_config, tiny_pipeline
 from tf_lottery.errors import ConfigError
 from tf_lottery.models import registry
 from tf_lottery.pruning import imp, wrappers
-from tf_lottery.training.trainer import RunSpec, SgdNoise, Trainer
+from tf_lottery.training.trainer import FromCheckpoint, FromSeed, RunSpec, SgdNoise, Trainer
 
 NOISE = SgdNoise(0, 0)
 
@@ -68,9 +68,9 @@ def test_all_ones_masks_train_bit_for_bit_like_the_unwrapped_network(tmp_path):
     """Level 0 of IMP (wrapped, masks all ones) *is* the dense run."""
     c = config(tmp_path, "--optimizer=adam", "--grad_clip_norm=1.0")
     dense = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
-    dense.train(RunSpec(str(tmp_path / "dense"), 12, NOISE))
+    dense.train(RunSpec(str(tmp_path / "dense"), 12, NOISE, FromSeed(0)))
     wrapped = imp.make_trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
-    wrapped.train(RunSpec(str(tmp_path / "wrapped"), 12, NOISE))
+    wrapped.train(RunSpec(str(tmp_path / "wrapped"), 12, NOISE, FromSeed(0)))
     a = dense.model.trainable_variables
     b = wrapped.model.trainable_variables
     assert len(a) == len(b) == 6
@@ -105,13 +105,16 @@ def test_pruned_weights_stay_exactly_zero(tmp_path, request, optimizer, strategy
     t = imp.make_trainer(c, strategy, tiny_pipeline(c))
     # Dense steps first, so that momentum / Adam moments of the weights about
     # to be pruned are non-zero (as after rewinding with restored state).
-    t.train(RunSpec(str(tmp_path / "dense"), 6, NOISE))
+    dense = t.train(RunSpec(str(tmp_path / "dense"), 6, NOISE, FromSeed(0)))
     masks = random_masks(t.model)
     wrappers.set_masks(t.model, masks)
     slots = [v.numpy() for v in t.optimizer.variables if v.shape == (3, 3, 1, 4)]
     assert slots and all(np.any(s[masks["conv/kernel"] == 0]) for s in slots)
 
-    results = t.train(RunSpec(str(tmp_path / "sparse"), 12, NOISE, rewind_steps=(9,)))
+    # The sparse run goes on from the dense one's state (optimizer state too).
+    results = t.train(RunSpec(str(tmp_path / "sparse"), 12, NOISE, FromCheckpoint(
+        dense["final_checkpoint"], then=lambda tr: wrappers.set_masks(tr.model, masks)),
+        rewind_steps=(9,)))
     assert int(t.step.numpy()) == 12
     for name, (weight, mask) in wrappers.pruning_vars(t.model).items():
         for value in replica_values(weight):

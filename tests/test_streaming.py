@@ -177,16 +177,16 @@ def test_main_trains_a_streamed_dataset_and_reports_it(data_dir, tmp_path):
 
 
 def test_interrupted_streamed_run_resumes_bitwise(data_dir, tmp_path):
-    from tf_lottery.training.trainer import RunSpec, SgdNoise, Trainer
+    from tf_lottery.training.trainer import FromSeed, RunSpec, SgdNoise, Trainer, TrainerHooks
 
     c = lenet_on_imagenet(data_dir, tmp_path)
-    spec = RunSpec(str(tmp_path / "a"), 12, SgdNoise(1, 2))
+    spec = RunSpec(str(tmp_path / "a"), 12, SgdNoise(1, 2), FromSeed(0))
     whole = Trainer(c, tf.distribute.get_strategy(), compose.make_pipeline(c))
     whole.train(spec)
-    crashing = Trainer(c, tf.distribute.get_strategy(), compose.make_pipeline(c))
-    crashing.post_update_fns.append(  # dies in epoch 1, after the checkpoint at 8
-        lambda: tf.debugging.assert_less(crashing.step, tf.constant(10, tf.int64)))
-    spec_b = RunSpec(str(tmp_path / "b"), 12, SgdNoise(1, 2))
+    crashing = Trainer(c, tf.distribute.get_strategy(), compose.make_pipeline(c), TrainerHooks(
+        post_update_fns=(  # dies in epoch 1, after the checkpoint at 8
+            lambda model: tf.debugging.assert_less(crashing.step, tf.constant(10, tf.int64)),)))
+    spec_b = RunSpec(str(tmp_path / "b"), 12, SgdNoise(1, 2), FromSeed(0))
     with pytest.raises(tf.errors.InvalidArgumentError):
         crashing.train(spec_b)
     resumed = Trainer(c, tf.distribute.get_strategy(), compose.make_pipeline(c))

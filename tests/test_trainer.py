@@ -9,7 +9,14 @@ import tensorflow as tf
 from tests.conftest import parse_config, tiny_pipeline
 from tf_lottery import files
 from tf_lottery.training import checkpoints
-from tf_lottery.training.trainer import RunSpec, SgdNoise, Trainer
+from tf_lottery.training.trainer import (
+    FromCheckpoint,
+    FromSeed,
+    RunSpec,
+    SgdNoise,
+    Trainer,
+    TrainerHooks,
+)
 
 STEPS = 40
 
@@ -23,6 +30,7 @@ def config(tmp_path, *extra):
 
 def run_spec(c, run_dir, order=None, aug=None, **kw):
     kw.setdefault("rewind_steps", c.train.rewind_steps)
+    kw.setdefault("start", FromSeed(c.train.init_seed))
     return RunSpec(run_dir=str(run_dir), end_step=c.train.train_steps,
                    noise=SgdNoise(c.train.data_order_seed if order is None else order,
                                   c.train.augment_seed if aug is None else aug), **kw)
@@ -73,12 +81,11 @@ def test_interrupted_run_resumes_bitwise_identical(tmp_path):
     c = config(tmp_path, "--optimizer=momentum", "--learning_rate=0.05")
     uninterrupted = train(c, tmp_path / "a")
 
-    crashing = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
-
-    def crash_after_step_25():
+    def crash_after_step_25(model):
         tf.debugging.assert_less(crashing.step, tf.constant(25, tf.int64))
 
-    crashing.post_update_fns.append(crash_after_step_25)
+    crashing = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c),
+                       TrainerHooks(post_update_fns=(crash_after_step_25,)))
     with pytest.raises(tf.errors.InvalidArgumentError):
         crashing.train(run_spec(c, tmp_path / "b"))
     assert not os.path.exists(tmp_path / "b" / "results.json")
@@ -112,7 +119,7 @@ def test_rewind_checkpoints_hold_w_k(tmp_path):
     assert int(full.step.numpy()) == STEPS
     # A run stopped at 15 ends with exactly the weights saved as W_15.
     short = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
-    short.train(RunSpec(str(tmp_path / "s"), 15, SgdNoise(0, 0)))
+    short.train(RunSpec(str(tmp_path / "s"), 15, SgdNoise(0, 0), FromSeed(0)))
     probe = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c), init_seed=99)
     probe.restore_from(checkpoints.rewind_prefix(str(tmp_path / "a"), 15), False)
     assert int(probe.step.numpy()) == 15
@@ -128,8 +135,8 @@ def test_child_from_w_k_continues_like_the_parent(tmp_path):
     c = config(tmp_path)
     parent = train(c, tmp_path / "p")
     child = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c), init_seed=5)
-    child.train(run_spec(c, tmp_path / "c", rewind_steps=(),
-                         start_from=checkpoints.rewind_prefix(str(tmp_path / "p"), 15)))
+    child.train(run_spec(c, tmp_path / "c", rewind_steps=(), start=FromCheckpoint(
+        checkpoints.rewind_prefix(str(tmp_path / "p"), 15))))
     assert_bitwise_equal(weights(parent), weights(child))
 
 
@@ -174,3 +181,33 @@ def test_evaluate_matches_a_direct_computation(tmp_path):
     logits = t.model(data[0].astype(np.float32) / 255.0).numpy()
     expected = float(np.mean(logits.argmax(-1) == data[1]))
     assert t.evaluate("test")["accuracy"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_run_from_a_seed_starts_there_whatever_the_trainer_held(tmp_path):
+    """FromSeed sets W_0, the step and the optimizer state: a trainer that has
+    trained before trains a new run bit for bit like a fresh one."""
+    c = config(tmp_path, "--optimizer=adam")
+    built_from_3 = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c), init_seed=3)
+    fresh = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    fresh.initialize(3)
+    assert_bitwise_equal(weights(built_from_3), weights(fresh))
+    fresh.train(run_spec(c, tmp_path / "fresh", start=FromSeed(3)))
+    used = train(c, tmp_path / "first", order=5)
+    used.train(run_spec(c, tmp_path / "second", start=FromSeed(3)))
+    assert_bitwise_equal(weights(fresh), weights(used))
+    assert_bitwise_equal([v.numpy() for v in fresh.optimizer.variables],
+                         [v.numpy() for v in used.optimizer.variables])
+
+
+def test_a_run_from_a_checkpoint_applies_then_after_loading(tmp_path):
+    c = config(tmp_path)
+    train(c, tmp_path / "p")
+    seen = []
+    t = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    start = FromCheckpoint(checkpoints.rewind_prefix(str(tmp_path / "p"), 15),
+                           then=lambda tr: seen.append(int(tr.step.numpy())))
+    t.train(run_spec(c, tmp_path / "c", rewind_steps=(), start=start))
+    assert seen == [15]
+    # A finished run is not redone, so its start is not applied again.
+    t.train(run_spec(c, tmp_path / "c", rewind_steps=(), start=start))
+    assert seen == [15]

@@ -15,7 +15,6 @@ import tf_lottery  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 # isort: split
 
 import dataclasses
-import functools
 import json
 import os
 import sys
@@ -58,9 +57,9 @@ def with_path_knobs(config: config_lib.ExperimentConfig) -> config_lib.Experimen
 def run(config: config_lib.ExperimentConfig) -> dict:
     """Builds the recipe's trainer (pruning wrappers for IMP runs) and aligns."""
     strategy = strategy_lib.make_strategy(config.runtime)
-    wrap = (functools.partial(wrappers.wrap_model, exclude=config.pruning.exclude)
-            if config.experiment == "imp" else None)
-    trainer = Trainer(config, strategy, compose.make_pipeline(config), wrap_model=wrap)
+    hooks = (wrappers.masked_training(config.pruning.exclude)
+             if config.experiment == "imp" else None)
+    trainer = Trainer(config, strategy, compose.make_pipeline(config), hooks)
     return aligned_paths.aligned_barriers(
         trainer, config, FLAGS.checkpoint_a, FLAGS.checkpoint_b, seed=FLAGS.align_seed,
         max_iter=FLAGS.align_max_iter, aligned_out=FLAGS.aligned_out)

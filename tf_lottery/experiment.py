@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.data.pipeline import Pipeline
-from tf_lottery.training.trainer import RunSpec, SgdNoise, Trainer
+from tf_lottery.training.trainer import FromSeed, RunSpec, SgdNoise, Trainer
 
 
 def parent_run(config: ExperimentConfig, run_dir: str | None = None) -> RunSpec:
@@ -21,6 +21,7 @@ def parent_run(config: ExperimentConfig, run_dir: str | None = None) -> RunSpec:
         run_dir=run_dir or config.runtime.model_dir,
         end_step=t.train_steps,
         noise=SgdNoise(t.data_order_seed, t.augment_seed),
+        start=FromSeed(t.init_seed),
         rewind_steps=t.rewind_steps,
         evaluate_every=config.runtime.eval_every,
     )

@@ -45,9 +45,9 @@ before their run starts and reloaded, never recomputed, on resume.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -58,10 +58,10 @@ from tf_lottery.config import ExperimentConfig
 from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.pruning import masks as masks_lib
 from tf_lottery.pruning import wrappers
-from tf_lottery.pruning.rewind import RewindManager
+from tf_lottery.pruning.rewind import RewindManager, reinitialize
 from tf_lottery.stability import analysis, barrier
 from tf_lottery.summaries import dashboards
-from tf_lottery.training.trainer import SgdNoise, Trainer
+from tf_lottery.training.trainer import RunSpec, SgdNoise, Trainer
 
 RESULTS_FILE = "results.json"
 RESULTS_SCHEMA = 1
@@ -83,11 +83,8 @@ def baseline_seed(base: int, level: int, name: str) -> int:
 def make_trainer(config: ExperimentConfig, strategy: tf.distribute.Strategy,
                  pipeline: Pipeline) -> Trainer:
     """A Trainer over the wrapped model whose masks hold during training."""
-    trainer = Trainer(config, strategy, pipeline, wrap_model=functools.partial(
-        wrappers.wrap_model, exclude=config.pruning.exclude))
-    trainer.gradient_fns.append(wrappers.mask_gradients(trainer.model))
-    trainer.post_update_fns.append(wrappers.mask_enforcer(trainer.model))
-    return trainer
+    return Trainer(config, strategy, pipeline,
+                   hooks=wrappers.masked_training(config.pruning.exclude))
 
 
 class Imp:
@@ -183,7 +180,7 @@ class Imp:
 
     def _train_level(self, level: int, masks: dict[str, np.ndarray]) -> dict:
         run_dir = level_dir(self.model_dir, level)
-        results = self.trainer.train(self._spec(run_dir), self.rewind.init_fn(masks))
+        results = self.trainer.train(self._spec(run_dir, masks))
         return self._record(level, masks, results, run_dir)
 
     def _train_baseline(self, level: int, masks: dict[str, np.ndarray],
@@ -197,10 +194,10 @@ class Imp:
             else:
                 masks = masks_lib.random_like(masks, np.random.default_rng(seed))
                 self._save_masks(run_dir, masks)
-            init = self.rewind.init_fn(masks)
+            init = None
         else:
-            init = self.rewind.init_fn(masks, reinit_seed=seed)
-        results = self.trainer.train(self._spec(run_dir), init)
+            init = reinitialize(seed)
+        results = self.trainer.train(self._spec(run_dir, masks, init))
         return {**self._record(level, masks, results, run_dir), "seed": seed}
 
     def _instability(self) -> None:
@@ -225,7 +222,7 @@ class Imp:
                     self.trainer, evaluator, self.config, k=k,
                     start_from=self.rewind.checkpoint, parent_noise=self.noise,
                     out_dir=out_dir,
-                    init_fn=self.rewind.init_fn(
+                    then=self.rewind.after_restore(
                         masks_lib.load(os.path.join(run_dir, MASK_FILE))),
                     label=f"IMP level {level} ")
                 found = {
@@ -247,9 +244,10 @@ class Imp:
                          record["barrier"]["test"]["mean"], k,
                          "stable" if record["stable"] else "unstable")
 
-    def _spec(self, run_dir: str):
+    def _spec(self, run_dir: str, masks: dict[str, np.ndarray],
+              init: Callable[[Trainer], None] | None = None) -> RunSpec:
         return self.rewind.run_spec(run_dir, self.config.train.train_steps, self.noise,
-                                    self.config.runtime.eval_every)
+                                    masks, init, self.config.runtime.eval_every)
 
     # -- bookkeeping ----------------------------------------------------------
 

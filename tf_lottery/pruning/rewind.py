@@ -16,9 +16,12 @@ Rewinding to step k means, for an IMP level or a baseline:
   are a pure function of (seeds, step), so step s of a level sees the same
   batch as step s of the parent when the seeds are the recipe's.
 
-Random reinitialization replaces the rewound weights (all of them, BatchNorm
-statistics included) with a fresh initialization from another seed before
-the mask is applied; step, schedule and optimizer policy stay those of k.
+A run's start is a ``FromCheckpoint`` of W_k whose ``then`` sets the mask:
+``RewindManager.start``. An ``init`` function may replace the rewound weights
+before the mask is set: ``reinitialize(seed)`` (random reinitialization)
+replaces all of them, BatchNorm statistics included, with a fresh
+initialization from another seed; step, schedule and optimizer policy stay
+those of k.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 from tf_lottery.models import registry as model_registry
 from tf_lottery.pruning import wrappers
 from tf_lottery.training import checkpoints
-from tf_lottery.training.trainer import RunSpec, SgdNoise, Trainer
+from tf_lottery.training.trainer import FromCheckpoint, RunSpec, SgdNoise, Trainer
 
 OPTIMIZER_POLICIES = ("reset", "restore")
 
@@ -64,9 +67,31 @@ class RewindManager:
                 f"{self.rewind_step}")
         return checkpoints.rewind_prefix(self.parent_dir, self.rewind_step)
 
+    def after_restore(self, masks: dict[str, np.ndarray],
+                      init: Callable[[Trainer], None] | None = None
+                      ) -> Callable[[Trainer], None]:
+        """The ``then`` of a start from W_k: checks the step is k, runs ``init``
+        (e.g. ``reinitialize(seed)``) if given, then sets ``masks``."""
+        def then(trainer: Trainer) -> None:
+            step = int(trainer.step.numpy())
+            if step != self.rewind_step:
+                raise RuntimeError(f"rewound to step {step}, expected {self.rewind_step}")
+            if init is not None:
+                init(trainer)
+            wrappers.set_masks(trainer.model, masks)
+
+        return then
+
+    def start(self, masks: dict[str, np.ndarray],
+              init: Callable[[Trainer], None] | None = None) -> FromCheckpoint:
+        """W_k, optimizer state after the policy, then ``after_restore``."""
+        return FromCheckpoint(self.checkpoint, reset_optimizer=self.optimizer_policy == "reset",
+                              then=self.after_restore(masks, init))
+
     def run_spec(self, run_dir: str, end_step: int, noise: SgdNoise,
+                 masks: dict[str, np.ndarray], init: Callable[[Trainer], None] | None = None,
                  evaluate_every: int = 0) -> RunSpec:
-        """A run from k to ``end_step`` that also keeps its own masked W_k.
+        """A run from the masked W_k to ``end_step`` that also keeps its own W_k.
 
         The run's own rewind checkpoint at k holds W_k with this run's mask
         (and optimizer state after the policy): the starting point of its
@@ -74,27 +99,17 @@ class RewindManager:
         """
         return RunSpec(
             run_dir=run_dir, end_step=end_step, noise=noise,
-            rewind_steps=(self.rewind_step,), start_from=self.checkpoint,
-            reset_optimizer=self.optimizer_policy == "reset",
+            start=self.start(masks, init), rewind_steps=(self.rewind_step,),
             evaluate_every=evaluate_every)
 
-    def init_fn(self, masks: dict[str, np.ndarray],
-                reinit_seed: int | None = None) -> Callable[[Trainer], None]:
-        """What ``Trainer.train`` calls after restoring W_k: set the mask.
 
-        With ``reinit_seed``, the weights are first replaced by a fresh
-        initialization of the same architecture drawn from that seed.
-        """
-        def init(trainer: Trainer) -> None:
-            step = int(trainer.step.numpy())
-            if step != self.rewind_step:
-                raise RuntimeError(f"rewound to step {step}, expected {self.rewind_step}")
-            if reinit_seed is not None:
-                spec = trainer.pipeline.spec
-                fresh = model_registry.build_model(
-                    trainer.config.model.name, spec.num_classes, spec.image_shape,
-                    reinit_seed)
-                wrappers.copy_weights(fresh, trainer.model)
-            wrappers.set_masks(trainer.model, masks)
+def reinitialize(seed: int) -> Callable[[Trainer], None]:
+    """An ``init`` for ``RewindManager.start``: every weight replaced by a fresh
+    initialization of the same architecture drawn from ``seed``."""
+    def init(trainer: Trainer) -> None:
+        spec = trainer.pipeline.spec
+        fresh = model_registry.build_model(
+            trainer.config.model.name, spec.num_classes, spec.image_shape, seed)
+        wrappers.copy_weights(fresh, trainer.model)
 
-        return init
+    return init

@@ -12,12 +12,12 @@ where weights change:
 
 - ``set_masks`` (and ``copy_weights``) zero the pruned weights when a mask or
   new weights are assigned;
-- ``mask_gradients`` (a ``Trainer.gradient_fns`` entry) multiplies gradients
-  by the masks: the gradient of the effective weight w*m, as in the original
+- ``mask_gradients`` (a ``TrainerHooks.gradient_fns`` entry) multiplies
+  gradients by the masks: the gradient of the effective weight w*m, as in the original
   lottery ticket code; the moments of pruned weights stay zero and their
   gradients stay out of gradient clipping;
-- ``mask_enforcer`` (a ``Trainer.post_update_fns`` entry, run inside the
-  replica step right after the optimizer update) re-applies the masks:
+- ``enforce_masks`` (a ``TrainerHooks.post_update_fns`` entry, run inside
+  the replica step right after the optimizer update) re-applies the masks:
   optimizer state restored from a dense W_k, or weight decay inside an
   optimizer, can still move pruned weights.
 
@@ -29,9 +29,10 @@ one (x * 1 == x), which is what lets IMP's level 0 *be* the dense run.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -45,6 +46,7 @@ from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper im
 )
 
 from tf_lottery.errors import ConfigError
+from tf_lottery.training.trainer import TrainerHooks
 
 # Exact classes (a DepthwiseConv2D is a Conv2D subclass but has no prunable
 # kernel in TFMOT's registry).
@@ -185,8 +187,8 @@ def set_masks(model: tf_keras.Model, masks: dict[str, np.ndarray]) -> None:
         weight.assign(weight * mask)
 
 
-def mask_enforcer(model: tf_keras.Model) -> Callable[[], None]:
-    """A ``Trainer.post_update_fns`` entry: w <- w * m after each update.
+def enforce_masks(model: tf_keras.Model) -> None:
+    """A ``TrainerHooks.post_update_fns`` entry: w <- w * m after each update.
 
     Runs in the replica context of the train step; each replica multiplies
     its own copy (the copies are identical, so no reduction is needed).
@@ -198,21 +200,22 @@ def mask_enforcer(model: tf_keras.Model) -> Callable[[], None]:
             strategy.extended.update(
                 weight, lambda w, m: w.assign(w * m), args=(mask,))
 
-    def enforce() -> None:
-        tf.distribute.get_replica_context().merge_call(update)
-
-    return enforce
+    tf.distribute.get_replica_context().merge_call(update)
 
 
-def mask_gradients(model: tf_keras.Model) -> Callable[[list, list], list]:
-    """A ``Trainer.gradient_fns`` entry: grad <- grad * m for masked weights."""
+def mask_gradients(model: tf_keras.Model, grads: list, variables: list) -> list:
+    """A ``TrainerHooks.gradient_fns`` entry: grad <- grad * m for masked weights."""
     masks = {w.ref(): m for w, m in pruning_vars(model).values()}
+    return [g * masks[v.ref()] if g is not None and v.ref() in masks else g
+            for g, v in zip(grads, variables, strict=True)]
 
-    def apply(grads: list, variables: list) -> list:
-        return [g * masks[v.ref()] if g is not None and v.ref() in masks else g
-                for g, v in zip(grads, variables, strict=True)]
 
-    return apply
+def masked_training(exclude: Sequence[str] = ()) -> TrainerHooks:
+    """Trainer hooks under which masks hold: kernels wrapped (but those of
+    layers ``exclude`` matches), gradients masked, masks re-applied after
+    every update."""
+    return TrainerHooks(wrap_model=functools.partial(wrap_model, exclude=tuple(exclude)),
+                        gradient_fns=(mask_gradients,), post_update_fns=(enforce_masks,))
 
 
 def copy_weights(source: tf_keras.Model, target: tf_keras.Model) -> None:

@@ -41,7 +41,6 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -50,11 +49,19 @@ from absl import logging
 from tf_lottery import files
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.data.pipeline import Pipeline
-from tf_lottery.errors import ConfigError, FieldError
+from tf_lottery.errors import FieldError
 from tf_lottery.stability import barrier, bn, interpolation, summaries
 from tf_lottery.summaries import dashboards
 from tf_lottery.training import checkpoints
-from tf_lottery.training.trainer import RESULTS_FILE, RunSpec, SgdNoise, Trainer
+from tf_lottery.training.trainer import (
+    RESULTS_FILE,
+    FromCheckpoint,
+    FromSeed,
+    RunSpec,
+    SgdNoise,
+    Then,
+    Trainer,
+)
 
 RESULTS_SCHEMA = 1
 _DATA_ORDER, _AUGMENT = 1, 2  # SeedSequence streams of a child's two seeds.
@@ -96,20 +103,23 @@ def parent_run(config: ExperimentConfig, replicate: int) -> RunSpec:
         run_dir=os.path.join(replicate_dir(config.runtime.model_dir, replicate), "parent"),
         end_step=config.train.train_steps,
         noise=replicate_noise(config, replicate),
+        start=FromSeed(replicate_init_seed(config, replicate)),
         rewind_steps=config.train.rewind_steps,
         evaluate_every=config.runtime.eval_every,
     )
 
 
 def child_run(config: ExperimentConfig, start_from: str, parent_noise: SgdNoise,
-              out_dir: str, child: int) -> RunSpec:
-    """Child ``child`` of the point ``start_from`` (a W_k checkpoint), trained to T."""
+              out_dir: str, child: int, then: Then | None = None) -> RunSpec:
+    """Child ``child`` of the point ``start_from`` (a W_k checkpoint), trained to T;
+    ``then`` runs once W_k is loaded (e.g. to apply a pruning mask)."""
     return RunSpec(
         run_dir=os.path.join(out_dir, f"child_{child}"),
         end_step=config.train.train_steps,
         noise=child_noise(parent_noise, child),
-        start_from=start_from,
-        reset_optimizer=config.instability.child_optimizer_state == "reset",
+        start=FromCheckpoint(
+            start_from, then=then,
+            reset_optimizer=config.instability.child_optimizer_state == "reset"),
         evaluate_every=config.runtime.eval_every,
     )
 
@@ -202,20 +212,20 @@ def analyze_rewind_point(
     start_from: str,
     parent_noise: SgdNoise,
     out_dir: str,
-    init_fn: Callable[[Trainer], None] | None = None,
+    then: Then | None = None,
     label: str = "",
 ) -> dict:
     """Children from ``start_from`` (W_k), their pairs' paths and barriers.
 
-    ``init_fn`` runs after W_k is loaded into a new child (e.g. to apply a
+    ``then`` runs after W_k is loaded into a new child (e.g. to apply a
     pruning mask, for sparse instability). Finished children and pairs are
     reused. Returns ``{"children": [...], "pairs": [...], "barrier": {split:
     mean ± std over pairs}}``.
     """
     children = []
     for i in range(config.instability.children):
-        spec = child_run(config, start_from, parent_noise, out_dir, i)
-        results = trainer.train(spec, init_fn=init_fn)
+        spec = child_run(config, start_from, parent_noise, out_dir, i, then)
+        results = trainer.train(spec)
         children.append({
             "child": i,
             "run_dir": spec.run_dir,
@@ -258,24 +268,18 @@ def _table(records: list[dict], threshold: float) -> str:
     return barrier.format_table(rows, threshold)
 
 
-def _train_parents(config: ExperimentConfig, strategy: tf.distribute.Strategy,
-                   pipeline: Pipeline) -> tuple[list[dict], Trainer]:
-    """Trains (or finds) every replicate's parent; returns them and a trainer
-    to reuse for children and paths."""
-    parents, work = [], None
+def _train_parents(trainer: Trainer, config: ExperimentConfig) -> list[dict]:
+    """Trains (or finds) every replicate's parent."""
+    parents = []
     for r in range(config.instability.replicates):
         spec = parent_run(config, r)
-        results = _complete(os.path.join(spec.run_dir, RESULTS_FILE))
-        if results is None:
-            trainer = Trainer(config, strategy, pipeline,
-                              init_seed=replicate_init_seed(config, r))
-            results = trainer.train(spec)
-            work = work or trainer
+        results = trainer.train(spec)
         missing = [k for k in config.train.rewind_steps
                    if not checkpoints.has_rewind(spec.run_dir, k)]
         if missing:
-            raise ConfigError(f"parent {spec.run_dir} has no rewind checkpoint for "
-                              f"k={missing} (--rewind_steps); use a new --model_dir")
+            raise FieldError("train.rewind_steps", f"has k={missing}, for which parent "
+                             f"{spec.run_dir} has no rewind checkpoint; use a new "
+                             "{runtime.model_dir}")
         parents.append({
             "replicate": r,
             "run_dir": spec.run_dir,
@@ -285,7 +289,7 @@ def _train_parents(config: ExperimentConfig, strategy: tf.distribute.Strategy,
             "final_checkpoint": results["final_checkpoint"],
             "metrics": results["metrics"],
         })
-    return parents, work or Trainer(config, strategy, pipeline)
+    return parents
 
 
 def _independent_pairs(evaluator: PathEvaluator, model_dir: str, parents: list[dict]) -> dict:
@@ -312,7 +316,9 @@ def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
     started = time.perf_counter()
     independent = ic.replicates >= 2
     summaries.write_run_metadata(model_dir, config, independent)
-    parents, trainer = _train_parents(config, strategy, pipeline)
+    # One trainer for parents, children and paths: every run states its start.
+    trainer = Trainer(config, strategy, pipeline)
+    parents = _train_parents(trainer, config)
     evaluator = PathEvaluator(trainer, config)
     baseline = _independent_pairs(evaluator, model_dir, parents) if independent else None
     if baseline:

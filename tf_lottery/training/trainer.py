@@ -6,10 +6,22 @@ and a step counter under a ``tf.distribute`` strategy and runs a custom loop:
 ``Trainer.train(RunSpec)`` trains one *run* (a parent, a child, an IMP level)
 in its own directory, resuming from that directory's last checkpoint, and is
 idempotent: a run whose ``results.json`` says complete is never redone.
-Instability analysis and IMP are thin orchestration over this call, using
-``RunSpec.start_from`` (e.g. a rewind checkpoint W_k), ``init_fn`` (e.g. to
-apply a mask after rewinding) and ``post_update_fns`` (e.g. to re-apply masks
-after every optimizer step).
+
+Two things make a run explicit:
+
+- where it starts, ``RunSpec.start``: ``FromSeed`` (W_0 drawn from a seed,
+  step 0, fresh optimizer state) or ``FromCheckpoint`` (e.g. the parent's W_k,
+  with its optimizer state or a fresh one), each optionally followed by a
+  ``then`` function (e.g. apply a mask after rewinding). A new run never
+  starts from whatever the model happens to hold, so one Trainer can train
+  parents, children and levels one after another (only its compiled loops
+  carry over);
+- what the Trainer adds to plain training, ``TrainerHooks``, fixed when it is
+  built: a model wrapper (pruning wrappers), gradient functions (mask the
+  gradients of pruned weights) and post-update functions (re-apply masks
+  after every optimizer step).
+
+Instability analysis and IMP are thin orchestration over ``train``.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from absl import logging
 from tf_lottery import files
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.data.pipeline import Pipeline
+from tf_lottery.errors import FieldError
 from tf_lottery.models import batchnorm
 from tf_lottery.models import registry as model_registry
 from tf_lottery.training import checkpoints, ema, losses, optimizers, precision, schedules
@@ -44,6 +57,40 @@ class SgdNoise:
     augment_seed: int
 
 
+Then = Callable[["Trainer"], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class FromSeed:
+    """A run that starts from W_0 drawn from ``seed``.
+
+    The model's weights become those of a model freshly built from ``seed``
+    (``models.registry.build_model``, then the trainer's wrapper), the step
+    0, the optimizer state fresh (zero); then ``then(trainer)``, if given.
+    """
+
+    seed: int
+    then: Then | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FromCheckpoint:
+    """A run that starts from the checkpoint ``path`` (e.g. the parent's W_k).
+
+    Weights and step come from ``path``; the optimizer state too, unless
+    ``reset_optimizer`` (then it is fresh: zero moments, and Adam's bias
+    correction restarts; the LR schedule still continues from the step).
+    Then ``then(trainer)``, if given (e.g. apply a mask).
+    """
+
+    path: str
+    reset_optimizer: bool = False
+    then: Then | None = None
+
+
+Start = FromSeed | FromCheckpoint
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
     """One training run of the engine.
@@ -52,21 +99,42 @@ class RunSpec:
       run_dir: where the run's checkpoints, events and results.json live.
       end_step: T, the step at which training stops.
       noise: seeds of the run's data order and augmentation.
+      start: where a new run starts (a run with a checkpoint in ``run_dir``
+        resumes from it instead).
       rewind_steps: steps k at which W_k is saved permanently.
-      start_from: checkpoint to start from when the run is new (e.g. the
-        parent's W_k); None starts from the trainer's current weights, step 0.
-      reset_optimizer: when starting from ``start_from``, take only weights and
-        step (fresh optimizer state) instead of the saved optimizer state.
       evaluate_every: steps between evaluations (0: only at the end).
     """
 
     run_dir: str
     end_step: int
     noise: SgdNoise
+    start: Start
     rewind_steps: tuple[int, ...] = ()
-    start_from: str | None = None
-    reset_optimizer: bool = False
     evaluate_every: int = 0
+
+
+GradientFn = Callable[[tf_keras.Model, list, list], list]
+PostUpdateFn = Callable[[tf_keras.Model], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerHooks:
+    """What a Trainer adds to plain training; given when it is built.
+
+    Attributes:
+      wrap_model: transforms the freshly built model inside the strategy
+        scope, before the optimizer sees its variables (e.g. holds kernels
+        in pruning wrappers); checkpoints follow its layout.
+      gradient_fns: ``fn(model, grads, variables) -> grads``, applied in order
+        to the all-reduced gradients before clipping (e.g. masking the
+        gradients of pruned weights).
+      post_update_fns: ``fn(model)``, run in the replica step right after
+        each optimizer update (e.g. re-applying masks).
+    """
+
+    wrap_model: Callable[[tf_keras.Model], tf_keras.Model] | None = None
+    gradient_fns: tuple[GradientFn, ...] = ()
+    post_update_fns: tuple[PostUpdateFn, ...] = ()
 
 
 def _format_duration(seconds: float) -> str:
@@ -84,34 +152,25 @@ class Trainer:
         config: ExperimentConfig,
         strategy: tf.distribute.Strategy,
         pipeline: Pipeline,
+        hooks: TrainerHooks | None = None,
         init_seed: int | None = None,
-        wrap_model: Callable[[tf_keras.Model], tf_keras.Model] | None = None,
     ):
-        """``wrap_model`` (optional) transforms the freshly built model inside
-        the strategy scope before the optimizer sees its variables, e.g. to
-        hold kernels in pruning wrappers; checkpoints then follow its layout.
+        """``init_seed`` (default: the recipe's) only sets the weights the model
+        holds before its first run; every run sets its own (``RunSpec.start``).
         """
         self.config = config
         self.strategy = strategy
         self.pipeline = pipeline
+        self.hooks = hooks or TrainerHooks()
         replicas = strategy.num_replicas_in_sync
         for field, batch in (("train.batch_size", config.train.batch_size),
                              ("data.eval_batch_size", config.data.eval_batch_size)):
             if batch % replicas:
-                from tf_lottery.errors import FieldError
-
                 raise FieldError(field, f"={batch} is not divisible by the {replicas} "
                                  f"replicas of {{runtime.strategy}}={config.runtime.strategy}")
-        spec = pipeline.spec
         seed = config.train.init_seed if init_seed is None else init_seed
-        # Layers (also pruning wrappers) take the --precision dtype policy.
         with strategy.scope(), precision.policy_scope(config.model.precision):
-            self.model = model_registry.build_model(
-                config.model.name, spec.num_classes, spec.image_shape, seed)
-            if config.model.cross_replica_bn:
-                batchnorm.synchronize(self.model)
-            if wrap_model is not None:
-                self.model = wrap_model(self.model)
+            self.model = self._build_model(seed)
             self.optimizer = precision.wrap_optimizer(optimizers.make_optimizer(
                 config.optimizer, config.schedule.learning_rate), config.model.precision)
             self.optimizer.build(self.model.trainable_variables)
@@ -125,13 +184,23 @@ class Trainer:
             model=self.model, optimizer=self.optimizer, step=self.step,
             **({"ema": self.ema} if self.ema is not None else {}))
         self._weights_checkpoint = tf.train.Checkpoint(model=self.model, step=self.step)
-        self.post_update_fns: list[Callable[[], None]] = []
-        # (grads, variables) -> grads, applied to the all-reduced gradients
-        # before clipping (e.g. masking the gradients of pruned weights).
-        self.gradient_fns: list[Callable[[list, list], list]] = []
         self._train_loop = tf.function(self._train_loop_impl)
         self._eval_loop = tf.function(self._eval_loop_impl)
         self._eval_inputs: dict[str, tuple[object, int]] = {}
+
+    def _build_model(self, seed: int) -> tf_keras.Model:
+        """The model as this trainer holds it, with W_0 drawn from ``seed``
+        (call inside the strategy scope)."""
+        spec, model_cfg = self.pipeline.spec, self.config.model
+        # Layers (also pruning wrappers) take the --precision dtype policy.
+        with precision.policy_scope(model_cfg.precision):
+            model = model_registry.build_model(
+                model_cfg.name, spec.num_classes, spec.image_shape, seed)
+            if model_cfg.cross_replica_bn:
+                batchnorm.synchronize(model)
+            if self.hooks.wrap_model is not None:
+                model = self.hooks.wrap_model(model)
+        return model
 
     # -- the distributed steps ------------------------------------------------
 
@@ -162,14 +231,14 @@ class Trainer:
             self.optimizer, tape.gradient(scaled_loss, variables))
         grads = tf.distribute.get_replica_context().all_reduce(
             tf.distribute.ReduceOp.SUM, grads)
-        for fn in self.gradient_fns:
-            grads = fn(grads, variables)
+        for gradient_fn in self.hooks.gradient_fns:
+            grads = gradient_fn(self.model, grads, variables)
         if cfg.grad_clip_norm:
             grads, _ = tf.clip_by_global_norm(grads, cfg.grad_clip_norm)
         self.optimizer.apply_gradients(
             zip(grads, variables, strict=False), skip_gradients_aggregation=True)
-        for fn in self.post_update_fns:
-            fn()
+        for post_update_fn in self.hooks.post_update_fns:
+            post_update_fn(self.model)
         if self.ema is not None:
             self.ema.update(self.step)
         correct = tf.reduce_sum(tf.cast(
@@ -263,14 +332,41 @@ class Trainer:
         """
         if reset_optimizer:
             checkpoints.restore(self._weights_checkpoint, path)
-            for v in self.optimizer.variables:
-                v.assign(tf.zeros_like(v))
+            self._reset_optimizer()
         else:
             checkpoints.restore(self.checkpoint, path)
 
+    def initialize(self, seed: int) -> None:
+        """W_0 drawn from ``seed``, step 0 and a fresh optimizer state: the
+        trainer as if it had just been built from ``seed``."""
+        with self.strategy.scope():
+            fresh = self._build_model(seed)
+        for variable, value in zip(self.model.weights, fresh.weights, strict=True):
+            variable.assign(value)
+        self.step.assign(0)
+        self._reset_optimizer()
+
+    def _reset_optimizer(self) -> None:
+        for v in self.optimizer.variables:
+            v.assign(tf.zeros_like(v))
+
+    def _start(self, start: Start) -> None:
+        """Puts the run's starting state ``start`` in place."""
+        if isinstance(start, FromSeed):
+            self.initialize(start.seed)
+        else:
+            self.restore_from(start.path, start.reset_optimizer)
+        if start.then is not None:
+            start.then(self)
+        if self.ema is not None and (isinstance(start, FromSeed) or start.reset_optimizer
+                                     or start.then is not None):
+            # Average from the run's own starting weights (e.g. masked W_k),
+            # unless it continues a checkpoint's averages unchanged.
+            self.ema.reset()
+
     # -- the run --------------------------------------------------------------
 
-    def train(self, run: RunSpec, init_fn: Callable[[Trainer], None] | None = None) -> dict:
+    def train(self, run: RunSpec) -> dict:
         """Trains ``run`` to its end step, resuming if it was interrupted.
 
         Returns the run's results (also written to ``run_dir/results.json``).
@@ -289,15 +385,7 @@ class Trainer:
         if resumed:
             logging.info("Resuming %s from step %d", run.run_dir, int(self.step.numpy()))
         else:
-            if run.start_from:
-                self.restore_from(run.start_from, run.reset_optimizer)
-            if init_fn is not None:
-                init_fn(self)
-            if self.ema is not None and (
-                    not run.start_from or run.reset_optimizer or init_fn is not None):
-                # Average from the run's own starting weights (e.g. masked W_k),
-                # unless it continues a checkpoint's averages unchanged.
-                self.ema.reset()
+            self._start(run.start)
         start = int(self.step.numpy())
         if start > run.end_step:
             raise ValueError(f"run {run.run_dir} is at step {start}, past its end "
