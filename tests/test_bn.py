@@ -9,6 +9,7 @@ from tests.conftest import parse_config, tiny_pipeline
 from tf_lottery.data.pipeline import global_batch_at
 from tf_lottery.models import registry
 from tf_lottery.stability import analysis, bn, interpolation
+from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.training.trainer import SgdNoise, Trainer
 
 TINY_BN = "test_tiny_bn"
@@ -111,7 +112,7 @@ def test_path_with_recompute_re_estimates_at_every_point(tmp_path):
         recompute()
         calls.append(1)
 
-    curves = interpolation.evaluate_path(t, w1, w2, 3, prepare=prepare)
+    curves = PathEvaluator(t, 3, prepare).curves(w1, w2)
     assert len(calls) == 3 and len(curves["test_error"]) == 3
     statistics = bn.moving_statistics(t.model)
     at_w2 = interpolation.snapshot(statistics)
@@ -147,8 +148,9 @@ def test_bn_mode_flag_selects_recompute_in_the_path_evaluator(tmp_path):
         t = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c), init_seed=seed)
         ends.append(t.checkpoint.write(str(tmp_path / f"w{seed}" / "ckpt")))
     t = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
-    evaluator = analysis.PathEvaluator(t, c)
-    result = evaluator.pair(ends[0], ends[1], str(tmp_path / "pair.json"), k=0, label="bn")
+    evaluator = PathEvaluator.for_config(t, c)
+    result = analysis.evaluate_pair(evaluator, ends[0], ends[1], str(tmp_path / "pair.json"),
+                                    k=0, label="bn")
     assert result["bn_mode"] == "recompute" and len(result["test_error"]) == 3
     # The model ends at W2 with statistics re-estimated on the recipe's first
     # two training batches, not W2's stored ones.

@@ -16,6 +16,7 @@ from tf_lottery import config as config_lib
 from tf_lottery import files
 from tf_lottery.errors import ConfigError
 from tf_lottery.stability import analysis, interpolation
+from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.training import checkpoints
 from tf_lottery.training.trainer import SgdNoise, Trainer
 
@@ -96,7 +97,7 @@ def resumed_analysis(tmp_path_factory):
     """An analysis killed while evaluating k=10's pair, then relaunched."""
     model_dir = tmp_path_factory.mktemp("instability")
     c = config(model_dir)
-    real = interpolation.evaluate_path
+    real = PathEvaluator.curves
     calls = []
 
     def dies_on_second_path(*args, **kwargs):
@@ -106,12 +107,12 @@ def resumed_analysis(tmp_path_factory):
         return real(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(interpolation, "evaluate_path", dies_on_second_path)
+        mp.setattr(PathEvaluator, "curves", dies_on_second_path)
         with pytest.raises(Killed):
             run(c)
     before = file_times(model_dir)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(interpolation, "evaluate_path",
+        mp.setattr(PathEvaluator, "curves",
                    lambda *a, **kw: calls.append(kw.get("label")) or real(*a, **kw))
         results = run(c)
     return c, model_dir, results, before, file_times(model_dir), calls

@@ -8,6 +8,7 @@ import tf_keras
 from tests.conftest import parse_config, tiny_data, tiny_pipeline
 from tf_lottery.models import registry
 from tf_lottery.stability import barrier, interpolation
+from tf_lottery.stability.path_evaluator import SPLITS, PathEvaluator
 from tf_lottery.training.trainer import Trainer
 
 LINEAR = "test_two_layer_linear"
@@ -34,6 +35,10 @@ def trainer(c, strategy=None, init_seed=None):
                    init_seed=init_seed)
 
 
+def evaluate_path(t, w1, w2, points):
+    return PathEvaluator(t, points).curves(w1, w2)
+
+
 def weights(t):
     return interpolation.snapshot(interpolation.path_variables(t.model))
 
@@ -42,7 +47,7 @@ def test_network_interpolated_with_itself_is_constant_with_zero_barrier(tmp_path
     t = trainer(config(tmp_path))
     w = weights(t)
     alone = t.evaluate("test"), t.evaluate("train_eval")
-    curves = interpolation.evaluate_path(t, w, w, 7)
+    curves = evaluate_path(t, w, w, 7)
     for prefix, expected in zip(("test", "train"), alone, strict=True):
         assert curves[f"{prefix}_error"] == [expected["error"]] * 7
         assert curves[f"{prefix}_loss"] == [expected["loss"]] * 7
@@ -54,8 +59,8 @@ def test_endpoints_are_the_networks_themselves(tmp_path):
     c = config(tmp_path)
     a, b = trainer(c, init_seed=0), trainer(c, init_seed=1)
     w1, w2 = weights(a), weights(b)
-    curves = interpolation.evaluate_path(a, w1, w2, 3)
-    for split, prefix in interpolation.SPLITS:
+    curves = evaluate_path(a, w1, w2, 3)
+    for split, prefix in SPLITS:
         assert curves[f"{prefix}_error"][0] == trainer(c, init_seed=0).evaluate(split)["error"]
         assert curves[f"{prefix}_error"][-1] == b.evaluate(split)["error"]
         assert curves[f"{prefix}_loss"][-1] == b.evaluate(split)["loss"]
@@ -75,7 +80,7 @@ def test_sign_flipped_linear_networks_have_the_known_barrier(tmp_path):
     for y in range(10):
         k[band * y * 28:band * (y + 1) * 28, y] = 1.0
     v = np.eye(10, dtype=np.float32)
-    curves = interpolation.evaluate_path(t, [k, v], [-k, -v], 5)
+    curves = evaluate_path(t, [k, v], [-k, -v], 5)
     data = tiny_data()
     for prefix, labels in (("test", data.test_labels), ("train", data.train_labels[:120])):
         midpoint_error = 1.0 - np.sum(labels == 0) / len(labels)
@@ -87,9 +92,9 @@ def test_sign_flipped_linear_networks_have_the_known_barrier(tmp_path):
 def test_path_under_mirrored_strategy_matches_one_device(tmp_path, mirrored):
     c = config(tmp_path)
     w1, w2 = weights(trainer(c, init_seed=0)), weights(trainer(c, init_seed=1))
-    one = interpolation.evaluate_path(trainer(c), w1, w2, 4)
+    one = evaluate_path(trainer(c), w1, w2, 4)
     two_replicas = trainer(c, mirrored)
-    two = interpolation.evaluate_path(two_replicas, w1, w2, 4)
+    two = evaluate_path(two_replicas, w1, w2, 4)
     assert two_replicas.strategy.num_replicas_in_sync == 2
     for key in ("test_error", "train_error"):
         np.testing.assert_allclose(one[key], two[key], atol=1.5 / 100)

@@ -60,6 +60,7 @@ from tf_lottery.pruning import masks as masks_lib
 from tf_lottery.pruning import wrappers
 from tf_lottery.pruning.rewind import RewindManager, reinitialize
 from tf_lottery.stability import analysis, barrier
+from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.summaries import dashboards
 from tf_lottery.training.trainer import RunSpec, SgdNoise, Trainer
 
@@ -209,7 +210,7 @@ class Imp:
         experiment's (``stability.analysis``), with its --children,
         --interpolation_points, --bn_mode and --child_optimizer_state.
         """
-        evaluator = analysis.PathEvaluator(self.trainer, self.config)
+        evaluator = PathEvaluator.for_config(self.trainer, self.config)
         k = self.cfg.rewind_step
         threshold = self.config.instability.stability_threshold
         for level in self.cfg.instability_levels or range(self.cfg.levels + 1):

@@ -7,13 +7,13 @@ order still show a barrier on that path; aligning B's units to A's first
 the barrier *modulo permutation* (Entezari et al. 2022; Ainsworth et al.
 2023). This module loads both endpoints into one trainer's model, aligns
 them with the permutation spec of that model's graph
-(``models.permutation``), and evaluates both paths with the interpolation
-code the instability analysis uses (``interpolation.evaluate_path``, with
-the same ``--bn_mode``: under ``recompute`` BatchNorm statistics are
+(``models.permutation``), and evaluates both paths with the path evaluator
+the instability analysis uses (``path_evaluator.PathEvaluator``, with the
+same ``--bn_mode``: under ``recompute`` BatchNorm statistics are
 re-estimated at every point of either path).
 
 The endpoints are the weights a run's evaluation reports (its moving
-averages with ``--ema_decay``), as in ``analysis.PathEvaluator``. A pruned
+averages with ``--ema_decay``), as in ``PathEvaluator.endpoint``. A pruned
 pair (``--experiment=imp`` checkpoints) is aligned with its masks: B's mask
 moves with B's weights, so the aligned endpoints generally have different
 masks and the points between them are denser than either.
@@ -31,10 +31,9 @@ from tensorflow.core.protobuf import trackable_object_graph_pb2
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.errors import ConfigError
 from tf_lottery.models import permutation
-from tf_lottery.stability import alignment, barrier, bn, interpolation
-from tf_lottery.training.trainer import SgdNoise, Trainer
-
-SPLITS = ("test", "train")
+from tf_lottery.stability import alignment, interpolation
+from tf_lottery.stability.path_evaluator import PathEvaluator
+from tf_lottery.training.trainer import Trainer
 
 
 def _saved_model_shapes(path: str) -> list[tuple[int, ...]]:
@@ -120,15 +119,11 @@ def write_aligned(trainer: Trainer, weights: dict[str, np.ndarray], prefix: str)
     return tf.train.Checkpoint(**parts).write(prefix)
 
 
-def evaluate_named_path(trainer: Trainer, a: dict[str, np.ndarray], b: dict[str, np.ndarray],
-                        points: int, prepare=None, label: str = "path") -> dict:
-    """``interpolation.evaluate_path`` between endpoints given by spec name,
-    plus the barrier of each split."""
-    curves = interpolation.evaluate_path(
-        trainer, path_arrays(trainer, a), path_arrays(trainer, b), points,
-        prepare=prepare, label=label)
-    return {**curves, "barrier": {s: barrier.error_barrier(curves[f"{s}_error"])
-                                  for s in SPLITS}}
+def evaluate_named_path(evaluator: PathEvaluator, a: dict[str, np.ndarray],
+                        b: dict[str, np.ndarray], label: str = "path") -> dict:
+    """``PathEvaluator.curves`` (with barriers) between endpoints given by spec name."""
+    trainer = evaluator.trainer
+    return evaluator.curves(path_arrays(trainer, a), path_arrays(trainer, b), label=label)
 
 
 def align_endpoints(spec: permutation.PermutationSpec, weights_a: dict[str, np.ndarray],
@@ -167,17 +162,12 @@ def aligned_barriers(trainer: Trainer, config: ExperimentConfig, checkpoint_a: s
     aligned_b, matching = align_endpoints(spec, weights_a, weights_b, seed, max_iter)
     if aligned_out:
         write_aligned(trainer, aligned_b, aligned_out)  # step: B's, restored last
-    ic, t = config.instability, config.train
-    prepare = (bn.BatchNormRecompute(trainer, ic.bn_recompute_batches,
-                                     SgdNoise(t.data_order_seed, t.augment_seed))
-               if ic.bn_mode == "recompute" else None)
-    points = ic.interpolation_points
+    evaluator = PathEvaluator.for_config(trainer, config)
     return {
         "endpoints": [checkpoint_a, checkpoint_b],
-        "bn_mode": ic.bn_mode,
-        "raw": evaluate_named_path(trainer, weights_a, weights_b, points, prepare, "raw path"),
-        "aligned": evaluate_named_path(trainer, weights_a, aligned_b, points, prepare,
-                                       "aligned path"),
+        "bn_mode": evaluator.bn_mode,
+        "raw": evaluate_named_path(evaluator, weights_a, weights_b, "raw path"),
+        "aligned": evaluate_named_path(evaluator, weights_a, aligned_b, "aligned path"),
         "matching": matching,
         "aligned_checkpoint": aligned_out,
     }

@@ -50,7 +50,8 @@ from tf_lottery import files
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import FieldError
-from tf_lottery.stability import barrier, bn, interpolation, summaries
+from tf_lottery.stability import barrier, summaries
+from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.summaries import dashboards
 from tf_lottery.training import checkpoints
 from tf_lottery.training.trainer import (
@@ -138,69 +139,41 @@ def _complete(path: str) -> dict | None:
     return found if found and found.get("status") == "complete" else None
 
 
-class PathEvaluator:
-    """Evaluates the path between two checkpoints with one trainer's model.
+def evaluate_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str,
+                  out_path: str, k: int | None, label: str, info: dict | None = None) -> dict:
+    """E(α) curves and barriers of the path a -> b, stored at ``out_path``.
 
-    The trainer's variables are overwritten; whoever trains with it next
-    restores a checkpoint first (``Trainer.train`` does).
+    A pair whose ``out_path`` is complete is returned as stored. Path curves
+    go to TensorBoard in ``out_path`` without its ``.json`` suffix. The
+    endpoints are the weights each run's results report: with --ema_decay
+    their moving averages, otherwise the trained weights.
     """
-
-    def __init__(self, trainer: Trainer, config: ExperimentConfig):
-        self.trainer = trainer
-        self.points = config.instability.interpolation_points
-        self.bn_mode = config.instability.bn_mode
-        self._prepare = None
-        if self.bn_mode == "recompute":
-            t = config.train
-            self._prepare = bn.BatchNormRecompute(
-                trainer, config.instability.bn_recompute_batches,
-                SgdNoise(t.data_order_seed, t.augment_seed))
-
-    def pair(self, checkpoint_a: str, checkpoint_b: str, out_path: str, k: int | None,
-             label: str, info: dict | None = None) -> dict:
-        """E(α) curves and barriers of the path a -> b, stored at ``out_path``.
-
-        A pair whose ``out_path`` is complete is returned as stored. Path curves
-        go to TensorBoard in ``out_path`` without its ``.json`` suffix.
-        """
-        done = _complete(out_path)
-        if done is not None:
-            return done
-        started = time.perf_counter()
-        # The endpoints are the weights each child's results report: with
-        # --ema_decay their moving averages, otherwise the trained weights.
-        endpoints = []
-        for path in (checkpoint_a, checkpoint_b):
-            self.trainer.restore_evaluated_weights(path)
-            endpoints.append(interpolation.snapshot(
-                interpolation.path_variables(self.trainer.model)))
-        w1, w2 = endpoints
-        events_dir = os.path.splitext(out_path)[0]
-        if tf.io.gfile.exists(events_dir):
-            # Curves of an attempt that was killed: redrawn from scratch.
-            tf.io.gfile.rmtree(events_dir)
-        writer = summaries.PathWriter(events_dir, k)
-        try:
-            curves = interpolation.evaluate_path(
-                self.trainer, w1, w2, self.points, prepare=self._prepare,
-                on_point=writer, label=label)
-        finally:
-            writer.close()
-        result = {
-            "status": "complete",
-            **(info or {}),
-            "endpoints": [checkpoint_a, checkpoint_b],
-            "bn_mode": self.bn_mode,
-            **curves,
-            "barrier": {split: barrier.error_barrier(curves[f"{split}_error"])
-                        for split in summaries.SPLITS},
-            "wall_time_s": round(time.perf_counter() - started, 3),
-        }
-        files.write_json_atomic(out_path, result)
-        logging.info("%s: test barrier %.4f, train barrier %.4f (%.1f s)", label,
-                     result["barrier"]["test"], result["barrier"]["train"],
-                     result["wall_time_s"])
-        return result
+    done = _complete(out_path)
+    if done is not None:
+        return done
+    started = time.perf_counter()
+    events_dir = os.path.splitext(out_path)[0]
+    if tf.io.gfile.exists(events_dir):
+        # Curves of an attempt that was killed: redrawn from scratch.
+        tf.io.gfile.rmtree(events_dir)
+    writer = summaries.PathWriter(events_dir, k)
+    try:
+        curves = evaluator.between(checkpoint_a, checkpoint_b, label=label, on_point=writer)
+    finally:
+        writer.close()
+    result = {
+        "status": "complete",
+        **(info or {}),
+        "endpoints": [checkpoint_a, checkpoint_b],
+        "bn_mode": evaluator.bn_mode,
+        **curves,
+        "wall_time_s": round(time.perf_counter() - started, 3),
+    }
+    files.write_json_atomic(out_path, result)
+    logging.info("%s: test barrier %.4f, train barrier %.4f (%.1f s)", label,
+                 result["barrier"]["test"], result["barrier"]["train"],
+                 result["wall_time_s"])
+    return result
 
 
 def analyze_rewind_point(
@@ -236,8 +209,8 @@ def analyze_rewind_point(
         })
     pair_results = []
     for i, j in pairs(len(children)):
-        pair_results.append(evaluator.pair(
-            children[i]["final_checkpoint"], children[j]["final_checkpoint"],
+        pair_results.append(evaluate_pair(
+            evaluator, children[i]["final_checkpoint"], children[j]["final_checkpoint"],
             os.path.join(out_dir, f"pair_{i}_{j}.json"), k,
             label=f"{label}k={k} pair ({i},{j})", info={"rewind_step": k, "children": [i, j]}))
     return {
@@ -295,8 +268,8 @@ def _train_parents(trainer: Trainer, config: ExperimentConfig) -> list[dict]:
 def _independent_pairs(evaluator: PathEvaluator, model_dir: str, parents: list[dict]) -> dict:
     results = []
     for a, b in pairs(len(parents)):
-        results.append(evaluator.pair(
-            parents[a]["final_checkpoint"], parents[b]["final_checkpoint"],
+        results.append(evaluate_pair(
+            evaluator, parents[a]["final_checkpoint"], parents[b]["final_checkpoint"],
             os.path.join(model_dir, "independent", f"pair_{a}_{b}.json"), None,
             label=f"independent parents ({a},{b})", info={"replicates": [a, b]}))
     return {
@@ -319,7 +292,7 @@ def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
     # One trainer for parents, children and paths: every run states its start.
     trainer = Trainer(config, strategy, pipeline)
     parents = _train_parents(trainer, config)
-    evaluator = PathEvaluator(trainer, config)
+    evaluator = PathEvaluator.for_config(trainer, config)
     baseline = _independent_pairs(evaluator, model_dir, parents) if independent else None
     if baseline:
         logging.info("Independent parents: test barrier %.4f ± %.4f, train barrier "

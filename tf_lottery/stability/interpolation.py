@@ -1,34 +1,24 @@
-"""The linear path W(α) = (1−α)·W₁ + α·W₂ between two networks, evaluated in place.
-
-One model holds every point of the path: its variables are overwritten with
-W(α) for each α and evaluated with the trainer's distributed evaluation loop
-(``Trainer.evaluate``: ``strategy.run`` inside a ``tf.function``, padded
-batches weighted 0), so nothing is rebuilt or retraced per α and the loop
-runs unchanged under MirroredStrategy or on a TPU.
+"""The linear path W(α) = (1−α)·W₁ + α·W₂ between two networks: α grid, lerp, variables.
 
 Endpoints are held on the host as numpy arrays and W(α) is computed there
-with ``lerp``, a pure function; assignment copies the result to every
-replica. Every floating-point variable of the model is interpolated,
-including non-trainable state such as BatchNorm moving statistics (which
-``bn.BatchNormRecompute`` may then re-estimate) and pruning masks (equal in
-both children, hence unchanged). Integer state (e.g. a pruning step counter)
-is left as loaded.
+with ``lerp``, a pure function. Every floating-point variable of a model
+lies on the path (``path_variables``), including non-trainable state such
+as BatchNorm moving statistics and pruning masks (equal in both children,
+hence unchanged); integer state (e.g. a pruning step counter) does not.
+Writing W(α) into a model and evaluating it is ``path_evaluator``'s job.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
-from absl import logging
 
 from tf_lottery.training import checkpoints
 
 Weights = list[np.ndarray]
-SPLITS = (("test", "test"), ("train_eval", "train"))
 
 
 def alphas(points: int) -> np.ndarray:
@@ -70,70 +60,3 @@ def load(model: tf_keras.Model, checkpoint_path: str) -> Weights:
     """Reads a trainer checkpoint's model weights into ``model``; returns them."""
     checkpoints.restore(tf.train.Checkpoint(model=model), checkpoint_path)
     return snapshot(path_variables(model))
-
-
-def assign_point(variables: Sequence[tf.Variable], w1: Weights, w2: Weights,
-                 alpha: float) -> None:
-    """Writes W(α) into ``variables`` in place (every replica)."""
-    if not len(variables) == len(w1) == len(w2):
-        raise ValueError(f"{len(variables)} variables but endpoints with "
-                         f"{len(w1)} and {len(w2)} arrays")
-    for v, a, b in zip(variables, w1, w2, strict=True):
-        v.assign(lerp(a, b, alpha))
-
-
-def evaluate_path(
-    trainer,
-    w1: Weights,
-    w2: Weights,
-    points: int,
-    *,
-    prepare: Callable[[], None] | None = None,
-    on_point: Callable[[int, float, dict[str, float]], None] | None = None,
-    label: str = "path",
-) -> dict:
-    """Error and loss along W(α) on the test set and the train subset.
-
-    Args:
-      trainer: a ``Trainer`` whose model has the endpoints' architecture; its
-        variables are overwritten (restore a checkpoint before training again).
-      w1, w2: endpoint weights, in the order of ``path_variables(trainer.model)``.
-      points: number of evenly spaced α in [0, 1].
-      prepare: called after each W(α) is assigned and before it is evaluated
-        (e.g. to re-estimate BatchNorm statistics).
-      on_point: called with (index, α, metrics) after each point, e.g. to
-        write summaries.
-      label: names the path in progress lines.
-
-    Returns:
-      ``{"alphas": [...], "test_error": [...], "test_loss": [...],
-      "train_error": [...], "train_loss": [...]}``, one value per α.
-    """
-    variables = path_variables(trainer.model)
-    curves: dict[str, list[float]] = {"alphas": []}
-    for _, prefix in SPLITS:
-        curves[f"{prefix}_error"], curves[f"{prefix}_loss"] = [], []
-    started = time.perf_counter()
-    grid = alphas(points)
-    for i, alpha in enumerate(grid):
-        assign_point(variables, w1, w2, float(alpha))
-        if prepare is not None:
-            prepare()
-        metrics = {}
-        for split, prefix in SPLITS:
-            result = trainer.evaluate(split)
-            metrics[f"{prefix}_error"] = result["error"]
-            metrics[f"{prefix}_loss"] = result["loss"]
-        curves["alphas"].append(float(alpha))
-        for key, value in metrics.items():
-            curves[key].append(value)
-        if on_point is not None:
-            on_point(i, float(alpha), metrics)
-        done = i + 1
-        if done % 10 == 0 or done == points:
-            elapsed = time.perf_counter() - started
-            logging.info("%s: %d/%d points (α=%.3f: test error %.4f, train error %.4f) "
-                         "| %.2f s/point | ETA %.0f s", label, done, points, alpha,
-                         metrics["test_error"], metrics["train_error"],
-                         elapsed / done, elapsed / done * (points - done))
-    return curves
