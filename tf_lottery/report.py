@@ -36,8 +36,12 @@ from absl import app, flags, logging
 from matplotlib.figure import Figure
 
 from tf_lottery.errors import ConfigError, CorruptFileError
+from tf_lottery.pruning import branches
 from tf_lottery.reporting import collect, figures, markdown, summary
 from tf_lottery.reporting.collect import SPLITS, Path
+
+# Markers of the baselines' curves, in the order the branches are registered.
+_BASELINE_MARKERS = ("^", "v", "s", "D", "P", "X")
 
 FIGURE_TEXT = {
     "instability.png": "error barrier vs rewind step k (test and train), mean ± std, "
@@ -227,14 +231,14 @@ def _figures(instab: Sequence[summary.InstabilitySection],
                 f"IMP, rewind to k = {s.rewind_step}" + tag,
                 [100 * r.density for r in s.rows], [r.test_accuracy.mean for r in s.rows],
                 [r.test_accuracy.std for r in s.rows]))
-        for name, title in summary.BASELINE_NAMES.items():
-            rows = [r for r in s.rows if name in r.baselines]
+        for i, branch in enumerate(branches.baselines()):
+            rows = [r for r in s.rows if branch.name in r.baselines]
             if rows:
                 accuracy.append(figures.Series(
-                    title + tag, [100 * r.density for r in rows],
-                    [r.baselines[name].mean for r in rows],
-                    [r.baselines[name].std for r in rows], linestyle="--",
-                    marker="^" if name == "random_prune" else "v"))
+                    branch.title + tag, [100 * r.density for r in rows],
+                    [r.baselines[branch.name].mean for r in rows],
+                    [r.baselines[branch.name].std for r in rows], linestyle="--",
+                    marker=_BASELINE_MARKERS[i % len(_BASELINE_MARKERS)]))
         if s.dense:
             dense.append(figures.Reference(
                 "dense (level 0)" + tag, s.dense.mean,

@@ -18,10 +18,12 @@ from typing import Any
 
 from tf_lottery.config.knobs import FlagReader, Section, at_least, knob, must, sorted_set, unique
 from tf_lottery.errors import ConfigError, FieldError
+from tf_lottery.pruning import branches
 
 PRUNING_SCOPES = ("global", "layerwise")
 REWIND_OPTIMIZER = ("reset", "restore")
-BASELINES = ("random_prune", "random_reinit")
+# The registered IMP branches but 'imp' itself (pruning/branches.py).
+BASELINES = branches.baseline_names()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -136,8 +138,8 @@ class PruningConfig(Section):
         choices=REWIND_OPTIMIZER)
     baselines: tuple[str, ...] = knob(
         (),
-        "IMP: baselines per level: random_prune (same per-layer densities, "
-        "random positions), random_reinit (same mask, new initialization).",
+        "IMP: baselines per level: " + ", ".join(
+            f"{b.name} ({b.summary})" for b in branches.baselines()) + ".",
         flag="imp_baselines", choices=BASELINES, normalize=unique)
     baseline_levels: tuple[int, ...] = knob(
         (), "IMP: levels at which baselines run (empty: every pruned level).",

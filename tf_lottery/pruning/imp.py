@@ -10,13 +10,15 @@ kernels in TFMOT ``PruneLowMagnitude`` wrappers); level 0's masks are all
 ones, so it trains bit for bit like the unwrapped network and its W_k
 checkpoint has the wrapped layout that every later level restores.
 
-Baselines, at any pruned level (``--imp_baseline_levels``), are branches that
-never feed later levels:
+Each network trained at a pruned level is a *branch* (``branches``: a mask
+function and an init function, registered by name). The level's own run is
+branch ``imp``; baselines (``--imp_baselines``, at ``--imp_baseline_levels``)
+are the other registered branches, which never feed later levels:
 
 - random_prune: the level's per-layer densities, random positions, rewound
   to W_k (``masks.random_like``);
 - random_reinit: the level's mask, weights freshly initialized from another
-  seed (``RewindManager.init_fn``).
+  seed (``rewind.reinitialize``).
 
 Sparse instability (``--instability``, last): two or more children start
 from each analyzed level's masked W_k, keep the mask, train to T with their
@@ -32,8 +34,8 @@ Layout under ``--model_dir``::
   level_LL/mask.npz            the level's mask (uint8, one array per kernel)
   level_LL/                    the level's run (its own rewind/step_k holds the
                                masked W_k)
-  level_LL/random_prune/       baseline runs, each with its mask.npz
-  level_LL/random_reinit/
+  level_LL/<baseline>/         baseline runs; one that draws its own mask
+                               (random_prune) keeps it in its mask.npz
   level_LL/instability/        children and pair_i_j.json path curves
   level_LL/instability.json    the level's barriers (written when complete)
 
@@ -56,9 +58,9 @@ from absl import logging
 from tf_lottery import experiment, files
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.data.pipeline import Pipeline
+from tf_lottery.pruning import branches, wrappers
 from tf_lottery.pruning import masks as masks_lib
-from tf_lottery.pruning import wrappers
-from tf_lottery.pruning.rewind import RewindManager, reinitialize
+from tf_lottery.pruning.rewind import RewindManager
 from tf_lottery.stability import analysis, barrier
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.summaries import dashboards
@@ -75,10 +77,10 @@ def level_dir(model_dir: str, level: int) -> str:
     return os.path.join(model_dir, f"level_{level:02d}")
 
 
-def baseline_seed(base: int, level: int, name: str) -> int:
-    """Seed of a baseline's random draws: a pure function of (base, level, name)."""
-    salt = {"random_prune": 1, "random_reinit": 2}[name]
-    return int(np.random.SeedSequence([base, level, salt]).generate_state(1)[0] >> 1)
+def branch_dir(model_dir: str, level: int, name: str) -> str:
+    """The level's own directory for branch ``imp``, a subdirectory per baseline."""
+    run_dir = level_dir(model_dir, level)
+    return run_dir if name == branches.IMP else os.path.join(run_dir, name)
 
 
 def make_trainer(config: ExperimentConfig, strategy: tf.distribute.Strategy,
@@ -111,7 +113,7 @@ class Imp:
         # write them twice.
         self.summarized = set()
         for r in previous.get("levels", []):
-            self.summarized.add((r["level"], "imp"))
+            self.summarized.add((r["level"], branches.IMP))
             self.summarized.update((r["level"], name) for name in r["baselines"])
             if "instability" in r:
                 self.summarized.add((r["level"], "instability"))
@@ -127,8 +129,8 @@ class Imp:
         started = time.perf_counter()
         for level in range(1, self.cfg.levels + 1):
             masks = self._level_masks(level, masks)
-            record = self._train_level(level, masks)
-            self._finish(level, "imp", record)
+            record = self._train_branch(level, masks, branches.get(branches.IMP))
+            self._finish(level, branches.IMP, record)
             logging.info(
                 "IMP level %d/%d: density %.4f, test accuracy %.4f (%.1f s) | ETA of "
                 "the levels %.0f s", level, self.cfg.levels, record["density"],
@@ -138,7 +140,7 @@ class Imp:
             level_masks = masks_lib.load(
                 os.path.join(level_dir(self.model_dir, level), MASK_FILE))
             for name in self.cfg.baselines:
-                record = self._train_baseline(level, level_masks, name)
+                record = self._train_branch(level, level_masks, branches.get(name))
                 self._finish(level, name, record)
                 logging.info("IMP level %d %s: test accuracy %.4f (%.1f s)", level, name,
                              record["test_accuracy"], record["wall_time_s"])
@@ -155,7 +157,7 @@ class Imp:
             experiment.parent_run(self.config, run_dir),
             rewind_steps=tuple(sorted({*t.rewind_steps, self.cfg.rewind_step})))
         results = self.trainer.train(spec)
-        self._finish(0, "imp", self._record(0, ones, results, run_dir))
+        self._finish(0, branches.IMP, self._record(0, ones, results, run_dir))
         return ones
 
     def _level_masks(self, level: int, previous: dict[str, np.ndarray]
@@ -179,27 +181,25 @@ class Imp:
         self._save_masks(run_dir, new)
         return new
 
-    def _train_level(self, level: int, masks: dict[str, np.ndarray]) -> dict:
-        run_dir = level_dir(self.model_dir, level)
-        results = self.trainer.train(self._spec(run_dir, masks))
-        return self._record(level, masks, results, run_dir)
-
-    def _train_baseline(self, level: int, masks: dict[str, np.ndarray],
-                        name: str) -> dict:
-        run_dir = os.path.join(level_dir(self.model_dir, level), name)
-        seed = baseline_seed(self.cfg.baseline_seed, level, name)
-        if name == "random_prune":
+    def _train_branch(self, level: int, level_masks: dict[str, np.ndarray],
+                      branch: branches.Branch) -> dict:
+        """Trains ``branch`` at ``level`` from W_k: its mask (drawn once and
+        saved, if its own), its init, the level's mask otherwise."""
+        run_dir = branch_dir(self.model_dir, level, branch.name)
+        seed = branch.seed(self.cfg.baseline_seed, level)
+        masks, init = level_masks, None
+        if branch.mask is not None:
             path = os.path.join(run_dir, MASK_FILE)
             if tf.io.gfile.exists(path):
                 masks = masks_lib.load(path)
             else:
-                masks = masks_lib.random_like(masks, np.random.default_rng(seed))
+                masks = branch.mask(level_masks, seed)
                 self._save_masks(run_dir, masks)
-            init = None
-        else:
-            init = reinitialize(seed)
+        if branch.init is not None:
+            init = branch.init(seed)
         results = self.trainer.train(self._spec(run_dir, masks, init))
-        return {**self._record(level, masks, results, run_dir), "seed": seed}
+        record = self._record(level, masks, results, run_dir)
+        return {**record, "seed": seed} if branch.draws else record
 
     def _instability(self) -> None:
         """Sparse instability: children of each level's masked W_k, their barrier.
@@ -279,7 +279,7 @@ class Imp:
 
     def _finish(self, level: int, branch: str, record: dict) -> None:
         """Files a finished run under its level, in TensorBoard and results.json."""
-        if branch == "imp":
+        if branch == branches.IMP:
             self.records[level] = {**record, "baselines": {}}
         elif branch == "instability":
             self.records[level]["instability"] = record
@@ -296,11 +296,11 @@ class Imp:
             scalars = {f"{split}_barrier": record["barrier"][split]["mean"]
                        for split in ("test", "train")}
         else:
-            prefix = "" if branch == "imp" else f"{branch}/"
+            prefix = "" if branch == branches.IMP else f"{branch}/"
             scalars = {f"{prefix}{key}": record[key]
                        for key in ("test_accuracy", "train_accuracy")}
         with self.writer.as_default():
-            if branch == "imp":
+            if branch == branches.IMP:
                 tf.summary.scalar("imp/density", record["density"], step=level)
                 for name, value in record["layer_density"].items():
                     tf.summary.scalar(f"imp/layer_density/{name}", value, step=level)

@@ -22,11 +22,11 @@ import tensorflow as tf
 from tf_lottery import config as config_lib
 from tf_lottery import files, rundir
 from tf_lottery.errors import ConfigError, CorruptFileError
+from tf_lottery.pruning import branches
 from tf_lottery.reporting import events
 from tf_lottery.stability import barrier
 
 SPLITS = ("test", "train")
-BASELINES = config_lib.BASELINES
 _MAX_DEPTH = 4  # how deep below --model_dir experiment directories are looked for
 
 
@@ -470,7 +470,7 @@ def _imp_levels_from_events(run: ImpRun, scalars: dict[str, dict[int, float]]) -
         if level in run.levels or level not in scalars.get("imp/test_accuracy", {}):
             continue
         baselines = {}
-        for name in BASELINES:
+        for name in branches.baseline_names():
             acc = scalars.get(f"imp/{name}/test_accuracy", {})
             if level in acc:
                 baselines[name] = Network(

@@ -10,13 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tf_lottery.config import ExperimentConfig
+from tf_lottery.pruning import branches
 from tf_lottery.reporting.collect import Experiment, OtherRun, Stat
-from tf_lottery.reporting.summary import (
-    BASELINE_NAMES,
-    ImpSection,
-    InstabilitySection,
-    SparseFamily,
-)
+from tf_lottery.reporting.summary import ImpSection, InstabilitySection, SparseFamily
 
 NONE = "—"
 
@@ -136,7 +132,7 @@ def imp(sections: Sequence[ImpSection]) -> list[str]:
            "Test accuracy of each level's subnetwork (figure: `imp.png`); density is the "
            "fraction of the prunable weights remaining.", ""]
     for s in sections:
-        names = [n for n in BASELINE_NAMES if any(n in r.baselines for r in s.rows)]
+        names = [n for n in branches.baseline_names() if any(n in r.baselines for r in s.rows)]
         sparse = any(r.barrier for r in s.rows)
         out += [f"### {_title(f'IMP, rewind to k = {s.rewind_step}', s.label)} — runs: "
                 f"{', '.join(s.runs)}", ""]
@@ -144,7 +140,7 @@ def imp(sections: Sequence[ImpSection]) -> list[str]:
             out += [f"Dense (level 0) test accuracy {cell(s.dense)}; matching: within "
                     f"τ = {pct(s.tolerance)} of it ({s.tolerance_source}).", ""]
         header = ["level", "density", "test accuracy", "train accuracy", "matching",
-                  *(BASELINE_NAMES[n] for n in names)]
+                  *(branches.get(n).title for n in names)]
         if sparse:
             header += [f"test barrier at k = {s.rewind_step}", "train barrier",
                        f"stable (test < {pct(s.threshold)})"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from tf_lottery.pruning import branches
 from tf_lottery.reporting.collect import (
     SPLITS,
     Experiment,
@@ -37,7 +38,6 @@ from tf_lottery.summaries import tensorboard
 # Seeds distinguish replicates; rewind steps are what a group is measured at.
 _NOT_RECIPE = ("train.init_seed", "train.data_order_seed", "train.augment_seed",
                "pruning.baseline_seed", "train.rewind_steps", "experiment")
-BASELINE_NAMES = {"random_prune": "random pruning", "random_reinit": "random reinitialization"}
 
 
 @dataclasses.dataclass
@@ -200,7 +200,7 @@ def imp_sections(runs: Sequence[ImpRun], matching_tolerance: float) -> list[ImpS
             train = [f.network.train_accuracy for f in found
                      if f.network.train_accuracy is not None]
             baselines = {}
-            for name in BASELINE_NAMES:
+            for name in branches.baseline_names():
                 values = [f.baselines[name].test_accuracy for f in found if name in f.baselines]
                 if values:
                     baselines[name] = stat(values)

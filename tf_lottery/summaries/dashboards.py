@@ -14,7 +14,7 @@
   directory). A row holds the whole recipe (``model.name``,
   ``optimizer.learning_rate``, …) plus ``session.rewind_step``,
   ``session.level``, ``session.density`` and ``session.branch`` (``dense``,
-  ``imp``, ``random_prune``, ``random_reinit``), and the metrics
+  or an IMP branch of ``pruning.branches``: ``imp`` or a baseline), and the metrics
   ``session/{test,train}_barrier`` and ``session/{test,train}_accuracy``.
   Replicates of one measurement share a session group, so the dashboard can
   average them. Every experiment declares the same columns (every recipe
