@@ -74,7 +74,8 @@ def _pid_alive(pid: int) -> bool:
 def _describe(holder: dict, age: float) -> str:
     if not holder:
         return f"an unreadable {LEASE_FILE} (modified {age:.0f} s ago)"
-    started = datetime.datetime.fromtimestamp(holder.get("started", 0), datetime.UTC)
+    started = datetime.datetime.fromtimestamp(holder.get("started", 0),
+                                               datetime.timezone.utc)
     return (f"pid {holder.get('pid')} on host {holder.get('host')} since "
             f"{started:%Y-%m-%d %H:%M:%S} UTC (lease refreshed {age:.0f} s ago)")
 
@@ -160,7 +161,7 @@ class Lease:
             f.write(self._record())
         time.sleep(self.settle_s)
         holder, _ = self._read()
-        return bool(holder) and holder.get("token") == self.token
+        return bool(holder and holder.get("token") == self.token)
 
     def _remove_if(self, token: str | None) -> None:
         """Removes the lease if it still carries ``token`` (None: unreadable)."""

@@ -71,11 +71,12 @@ def _run_claimed(config: config_lib.ExperimentConfig, run_experiment,
                  strategy: tf.distribute.Strategy, pipeline: Pipeline) -> dict:
     model_dir = config.runtime.model_dir
     rundir.claim(config)
-    if rundir.is_complete(model_dir):
+    done = rundir.results(model_dir)
+    if done and done.get("status") == "complete":
         logging.info("%s is complete; nothing to do (results in %s/%s).",
                      model_dir, model_dir, rundir.RESULTS_FILE)
         print(f"tf_lottery: {model_dir} is already complete; nothing to do.")
-        return rundir.results(model_dir)
+        return done
     return run_experiment(config, strategy, pipeline)
 
 

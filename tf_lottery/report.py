@@ -184,15 +184,16 @@ def _figures(instab: Sequence[summary.InstabilitySection],
                     "independent networks" + _suffix(s.label), s.independent[split].mean,
                     s.independent[split].std, linestyle=":", color="gray"))
     for f in sparse:
-        rows = [r for r in f.rows if r.barrier]
+        measured = [r for r in f.rows if r.barrier]
         for split in SPLITS:
-            if rows:
+            if measured:
                 curves[split].append(figures.Series(
                     f"IMP subnetwork, {100 * f.density:.3g}% weights (level {f.level})"
-                    + _suffix(f.label), [r.k for r in rows],
-                    [r.barrier[split].mean for r in rows],
-                    [r.barrier[split].std for r in rows], marker="s"))
-    threshold = next((s.threshold for s in [*instab, *imp] if s.threshold is not None), 0.02)
+                    + _suffix(f.label), [r.k for r in measured],
+                    [r.barrier[split].mean for r in measured if r.barrier],
+                    [r.barrier[split].std for r in measured if r.barrier], marker="s"))
+    thresholds = [s.threshold for s in instab] + [section.threshold for section in imp]
+    threshold = next((t for t in thresholds if t is not None), 0.02)
     if any(curves.values()):
         out["instability.png"] = figures.instability(curves, threshold, references)
 
@@ -203,16 +204,16 @@ def _figures(instab: Sequence[summary.InstabilitySection],
                 series = _path_series("dense" + _suffix(s.label), paths, split)
                 if series:
                     by_k.setdefault(k, []).append(series)
-    for s in imp:
-        family = next((f for f in sparse if s.runs[0] in f.runs), None)
-        level = family.level if family else None
-        row = next((r for r in s.rows if r.level == level), None)
+    for section in imp:
+        family = next((f for f in sparse if section.runs[0] in f.runs), None)
+        row = next((r for r in section.rows if family and r.level == family.level), None)
         for split in SPLITS:
             series = _path_series(
-                f"IMP level {level}, {100 * row.density:.3g}% weights" + _suffix(s.label),
-                s.paths.get(level, []), split) if row else None
+                f"IMP level {row.level}, {100 * row.density:.3g}% weights"
+                + _suffix(section.label), section.paths.get(row.level, []), split
+            ) if row else None
             if series:
-                by_k.setdefault(s.rewind_step, []).append(series)
+                by_k.setdefault(section.rewind_step, []).append(series)
     for k in sorted(by_k):
         out[f"interpolation_k{k}.png"] = figures.interpolation(
             f"Error along the linear path between children spawned at k = {k}", by_k[k])
@@ -223,26 +224,28 @@ def _figures(instab: Sequence[summary.InstabilitySection],
         out["interpolation_independent.png"] = figures.interpolation(
             "Error along the path between independently trained networks", independent)
 
-    accuracy, dense = [], []
-    for s in imp:
-        tag = _suffix(s.label)
-        if s.rows:
+    accuracy: list[figures.Series] = []
+    dense: list[figures.Reference] = []
+    for section in imp:
+        tag = _suffix(section.label)
+        if section.rows:
             accuracy.append(figures.Series(
-                f"IMP, rewind to k = {s.rewind_step}" + tag,
-                [100 * r.density for r in s.rows], [r.test_accuracy.mean for r in s.rows],
-                [r.test_accuracy.std for r in s.rows]))
+                f"IMP, rewind to k = {section.rewind_step}" + tag,
+                [100 * r.density for r in section.rows],
+                [r.test_accuracy.mean for r in section.rows],
+                [r.test_accuracy.std for r in section.rows]))
         for i, branch in enumerate(branches.baselines()):
-            rows = [r for r in s.rows if branch.name in r.baselines]
-            if rows:
+            with_it = [r for r in section.rows if branch.name in r.baselines]
+            if with_it:
                 accuracy.append(figures.Series(
-                    branch.title + tag, [100 * r.density for r in rows],
-                    [r.baselines[branch.name].mean for r in rows],
-                    [r.baselines[branch.name].std for r in rows], linestyle="--",
+                    branch.title + tag, [100 * r.density for r in with_it],
+                    [r.baselines[branch.name].mean for r in with_it],
+                    [r.baselines[branch.name].std for r in with_it], linestyle="--",
                     marker=_BASELINE_MARKERS[i % len(_BASELINE_MARKERS)]))
-        if s.dense:
+        if section.dense:
             dense.append(figures.Reference(
-                "dense (level 0)" + tag, s.dense.mean,
-                s.dense.std if (s.dense.n or 0) >= 2 else None, color="gray"))
+                "dense (level 0)" + tag, section.dense.mean,
+                section.dense.std if (section.dense.n or 0) >= 2 else None, color="gray"))
     if accuracy:
         out["imp.png"] = figures.imp(accuracy, dense)
     return out

@@ -28,7 +28,7 @@ def results(model_dir: str) -> dict | None:
 
 def is_complete(model_dir: str) -> bool:
     r = results(model_dir)
-    return bool(r) and r.get("status") == "complete"
+    return bool(r and r.get("status") == "complete")
 
 
 def claim(config: ExperimentConfig) -> None:

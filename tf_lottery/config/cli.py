@@ -8,6 +8,8 @@ experiment registry; errors come back naming flags, one line each.
 
 from __future__ import annotations
 
+from typing import Any
+
 from absl import flags
 
 from tf_lottery.config import experiments, knobs
@@ -69,8 +71,9 @@ def config_from_flags(fl: flags.FlagValues | None = None) -> ExperimentConfig:
         built: dict[str, knobs.Section] = {}
         for cls in (*COMMON, *experiment.section_types(switch)):
             built[cls.section] = cls.from_flags(reader, built)
+        common: dict[str, Any] = {cls.section: built[cls.section] for cls in COMMON}
         return ExperimentConfig(
-            experiment=experiment.name, **{cls.section: built[cls.section] for cls in COMMON},
+            experiment=experiment.name, **common,
             sections=tuple(built[cls.section] for cls in experiment.section_types(switch)))
     except FieldError as e:
         raise ConfigError(cli_message(e)) from None

@@ -13,7 +13,6 @@ are computed by hand, in a section's ``from_flags``.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -100,6 +99,8 @@ class Section:
     config (``config.<section>``) and in ``config.json``."""
 
     section: ClassVar[str]
+    # Every section is a dataclass; declared so that type checkers know it.
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     def __post_init__(self) -> None:
         for field, declared, _ in declarations(type(self)):
@@ -121,15 +122,21 @@ class Section:
         return cls(**flags.fields(cls))
 
 
-@functools.cache
-def declarations(cls: type) -> tuple[tuple[dataclasses.Field, Knob, Any], ...]:
+Declaration = tuple[dataclasses.Field, Knob, Any]
+_DECLARATIONS: dict[type[Section], tuple[Declaration, ...]] = {}
+
+
+def declarations(cls: type[Section]) -> tuple[Declaration, ...]:
     """(field, knob, field type) of every knob of a section class."""
-    hints = typing.get_type_hints(cls)
-    return tuple((field, field.metadata[_KNOB], hints[field.name])
-                 for field in dataclasses.fields(cls) if _KNOB in field.metadata)
+    if cls not in _DECLARATIONS:
+        hints = typing.get_type_hints(cls)
+        _DECLARATIONS[cls] = tuple((field, field.metadata[_KNOB], hints[field.name])
+                                   for field in dataclasses.fields(cls)
+                                   if _KNOB in field.metadata)
+    return _DECLARATIONS[cls]
 
 
-def declaration(cls: type, name: str) -> tuple[dataclasses.Field, Knob, Any]:
+def declaration(cls: type[Section], name: str) -> tuple[dataclasses.Field, Knob, Any]:
     return next(d for d in declarations(cls) if d[0].name == name)
 
 
@@ -138,7 +145,7 @@ def flag_of(field: dataclasses.Field, declared: Knob) -> str | None:
     return None if declared.derived else declared.flag or field.name
 
 
-def label(cls: type, name: str) -> str:
+def label(cls: type[Section], name: str) -> str:
     """How the command line names a field: its flag(s), e.g. '--rewind_steps/--rewind_epochs'."""
     field, declared, _ = declaration(cls, name)
     names = [n for n in (flag_of(field, declared), declared.epochs and declared.epochs.name) if n]
@@ -201,7 +208,7 @@ class FlagReader:
     def __init__(self, fv: absl_flags.FlagValues):
         self._fv = fv
 
-    def fields(self, cls: type) -> dict[str, Any]:
+    def fields(self, cls: type[Section]) -> dict[str, Any]:
         """Every field of ``cls`` that has a flag of its own, from its flag."""
         out = {}
         for field, declared, tp in declarations(cls):
@@ -213,17 +220,19 @@ class FlagReader:
                 out[field.name] = value
         return out
 
-    def field(self, cls: type, name: str) -> Any:
+    def field(self, cls: type[Section], name: str) -> Any:
         return self.fields(cls)[name]
 
-    def given(self, cls: type, name: str) -> bool:
+    def given(self, cls: type[Section], name: str) -> bool:
         """Whether the field's own flag was given (on the command line or in a flagfile)."""
         field, declared, _ = declaration(cls, name)
         return bool(self._fv[flag_of(field, declared)].present)
 
-    def epochs(self, cls: type, name: str) -> Any:
+    def epochs(self, cls: type[Section], name: str) -> Any:
         """The field's value in epochs (its ``epochs`` flag), parsed."""
         _, declared, tp = declaration(cls, name)
+        if declared.epochs is None:
+            raise ValueError(f"{cls.__name__}.{name} has no epochs flag")
         flag = declared.epochs.name
         return _parse(self._fv[flag].value, tuple[float, ...] if _base(tp)[1] else float, flag)
 

@@ -106,9 +106,9 @@ def config_from_json(text: str) -> ExperimentConfig:
     d = json.loads(text)
     spec = experiments.EXPERIMENTS.get(d["experiment"])
     used = spec.section_types(lambda switch: _dig(d, switch)) if spec else ()
-    return ExperimentConfig(
-        experiment=d["experiment"], **{cls.section: _build(cls, d[cls.section]) for cls in COMMON},
-        sections=tuple(_build(cls, d[cls.section]) for cls in used))
+    common: dict[str, Any] = {cls.section: _build(cls, d[cls.section]) for cls in COMMON}
+    return ExperimentConfig(experiment=d["experiment"], **common,
+                            sections=tuple(_build(cls, d[cls.section]) for cls in used))
 
 
 def diff_recipes(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
@@ -155,7 +155,8 @@ def recipe_fields() -> list[str]:
     """Dotted names of every recipe field of every experiment (what the hparams
     dashboard declares, so runs of all experiments share its columns)."""
     out = ["experiment"]
-    for cls in (ModelConfig, DataConfig, OptimizerConfig, ScheduleConfig, TrainConfig,
-                *experiments.section_types()):
+    recipe: tuple[type[Section], ...] = (ModelConfig, DataConfig, OptimizerConfig,
+                                         ScheduleConfig, TrainConfig)
+    for cls in (*recipe, *experiments.section_types()):
         out += [f"{cls.section}.{f.name}" for f in dataclasses.fields(cls)]
     return out

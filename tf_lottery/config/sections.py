@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from tf_lottery.config.knobs import (
     REQUIRED,
@@ -179,7 +179,7 @@ class TrainConfig(Section):
     @classmethod
     def from_flags(cls, flags: FlagReader, built: Mapping[str, Section]) -> TrainConfig:
         values = flags.fields(cls)
-        spec = data_registry.get(built["data"].dataset)
+        spec = data_registry.get(cast(DataConfig, built["data"]).dataset)
         batch = values["batch_size"]
         if batch > spec.train_examples:
             raise FieldError("train.batch_size", f"={batch} exceeds the {spec.train_examples} "
@@ -276,7 +276,7 @@ class ScheduleConfig(Section):
     @classmethod
     def from_flags(cls, flags: FlagReader, built: Mapping[str, Section]) -> ScheduleConfig:
         values = flags.fields(cls)
-        per_epoch = built["train"].steps_per_epoch
+        per_epoch = cast(TrainConfig, built["train"]).steps_per_epoch
         drop_epochs = flags.epochs(cls, "drop_steps")
         if drop_epochs:
             if values["drop_steps"]:
@@ -356,7 +356,8 @@ class RuntimeConfig(Section):
     @classmethod
     def from_flags(cls, flags: FlagReader, built: Mapping[str, Section]) -> RuntimeConfig:
         values = flags.fields(cls)
-        values["eval_every"] = values["eval_every"] or built["train"].steps_per_epoch
+        values["eval_every"] = (values["eval_every"]
+                                or cast(TrainConfig, built["train"]).steps_per_epoch)
         return cls(**values)
 
     def validate(self) -> None:
@@ -366,4 +367,5 @@ class RuntimeConfig(Section):
 
 
 # Built in this order from flags (each may read those before it).
-COMMON = (ModelConfig, DataConfig, TrainConfig, OptimizerConfig, ScheduleConfig, RuntimeConfig)
+COMMON: tuple[type[Section], ...] = (
+    ModelConfig, DataConfig, TrainConfig, OptimizerConfig, ScheduleConfig, RuntimeConfig)

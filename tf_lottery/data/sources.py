@@ -82,7 +82,8 @@ def _debian_fashion_mnist_builder(data_dir: str | None) -> tfds.core.DatasetBuil
             infos[url] = tfds.core.download.checksums.UrlInfo(
                 size=size, checksum=digest, filename=name)
 
-    class DebianFashionMNIST(base, skip_registration=True):
+    # TFDS reads skip_registration in __init_subclass__, which its types do not declare.
+    class DebianFashionMNIST(mnist.FashionMNIST, skip_registration=True):  # type: ignore[call-arg]
         name = "fashion_mnist"
         url_infos = infos
 

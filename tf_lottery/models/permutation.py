@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -173,7 +174,7 @@ Descriptor = tuple[tuple[str, int], ...]  # blocks of (union-find node, size)
 class _Groups:
     """Union-find over permutation groups; ``_FIXED`` is the pinned class."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.parent: dict[str, str] = {_FIXED: _FIXED}
         self.sizes: dict[str, int] = {}  # in creation (graph) order
 
@@ -412,7 +413,7 @@ class _Walk:
         """Stores the layer's weight axes; False if it has weights the rule
         does not know (then nothing is stored)."""
         owner = _owner_name(layer)
-        found = {}
+        found: dict[str, Any] = {}
         if _is_pruning_wrapper(layer):
             for weight, mask, threshold in layer.pruning_vars:
                 found[_short(mask)] = axes.get(_short(weight))

@@ -46,7 +46,8 @@ def build_model(
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r} (known: {', '.join(names())})")
     tf_keras.utils.set_random_seed(init_seed)
-    model = _MODELS[name](num_classes, tuple(image_shape))
+    height, width, channels = image_shape  # a tuple, also when given as a list
+    model = _MODELS[name](num_classes, (height, width, channels))
     return model
 
 

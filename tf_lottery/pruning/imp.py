@@ -169,6 +169,9 @@ class Imp:
             return masks_lib.load(path)
         before = files.read_json(
             os.path.join(level_dir(self.model_dir, level - 1), RESULTS_FILE))
+        if not before:
+            raise RuntimeError(f"level {level - 1} has no {RESULTS_FILE}: it is pruned "
+                               "only once it has finished")
         self.trainer.restore_from(before["final_checkpoint"], reset_optimizer=True)
         held = wrappers.get_masks(self.trainer.model)
         if any(not np.array_equal(held[n], previous[n]) for n in previous):

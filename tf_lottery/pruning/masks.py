@@ -20,6 +20,7 @@ import io
 import re
 import zipfile
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -189,7 +190,8 @@ def random_like(masks: Mapping[str, np.ndarray], rng: np.random.Generator) -> Ma
 def save(path: str, masks: Mapping[str, np.ndarray]) -> None:
     """Writes ``masks`` as .npz, atomically (temporary name, then rename)."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{k: np.asarray(v, np.uint8) for k, v in masks.items()})
+    arrays: dict[str, Any] = {k: np.asarray(v, np.uint8) for k, v in masks.items()}
+    np.savez_compressed(buffer, **arrays)
     tmp = f"{path}.tmp"
     with tf.io.gfile.GFile(tmp, "wb") as f:
         f.write(buffer.getvalue())

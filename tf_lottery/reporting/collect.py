@@ -170,6 +170,7 @@ def load(path: str, name: str) -> Experiment:
     missing = [] if complete else [
         f"{name}: {rundir.RESULTS_FILE} does not say complete (stopped or still running; "
         "relaunch its command to finish it)"]
+    run: InstabilityRun | ImpRun | OtherRun
     if config.experiment == "instability":
         run = InstabilityRun(path, name, config, complete, missing)
         _read_instability(run, results, reader)
@@ -425,7 +426,8 @@ def _read_imp(run: ImpRun, results: dict, reader: _Reader) -> None:
     baseline_levels = p.baseline_levels or range(1, p.levels + 1)
     instability_levels = (p.instability_levels or expected) if p.instability else ()
     records = {r["level"]: r for r in results.get("levels", [])}
-    untrained, baselines, unmeasured = [], {name: [] for name in p.baselines}, []
+    baselines: dict[str, list[int]] = {name: [] for name in p.baselines}
+    untrained, unmeasured = [], []
     for level in expected:
         found = run.levels.get(level)
         if found is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -97,8 +97,8 @@ def _rewind_axis(ax, ks: Sequence[int]) -> None:
     ax.set_xlabel("rewind step k (log scale; k = 0 at the left end)")
 
 
-def instability(curves: dict[str, Sequence[Series]], threshold: float,
-                references: dict[str, Sequence[Reference]] | None = None) -> Figure:
+def instability(curves: Mapping[str, Sequence[Series]], threshold: float,
+                references: Mapping[str, Sequence[Reference]] | None = None) -> Figure:
     """Error barrier against the rewind step k, one panel per split (test,
     train): the paper's Figures 3 (dense) and 5 (IMP subnetworks)."""
     splits = list(curves)

@@ -17,8 +17,8 @@ from tf_lottery.reporting.summary import ImpSection, InstabilitySection, SparseF
 NONE = "—"
 
 
-def pct(x: float) -> str:
-    return f"{100 * x:.2f}%"
+def pct(x: float | None) -> str:
+    return NONE if x is None else f"{100 * x:.2f}%"
 
 
 def cell(s: Stat | None) -> str:

@@ -189,21 +189,22 @@ def imp_sections(runs: Sequence[ImpRun], matching_tolerance: float) -> list[ImpS
         c = g.config
         threshold = c.instability.stability_threshold if c.pruning.instability else None
         dense = stat([r.levels[0].network.test_accuracy for r in g.runs if 0 in r.levels])
-        if dense is not None and dense.n >= 2:
-            tolerance, source = dense.std, f"one std of the dense accuracy over {dense.n} runs"
+        if dense is not None and (dense.n or 0) >= 2:
+            tolerance = dense.std or 0.0
+            source = f"one std of the dense accuracy over {dense.n} runs"
         else:
             tolerance, source = matching_tolerance, "`--matching_tolerance`, a single dense run"
         rows, paths = [], {}
         for level in sorted({lv for r in g.runs for lv in r.levels}):
             found = [r.levels[level] for r in g.runs if level in r.levels]
-            accuracy = stat([f.network.test_accuracy for f in found])
+            accuracy = Stat.of(barrier.summarize([f.network.test_accuracy for f in found]))
             train = [f.network.train_accuracy for f in found
                      if f.network.train_accuracy is not None]
             baselines = {}
             for name in branches.baseline_names():
                 values = [f.baselines[name].test_accuracy for f in found if name in f.baselines]
                 if values:
-                    baselines[name] = stat(values)
+                    baselines[name] = Stat.of(barrier.summarize(values))
             points = [f.instability for f in found if f.instability]
             done = [p for p in points if p.complete]
             barriers = pool_barriers(done) if done else None
@@ -215,7 +216,8 @@ def imp_sections(runs: Sequence[ImpRun], matching_tolerance: float) -> list[ImpS
                 train_accuracy=stat(train),
                 matching=dense is not None and accuracy.mean >= dense.mean - tolerance,
                 baselines=baselines, barrier=barriers,
-                stable=barrier.is_stable(barriers["test"].mean, threshold) if barriers else None,
+                stable=(barrier.is_stable(barriers["test"].mean, threshold)
+                        if barriers and threshold is not None else None),
                 source=", ".join(sorted({f.source for f in found}))))
         matching = [row for row in rows if row.matching]
         sections.append(ImpSection(

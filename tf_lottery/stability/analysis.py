@@ -41,6 +41,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -224,7 +225,8 @@ def analyze_rewind_point(
 # -- the experiment -----------------------------------------------------------------
 
 def _rewind_record(config: ExperimentConfig, k: int, replicates: list[dict]) -> dict:
-    record = {"rewind_step": k, "replicates": replicates, "barrier": {}, "children_error": {}}
+    record: dict[str, Any] = {"rewind_step": k, "replicates": replicates, "barrier": {},
+                              "children_error": {}}
     for split in summaries.SPLITS:
         record["barrier"][split] = barrier.aggregate(
             [[p["barrier"][split] for p in rep["pairs"]] for rep in replicates])

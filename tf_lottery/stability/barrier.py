@@ -12,6 +12,7 @@ and the spread is reported across replicates.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,10 +49,8 @@ def aggregate(per_replicate: Sequence[Sequence[float]]) -> dict:
     if not per_replicate or any(len(r) == 0 for r in per_replicate):
         raise ValueError("every replicate needs at least one pair")
     replicates = [summarize(r) for r in per_replicate]
-    if len(replicates) == 1:
-        top = dict(replicates[0])
-    else:
-        top = summarize([r["mean"] for r in replicates])
+    top: dict[str, Any] = (dict(replicates[0]) if len(replicates) == 1
+                           else summarize([r["mean"] for r in replicates]))
     top["per_replicate"] = replicates
     return top
 

@@ -32,6 +32,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import tensorflow as tf
 import tf_keras
@@ -186,7 +187,7 @@ class Trainer:
         self._weights_checkpoint = tf.train.Checkpoint(model=self.model, step=self.step)
         self._train_loop = tf.function(self._train_loop_impl)
         self._eval_loop = tf.function(self._eval_loop_impl)
-        self._eval_inputs: dict[str, tuple[object, int]] = {}
+        self._eval_inputs: dict[str, tuple[Any, int]] = {}
 
     def _build_model(self, seed: int) -> tf_keras.Model:
         """The model as this trainer holds it, with W_0 drawn from ``seed``
@@ -432,7 +433,7 @@ class Trainer:
                 run.noise.augment_seed))
         iterator = iter(dataset)
 
-        def next_multiple(step: int, every: int) -> int:
+        def next_multiple(step: int, every: int) -> float:
             return (step // every + 1) * every if every else math.inf
 
         step = start
@@ -443,14 +444,14 @@ class Trainer:
                 checkpoints.save_rewind(self.checkpoint, run.run_dir, step)
             if step >= end:
                 break
-            boundary = min(
+            boundary = int(min(  # a step: only the unset cadences are infinite
                 end,
                 next_multiple(step, rt.steps_per_loop),
                 next_multiple(step, rt.checkpoint_every),
                 next_multiple(step, rt.log_every),
                 next_multiple(step, run.evaluate_every),
                 *[k for k in rewinds if k > step],
-            )
+            ))
             totals, lr = self._train_loop(iterator, tf.constant(boundary - step, tf.int64))
             n = boundary - step
             step = boundary
