@@ -37,10 +37,12 @@ run: install data
 
 test: install
 	$(VENV)/bin/ruff check tf_lottery tests benchmarks tools tpu_scripts
+	$(VENV)/bin/mypy tf_lottery
 	$(PY) -m pytest
 
 lint: install
 	$(VENV)/bin/ruff check tf_lottery tests benchmarks tools tpu_scripts
+	$(VENV)/bin/mypy tf_lottery
 
 check-pins: install
 	PATH=$(VENV)/bin:$$PATH $(PY) tools/resolve_platforms.py
