@@ -6,7 +6,8 @@ import tensorflow as tf
 import tf_keras
 
 from tests.conftest import parse_config, tiny_pipeline
-from tf_lottery.errors import ConfigError
+from tf_lottery import config as config_lib
+from tf_lottery.errors import FieldError
 from tf_lottery.models import registry
 from tf_lottery.pruning import imp, wrappers
 from tf_lottery.training.trainer import FromCheckpoint, FromSeed, RunSpec, SgdNoise, Trainer
@@ -58,10 +59,13 @@ def test_exclusion_patterns_match_full_layer_names():
 
     assert names(["logits"]) == ["fc1/kernel", "fc2/kernel"]
     assert names(["fc.*"]) == ["logits/kernel"]
-    with pytest.raises(ConfigError, match="--prune_exclude pattern"):
+    with pytest.raises(FieldError, match="pruning.exclude pattern") as error:
         names(["fc"])  # a full match is needed: 'fc' names no layer
-    with pytest.raises(ConfigError, match="--prune_exclude leaves no prunable layer"):
+    assert config_lib.cli_message(error.value).startswith("--prune_exclude pattern")
+    with pytest.raises(FieldError) as error:
         names([".*"])
+    assert config_lib.cli_message(error.value).startswith(
+        "--prune_exclude leaves no prunable layer")
 
 
 def test_all_ones_masks_train_bit_for_bit_like_the_unwrapped_network(tmp_path):

@@ -45,7 +45,7 @@ from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper im
     PruneLowMagnitude,
 )
 
-from tf_lottery.errors import ConfigError
+from tf_lottery.errors import FieldError
 from tf_lottery.training.trainer import TrainerHooks
 
 # Exact classes (a DepthwiseConv2D is a Conv2D subclass but has no prunable
@@ -124,8 +124,8 @@ def wrap_model(model: tf_keras.Model, exclude: Sequence[str] = ()) -> tf_keras.M
       exclude: regexes; a layer whose name fully matches one stays dense.
 
     Raises:
-      ConfigError: an exclusion pattern matches no Dense/Conv layer, or
-        nothing is left to prune.
+      FieldError: (``pruning.exclude``) an exclusion pattern matches no
+        Dense/Conv layer, or nothing is left to prune.
     """
     used: set[str] = set()
     candidates = [layer.name for layer in _all_layers(model)
@@ -144,11 +144,11 @@ def wrap_model(model: tf_keras.Model, exclude: Sequence[str] = ()) -> tf_keras.M
     wrapped = tf_keras.models.clone_model(model, clone_function=clone)
     unused = [p for p in exclude if p not in used]
     if unused:
-        raise ConfigError(
-            f"--prune_exclude pattern(s) {', '.join(unused)} match no Dense/Conv "
+        raise FieldError(
+            "pruning.exclude", f"pattern(s) {', '.join(unused)} match no Dense/Conv "
             f"layer of {model.name} (layers: {', '.join(candidates)})")
     if not pruning_vars(wrapped):
-        raise ConfigError(f"--prune_exclude leaves no prunable layer in {model.name}")
+        raise FieldError("pruning.exclude", f"leaves no prunable layer in {model.name}")
     return wrapped
 
 
