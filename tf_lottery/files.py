@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
 from absl import logging
 
+from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError, CorruptFileError
 
 
@@ -20,18 +21,19 @@ def write_json_atomic(path: str, obj: Any) -> None:
     A reader (or a resumed run) sees the old file or the new one, never a
     partial write, even if the process is killed mid-write.
     """
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    tmp = layout.temporary(path, uuid.uuid4().hex)
     with tf.io.gfile.GFile(tmp, "w") as f:
         f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def read_json(path: str) -> Any | None:
-    """The parsed file, or None if it does not exist.
+def read_json(path: str, parse: Callable[[Any], Any] | None = None) -> Any | None:
+    """The parsed file (``parse(obj)`` if given), or None if it does not exist.
 
     Raises:
       CorruptFileError: the file exists but is not valid JSON (truncated,
-        emptied, overwritten with something else).
+        emptied, overwritten with something else), or ``parse`` cannot read it
+        (a record with missing or ill-typed fields).
     """
     if not tf.io.gfile.exists(path):
         return None
@@ -40,26 +42,33 @@ def read_json(path: str) -> Any | None:
     if not raw.strip():
         raise CorruptFileError(path, "empty file")
     try:
-        return json.loads(raw.decode("utf-8"))
+        obj = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise CorruptFileError(path, "not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise CorruptFileError(path, f"truncated or garbled JSON: {e.msg.lower()} at "
                                      f"byte {e.pos} of {len(raw)}") from None
+    if parse is None:
+        return obj
+    try:
+        return parse(obj)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        what = f"missing {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
+        raise CorruptFileError(path, f"not the record expected there: {what}") from None
 
 
-def set_aside(path: str, tag: str = "corrupt") -> str:
-    """Renames ``path`` to ``<path>.<tag>-<UTC time>`` (never deletes); returns
-    the new name. Whoever looks can still inspect or restore the file."""
+def set_aside(path: str, reason: str = layout.CORRUPT) -> str:
+    """Renames ``path`` to ``<path>.<reason>-<UTC time>`` (never deletes);
+    returns the new name. Whoever looks can still inspect or restore the file."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = f"{path}.{tag}-{stamp}"
+    target = layout.set_aside_path(path, reason, stamp)
     if tf.io.gfile.exists(target):
         target = f"{target}-{uuid.uuid4().hex[:8]}"
     tf.io.gfile.rename(path, target)
     return target
 
 
-def read_summary(path: str) -> Any | None:
+def read_summary(path: str, parse: Callable[[Any], Any] | None = None) -> Any | None:
     """Like ``read_json``, for a summary its writer can recompute from the
     run's checkpoints: a damaged one is set aside (``set_aside``), said so in
     the log, and reported as absent, so the caller recomputes it.
@@ -68,7 +77,7 @@ def read_summary(path: str) -> Any | None:
     this: it renames files.
     """
     try:
-        return read_json(path)
+        return read_json(path, parse)
     except CorruptFileError as e:
         moved = set_aside(path)
         logging.warning("%s is damaged (%s): set aside as %s; recomputing it from "
@@ -80,7 +89,7 @@ def ensure_writable_dir(path: str, flag: str = "model_dir") -> None:
     """Creates ``path`` and proves it writable, or raises a one-line error."""
     try:
         tf.io.gfile.makedirs(path)
-        probe = os.path.join(path, f".write-probe-{uuid.uuid4().hex}")
+        probe = layout.write_probe(path, uuid.uuid4().hex)
         with tf.io.gfile.GFile(probe, "w") as f:
             f.write("ok")
         tf.io.gfile.remove(probe)

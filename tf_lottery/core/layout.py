@@ -1,0 +1,519 @@
+"""Every file, directory and TensorBoard tag tf_lottery writes, and when a piece is done.
+
+Writers (the trainer, checkpoints, the experiments, the TensorBoard writers,
+the lease) and readers (``rundir``, the report) build every name from here,
+so the layout of a ``--model_dir`` is written down once: a name changed here
+changes for both sides, and ``docs/outputs.md`` shows the trees below
+(``tree``; ``tests/test_layout.py`` checks that they agree).
+
+Numbers in names are zero-padded so that they sort: a rewind step k with 9
+digits (``step_000002000``, ``k_000002000``), an IMP level with 2
+(``level_03``). Every path function also takes a string in place of a
+number, used as is (``"<k>"``): that is how the documented trees are drawn.
+
+A *record* (``records.py``) stores paths relative to its root (the run's own
+directory for a run's ``results.json`` and checkpoint markers, the
+experiment's model_dir for everything else): ``relative`` on the way out,
+``resolve`` on the way in, so a model_dir moved or copied (``gs://`` to
+local) still reads. Release 0.1.0 stored absolute paths; ``resolve``
+re-roots those.
+
+Pure Python: no TensorFlow, no I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+
+Number = int | str  # a str is a placeholder, printed as is (``"<k>"``)
+
+SPLITS = ("test", "train")  # evaluation splits, as named in tags and records
+
+# -- completion ------------------------------------------------------------------------
+
+COMPLETE = "complete"  # a piece's summary says so once everything in it is written
+RUNNING = "running"  # an IMP results.json while levels or baselines remain
+
+
+def is_complete(record: object | None) -> bool:
+    """Whether a piece's record (run, pair, rewind point, sparse instability,
+    experiment) says it is finished: the one completion check."""
+    return record is not None and getattr(record, "status", None) == COMPLETE
+
+
+# -- files and directories of every model_dir and run directory -------------------------
+
+CONFIG_FILE = "config.json"
+RESULTS_FILE = "results.json"
+LEASE_FILE = "lease.json"
+MARKER_SUFFIX = ".json"  # a permanent checkpoint's commit marker: <dir>.json
+CHECKPOINT_NAME = "ckpt"  # prefix inside a permanent checkpoint dir; resume ckpt-<step>
+RESUME_DIR = "checkpoints"
+RESUME_STATE_FILE = "checkpoint"  # tf.train.CheckpointManager's list of checkpoints
+FINAL_DIR = "final"
+REWIND_DIR = "rewind"
+MASK_FILE = "mask.npz"
+
+# instability analysis
+PARENT_DIR = "parent"
+INDEPENDENT_DIR = "independent"
+
+# IMP
+SPARSE_INSTABILITY_DIR = "instability"
+SPARSE_INSTABILITY_FILE = "instability.json"
+
+# report (default --out: <model_dir>/report)
+REPORT_DIR = "report"
+REPORT_MARKDOWN = "report.md"
+REPORT_TABLES = "report.json"
+INSTABILITY_FIGURE = "instability.png"
+IMP_FIGURE = "imp.png"
+INDEPENDENT_PATHS_FIGURE = "interpolation_independent.png"
+_INTERPOLATION_FIGURE = re.compile(r"interpolation_k(\d+)\.png$")
+
+
+def _num(value: Number, width: int) -> str:
+    return value if isinstance(value, str) else f"{value:0{width}d}"
+
+
+def step_name(k: Number) -> str:
+    return f"step_{_num(k, 9)}"
+
+
+def k_name(k: Number) -> str:
+    return f"k_{_num(k, 9)}"
+
+
+def level_name(level: Number) -> str:
+    return f"level_{_num(level, 2)}"
+
+
+def replicate_name(replicate: Number) -> str:
+    return f"replicate_{replicate}"
+
+
+def child_name(child: Number) -> str:
+    return f"child_{child}"
+
+
+def pair_name(a: Number, b: Number) -> str:
+    return f"pair_{a}_{b}"
+
+
+def marker_file(directory: str) -> str:
+    """The commit marker of a permanent checkpoint directory."""
+    return directory.rstrip("/") + MARKER_SUFFIX
+
+
+def permanent_checkpoint(directory: str) -> str:
+    """The checkpoint prefix inside a permanent checkpoint directory."""
+    return os.path.join(directory, CHECKPOINT_NAME)
+
+
+# A damaged file is renamed, never deleted: <name>.<reason>-<UTC time>.
+CORRUPT = "corrupt"  # a summary that is recomputed
+DAMAGED = "damaged"  # a checkpoint's files, a resume state file
+
+
+def temporary(path: str, token: str) -> str:
+    """Where ``path`` is written before it is renamed into place."""
+    return f"{path}.tmp-{token}"
+
+
+def write_probe(directory: str, token: str) -> str:
+    """A file written and removed to prove ``directory`` writable."""
+    return os.path.join(directory, f".write-probe-{token}")
+
+
+def set_aside_path(path: str, reason: str, stamp: str) -> str:
+    return f"{path}.{reason}-{stamp}"
+
+
+def is_set_aside(path: str, reason: str) -> bool:
+    return f".{reason}-" in path
+
+
+# -- a run directory (a train experiment's model_dir, a parent, a child, a level) ---------
+
+def config_file(model_dir: str) -> str:
+    return os.path.join(model_dir, CONFIG_FILE)
+
+
+def results_file(directory: str) -> str:
+    """A run's or an experiment's results.json."""
+    return os.path.join(directory, RESULTS_FILE)
+
+
+def lease_file(directory: str) -> str:
+    return os.path.join(directory, LEASE_FILE)
+
+
+def resume_dir(run_dir: str) -> str:
+    return os.path.join(run_dir, RESUME_DIR)
+
+
+def resume_state_file(run_dir: str) -> str:
+    return os.path.join(resume_dir(run_dir), RESUME_STATE_FILE)
+
+
+def resume_index_pattern(run_dir: str) -> str:
+    """Glob of the resume checkpoints' index files (ckpt-<step>.index)."""
+    return os.path.join(resume_dir(run_dir), f"{CHECKPOINT_NAME}-*.index")
+
+
+def resume_temp_pattern(run_dir: str) -> str:
+    """Glob of the ``ckpt-<step>_temp`` folders a killed save leaves."""
+    return os.path.join(resume_dir(run_dir), "*_temp")
+
+
+_RESUME_PREFIX = re.compile(rf"{CHECKPOINT_NAME}-(\d+)$")
+
+
+def resume_step(prefix: str) -> int | None:
+    """The step of a resume checkpoint prefix (``.../ckpt-40`` -> 40)."""
+    m = _RESUME_PREFIX.search(prefix)
+    return int(m.group(1)) if m else None
+
+
+def final_dir(run_dir: str) -> str:
+    return os.path.join(run_dir, FINAL_DIR)
+
+
+def final_checkpoint(run_dir: str) -> str:
+    """Prefix of the run's final weights W_T."""
+    return permanent_checkpoint(final_dir(run_dir))
+
+
+def rewind_dir(run_dir: str, k: Number) -> str:
+    return os.path.join(run_dir, REWIND_DIR, step_name(k))
+
+
+def rewind_checkpoint(run_dir: str, k: Number) -> str:
+    """Prefix of W_k, the weights the run kept at step k."""
+    return permanent_checkpoint(rewind_dir(run_dir, k))
+
+
+def rewind_marker_pattern(run_dir: str) -> str:
+    """Glob of the commit markers of the run's rewind checkpoints."""
+    return marker_file(rewind_dir(run_dir, "*"))
+
+
+_REWIND_MARKER = re.compile(r"step_(\d+)\.json$")
+
+
+def rewind_step_of_marker(path: str) -> int:
+    """k of a rewind checkpoint's marker (``.../rewind/step_000000100.json``)."""
+    m = _REWIND_MARKER.search(path)
+    if not m:
+        raise ValueError(f"{path} is not a rewind checkpoint marker")
+    return int(m.group(1))
+
+
+_RUN_CHECKPOINT = re.compile(rf"(?:^|/)({FINAL_DIR}/{CHECKPOINT_NAME}|"
+                             rf"{REWIND_DIR}/step_\d{{9}}/{CHECKPOINT_NAME})$")
+
+
+def run_relative_checkpoint(path: str) -> str | None:
+    """A permanent checkpoint's prefix relative to its run directory, read off
+    the path itself (``/a/b/child_0/final/ckpt`` -> ``final/ckpt``)."""
+    m = _RUN_CHECKPOINT.search(path)
+    return m.group(1) if m else None
+
+
+def mask_file(run_dir: str) -> str:
+    return os.path.join(run_dir, MASK_FILE)
+
+
+# -- the instability experiment ----------------------------------------------------------
+
+def replicate_dir(model_dir: str, replicate: Number) -> str:
+    return os.path.join(model_dir, replicate_name(replicate))
+
+
+def parent_dir(model_dir: str, replicate: Number) -> str:
+    """Replicate ``replicate``'s parent run."""
+    return os.path.join(replicate_dir(model_dir, replicate), PARENT_DIR)
+
+
+def rewind_point_dir(model_dir: str, replicate: Number, k: Number) -> str:
+    """Children spawned from replicate ``replicate``'s W_k, and their pairs."""
+    return os.path.join(replicate_dir(model_dir, replicate), k_name(k))
+
+
+def rewind_point_file(model_dir: str, k: Number) -> str:
+    """Rewind step k aggregated over replicates, written when k is finished."""
+    return os.path.join(model_dir, k_name(k) + ".json")
+
+
+def independent_dir(model_dir: str) -> str:
+    return os.path.join(model_dir, INDEPENDENT_DIR)
+
+
+def independent_pair_file(model_dir: str, a: Number, b: Number) -> str:
+    """The path between the final parents of replicates ``a`` and ``b``."""
+    return pair_file(independent_dir(model_dir), a, b)
+
+
+# children and pairs: under a rewind point (instability) or a level's instability/ (IMP)
+
+def child_dir(point_dir: str, child: Number) -> str:
+    return os.path.join(point_dir, child_name(child))
+
+
+def pair_file(point_dir: str, a: Number, b: Number) -> str:
+    """E(α) curves and barriers of the path between children (or replicates) a, b."""
+    return os.path.join(point_dir, pair_name(a, b) + ".json")
+
+
+def pair_events_dir(pair_path: str) -> str:
+    """The pair's TensorBoard path curves: its file's name without ``.json``."""
+    return pair_path[:-len(".json")] if pair_path.endswith(".json") else pair_path
+
+
+# -- the IMP experiment -------------------------------------------------------------------
+
+def level_dir(model_dir: str, level: Number) -> str:
+    return os.path.join(model_dir, level_name(level))
+
+
+def baseline_dir(model_dir: str, level: Number, name: str) -> str:
+    """A baseline's run (``random_prune``, ``random_reinit``) at a level."""
+    return os.path.join(level_dir(model_dir, level), name)
+
+
+def sparse_instability_dir(model_dir: str, level: Number) -> str:
+    """The level's sparse-instability children and pairs."""
+    return os.path.join(level_dir(model_dir, level), SPARSE_INSTABILITY_DIR)
+
+
+def sparse_instability_file(model_dir: str, level: Number) -> str:
+    """The level's barriers, written when its analysis is complete."""
+    return os.path.join(level_dir(model_dir, level), SPARSE_INSTABILITY_FILE)
+
+
+# -- the report's files --------------------------------------------------------------------
+
+def report_dir(model_dir: str) -> str:
+    return os.path.join(model_dir, REPORT_DIR)
+
+
+def interpolation_figure(k: Number) -> str:
+    return f"interpolation_k{k}.png"
+
+
+def interpolation_figure_step(name: str) -> int | None:
+    """k of an ``interpolation_k<k>.png``; None for any other name."""
+    m = _INTERPOLATION_FIGURE.fullmatch(name)
+    return int(m.group(1)) if m else None
+
+
+# -- paths inside records -------------------------------------------------------------------
+
+def is_absolute(path: str) -> bool:
+    return path.startswith("/") or "://" in path
+
+
+def relative(root: str, path: str) -> str:
+    """``path`` relative to ``root`` as records store it; a path outside
+    ``root`` stays as it is."""
+    root = root.rstrip("/")
+    if path.rstrip("/") == root:
+        return "."
+    if root and path.startswith(root + "/"):
+        return path[len(root) + 1:]
+    return path
+
+
+def resolve(root: str, stored: str, recorded_root: str | None = None) -> str:
+    """A path as a record stored it, made usable where the record is now.
+
+    Relative paths are joined to ``root``. An absolute path under
+    ``recorded_root`` (the model_dir that a release 0.1.0 run recorded in its
+    ``config.json``) is moved along to ``root``; any other is kept.
+    """
+    if not is_absolute(stored):
+        return os.path.join(root, stored) if stored != "." else root.rstrip("/") or "/"
+    if recorded_root:
+        old = recorded_root.rstrip("/")
+        if old and (stored == old or stored.startswith(old + "/")):
+            return root.rstrip("/") + stored[len(old):]
+    return stored
+
+
+# -- TensorBoard tags ------------------------------------------------------------------------
+# Written by the trainer (train/, eval/), stability/summaries.py (interpolation/,
+# barrier/, children/), pruning/imp.py (imp/, imp_vs_density/) and
+# summaries/dashboards.py (session/); read back by the report.
+
+TRAIN_LOSS = "train/loss"
+TRAIN_BATCH_ACCURACY = "train/batch_accuracy"
+TRAIN_LEARNING_RATE = "train/learning_rate"
+
+
+def eval_tag(split: str, metric: str) -> str:
+    """``eval/test_accuracy``, ``eval/train_loss``, ... of a run."""
+    return f"eval/{split}_{metric}"
+
+
+def path_prefix(k: Number | None) -> str:
+    """Tag prefix of the paths at rewind step k (None: independent networks)."""
+    return "interpolation/independent" if k is None else f"interpolation/{k_name(k)}"
+
+
+def path_tag(k: Number | None, name: str) -> str:
+    """A path's curve in its pair's events dir: ``name`` is ``alpha`` or
+    ``<split>_error``, against the α index."""
+    return f"{path_prefix(k)}/{name}"
+
+
+def barrier_tag(split: str, std: bool = False) -> str:
+    """Mean (or std) barrier over pairs and replicates, against k."""
+    return f"barrier/{split}" + ("_std" if std else "")
+
+
+def children_error_tag(split: str) -> str:
+    """The children's mean final error, against k."""
+    return f"children/{split}_error"
+
+
+IMP_DENSITY = "imp/density"
+
+
+def imp_layer_density_tag(layer: str) -> str:
+    return f"imp/layer_density/{layer}"
+
+
+def imp_tag(metric: str, branch: str = "imp", vs_density: bool = False) -> str:
+    """An IMP level's ``metric`` (``test_accuracy``, ``test_barrier``, ...) of
+    ``branch`` (the level itself, ``imp``, or a baseline), against the level
+    or, ``vs_density``, against the density in parts per million."""
+    family = "imp_vs_density" if vs_density else "imp"
+    return f"{family}/{metric}" if branch == "imp" else f"{family}/{branch}/{metric}"
+
+
+def session_metric(split: str, quantity: str) -> str:
+    """A metric column of the hparams dashboard (``session/test_barrier``)."""
+    return f"session/{split}_{quantity}"
+
+
+def session_hparam(name: str) -> str:
+    """A measurement's own hparams column (``session.rewind_step``)."""
+    return f"session.{name}"
+
+
+def session_group(recipe_hash: str, *, k: int | None = None, level: int | None = None,
+                  branch: str | None = None) -> str:
+    """The hparams session group of a rewind point or an IMP network."""
+    if k is not None:
+        return f"{recipe_hash}/k={k}"
+    return f"{recipe_hash}/level={level}/{branch}"
+
+
+# Custom-scalars charts select tags by regular expression; ``{split}`` in a
+# tag stands for either split.
+
+SPLIT_PATTERN = "(test|train)"
+
+
+def tag_pattern(tag: str, prefix_only: bool = False) -> str:
+    """The anchored regular expression of ``tag`` (tags hold no metacharacters)."""
+    return "^" + tag.replace("{split}", SPLIT_PATTERN) + ("" if prefix_only else "$")
+
+
+def imp_pattern(metric: str, vs_density: bool = False, baselines: bool = True) -> str:
+    """The IMP levels' ``metric`` tags, and with ``baselines`` every baseline's."""
+    family, rest = imp_tag(metric, vs_density=vs_density).split("/", 1)
+    return tag_pattern(f"{family}/" + ("([a-z_]+/)?" if baselines else "") + rest)
+
+
+# -- the documented trees ------------------------------------------------------------------
+
+Entry = tuple[str, Sequence[str]]  # (path under the model_dir, description lines)
+M = "<model_dir>"
+
+
+def _rel(path: str, directory: bool = False) -> str:
+    return relative(M, path) + ("/" if directory else "")
+
+
+def _trees() -> dict[str, list[Entry]]:
+    k, point = "<k>", rewind_point_dir(M, "<r>", "<k>")
+    pair = pair_file(point, "<i>", "<j>")
+    run_parts = (f"{_rel(rewind_checkpoint(M, k))} (W_k), {_rel(final_checkpoint(M))} (W_T)")
+    both = "{" + ",".join(SPLITS) + "}"
+    return {
+        "train": [
+            (_rel(config_file(M)), ["resolved config + recipe_hash; a different recipe",
+                                    "in the same dir is refused"]),
+            (_rel(results_file(M)), ["the run's record, written last, atomically;",
+                                     f'"status": "{COMPLETE}" marks a finished run']),
+            (_rel(lease_file(M)), ["held while a launch writes here (host, pid, start)"]),
+            ("events.out.tfevents.*", [
+                f"TensorBoard: {TRAIN_LOSS}, {TRAIN_BATCH_ACCURACY}, {TRAIN_LEARNING_RATE},",
+                ", ".join(eval_tag(s, m) for s in SPLITS for m in ("accuracy", "loss"))]),
+            (_rel(resume_dir(M), True), ["rolling resume checkpoints "
+                                         "(tf.train.CheckpointManager)"]),
+            (_rel(rewind_checkpoint(M, k)), ["W_k, kept permanently; committed by",
+                                             _rel(marker_file(rewind_dir(M, k)))]),
+            (_rel(final_checkpoint(M)), [f"W_T; committed by {_rel(marker_file(final_dir(M)))}"]),
+        ],
+        "instability": [
+            (_rel(results_file(M)), [f'"status": "{COMPLETE}"; settings, parents, every',
+                                     "rewind point's record, independent"]),
+            (_rel(rewind_point_file(M, k)), ["rewind step k over the replicates (written when",
+                                             "k is finished)"]),
+            ("events.out.tfevents.*", [f"{barrier_tag(both)}, {barrier_tag(both, std=True)},",
+                                       f"{children_error_tag(both)} against k"]),
+            (_rel(parent_dir(M, "<r>"), True), [f"the parent run (its {run_parts})"]),
+            (_rel(child_dir(point, "<i>"), True), ["child runs (each a run as above)"]),
+            (_rel(pair), ["a pair's E(α) curves and barriers"]),
+            (_rel(pair_events_dir(pair), True), [
+                f"its {path_tag(k, 'alpha')}, .../{both}_error",
+                "against the α index"]),
+            (_rel(independent_pair_file(M, "<r1>", "<r2>")),
+             ["parents of two replicates (R >= 2); curves in",
+              f"{_rel(pair_events_dir(independent_pair_file(M, '<r1>', '<r2>')), True)} as "
+              f"{path_prefix(None)}/..."]),
+        ],
+        "imp": [
+            (_rel(results_file(M)), ["a record per level and baseline; "
+                                     f'"status": "{RUNNING}"', f'until all is done, then '
+                                     f'"{COMPLETE}"']),
+            ("events.out.tfevents.*", [f"{imp_tag('<metric>')}, {imp_tag('<metric>', '<b>')} "
+                                       "against the level,",
+                                       f"{imp_tag('<metric>', vs_density=True)} against the "
+                                       "density (ppm)"]),
+            (_rel(level_dir(M, 0), True), [f"the dense run: {run_parts}"]),
+            (_rel(level_dir(M, "<L>"), True), ["the level's run; its W_k is the masked one"]),
+            (_rel(mask_file(level_dir(M, "<L>"))), ["the level's mask (one uint8 array per",
+                                                    'kernel, "<layer>/kernel")']),
+            (_rel(baseline_dir(M, "<L>", "random_prune"), True),
+             [f"baseline run + its {MASK_FILE}"]),
+            (_rel(baseline_dir(M, "<L>", "random_reinit"), True),
+             ["baseline run (mask: the level's)"]),
+            (_rel(sparse_instability_dir(M, "<L>"), True),
+             [f"sparse-instability {child_name('<i>')}/ and "
+              f"{pair_name('<i>', '<j>')}.json"]),
+            (_rel(sparse_instability_file(M, "<L>")),
+             ["the level's sparse instability (written when", "complete)"]),
+        ],
+    }
+
+
+def tree(experiment: str) -> str:
+    """The files ``experiment`` writes under its model_dir, as docs/outputs.md
+    shows them."""
+    entries = _trees()[experiment]
+    width = max(len(path) for path, _ in entries) + 2
+    lines = [f"{M}/"]
+    for path, description in entries:
+        lines.append(f"  {path:<{width}}{description[0]}")
+        lines.extend(f"  {'':<{width}}{more}" for more in description[1:])
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m tf_lottery.core.layout: the trees for the docs
+    for name in ("train", "instability", "imp"):
+        print(f"{name}:\n```\n{tree(name)}\n```\n")

@@ -1,0 +1,692 @@
+"""Typed records of what tf_lottery writes: one dataclass per JSON shape, with a
+schema version and a JSON round trip, shared by the writers and the report.
+
+A record holds its paths absolute (usable as they are); its JSON holds them
+relative to a *root*: the run's own directory for a run's ``results.json``
+(``RunRecord``) and its checkpoint markers (``CheckpointMarker``), the
+experiment's model_dir for every other record. ``to_json(root)`` writes,
+``from_json(obj, root, recorded_root)`` reads (``layout.relative`` and
+``layout.resolve``), so ``X.from_json(x.to_json(root), root) == x``.
+
+Versions. Every record's JSON carries ``"schema"``; release 0.1.0's had 1
+(or, for pieces and nested entries, none, which reads as 1). ``from_json``
+migrates schema 1 explicitly (the ``_v1`` functions below say what changed)
+and refuses a newer schema than it knows. Schema 2 (this release):
+
+- paths are relative to the record's root (0.1.0 stored absolute paths,
+  which broke when a model_dir was moved or copied);
+- a child is one shape (``ChildRecord``) in the instability experiment and
+  in IMP's sparse instability (0.1.0's IMP children had only their errors);
+- IMP's sparse instability embeds its pairs (0.1.0 named the pair files);
+- every entry says its status, and optional parts are ``null`` rather than
+  absent, so that each concept has one shape.
+
+Pure Python: no TensorFlow, no I/O (``store.py`` reads and writes them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from tf_lottery.core import layout
+from tf_lottery.core.layout import COMPLETE, SPLITS
+
+SCHEMA = 2  # what this release writes, for every record
+Json = dict[str, Any]
+
+
+def _version(obj: Mapping[str, Any], kind: str) -> int:
+    version = obj.get("schema", 1)
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"{kind}: schema {version!r} is not a version")
+    if version > SCHEMA:
+        raise ValueError(f"{kind}: schema {version} is newer than this tf_lottery reads "
+                         f"({SCHEMA}); read it with a newer tf_lottery")
+    return version
+
+
+def _migrated(obj: Mapping[str, Any], version: int,
+              from_v1: Callable[[Mapping[str, Any]], Json]) -> Mapping[str, Any]:
+    """``obj`` in the current shape: ``from_v1`` applied to a schema 1 one."""
+    return from_v1(obj) if version == 1 else obj
+
+
+class _Where:
+    """Where a record's relative paths are rooted (and a 0.1.0 record's were)."""
+
+    def __init__(self, root: str, recorded_root: str | None):
+        self.root = root
+        self.recorded_root = recorded_root
+
+    def __call__(self, stored: str) -> str:
+        return layout.resolve(self.root, stored, self.recorded_root)
+
+
+def _floats(values: Any) -> list[float]:
+    return [float(v) for v in values]
+
+
+def _by_split(obj: Mapping[str, Any], parse: Callable[[Any], Any]) -> dict[str, Any]:
+    return {s: parse(obj[s]) for s in SPLITS}
+
+
+# -- values -----------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Stat:
+    """mean ± sample std over ``n`` values (``barrier.summarize``). Read back
+    from TensorBoard events, ``n`` (and maybe ``std``) is unknown: None."""
+
+    mean: float
+    std: float | None
+    n: int | None = None
+
+    def to_json(self) -> Json:
+        return {"mean": self.mean, "std": self.std, "n": self.n}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Stat:
+        std = obj.get("std")
+        return cls(float(obj["mean"]), None if std is None else float(std), obj.get("n"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Aggregate(Stat):
+    """Barriers over replicates (``barrier.aggregate``): each replicate's
+    mean ± std over its pairs, and mean ± std over the replicates' means."""
+
+    per_replicate: list[Stat] = dataclasses.field(default_factory=list)
+
+    @property
+    def stat(self) -> Stat:
+        return Stat(self.mean, self.std, self.n)
+
+    def to_json(self) -> Json:
+        return {**super().to_json(), "per_replicate": [s.to_json() for s in self.per_replicate]}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Aggregate:
+        top = Stat.from_json(obj)
+        return cls(top.mean, top.std, top.n,
+                   [Stat.from_json(s) for s in obj.get("per_replicate", [])])
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Metrics:
+    """A network's test and train-subset metrics (``Trainer.evaluate_all``).
+
+    Loss and example counts are None only for IMP children of release 0.1.0,
+    which recorded their errors alone.
+    """
+
+    test_accuracy: float
+    test_error: float
+    train_accuracy: float
+    train_error: float
+    test_loss: float | None = None
+    train_loss: float | None = None
+    test_examples: int | None = None
+    train_examples: int | None = None
+
+    def accuracy(self, split: str) -> float:
+        return float(getattr(self, f"{split}_accuracy"))
+
+    def error(self, split: str) -> float:
+        return float(getattr(self, f"{split}_error"))
+
+    def to_json(self) -> Json:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Metrics:
+        return cls(
+            test_accuracy=obj["test_accuracy"], test_error=obj["test_error"],
+            train_accuracy=obj["train_accuracy"], train_error=obj["train_error"],
+            test_loss=obj.get("test_loss"), train_loss=obj.get("train_loss"),
+            test_examples=obj.get("test_examples"), train_examples=obj.get("train_examples"))
+
+
+# -- a training run ------------------------------------------------------------------------
+
+def _run_checkpoint_v1(path: str) -> str:
+    """0.1.0 stored a run's checkpoints as absolute paths; their tail under the
+    run directory is the layout's (``final/ckpt``, ``rewind/step_<k>/ckpt``)."""
+    return layout.run_relative_checkpoint(path) or path
+
+
+def _run_v1(obj: Mapping[str, Any]) -> Json:
+    return {**obj,
+            "final_checkpoint": _run_checkpoint_v1(obj["final_checkpoint"]),
+            "rewind_checkpoints": {k: _run_checkpoint_v1(p)
+                                   for k, p in obj["rewind_checkpoints"].items()}}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    """A training run's ``results.json`` (``Trainer.train``); root: its run dir.
+
+    Attributes:
+      status: ``complete`` (written only when the run is finished).
+      step: T, the step the run ended at.
+      metrics: of the evaluated weights at T.
+      rewind_checkpoints: k -> prefix of W_k, for every rewind step kept.
+      final_checkpoint: prefix of W_T.
+      data_order_seed, augment_seed: the run's SGD noise.
+      wall_time_s_last_session: training and evaluation in the last launch.
+    """
+
+    status: str
+    step: int
+    metrics: Metrics
+    rewind_checkpoints: dict[int, str]
+    final_checkpoint: str
+    data_order_seed: int
+    augment_seed: int
+    wall_time_s_last_session: float | None = None
+
+    def to_json(self, root: str) -> Json:
+        return {
+            "schema": SCHEMA, "status": self.status, "step": self.step,
+            "metrics": self.metrics.to_json(),
+            "rewind_checkpoints": {str(k): layout.relative(root, p)
+                                   for k, p in sorted(self.rewind_checkpoints.items())},
+            "final_checkpoint": layout.relative(root, self.final_checkpoint),
+            "data_order_seed": self.data_order_seed, "augment_seed": self.augment_seed,
+            "wall_time_s_last_session": self.wall_time_s_last_session,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> RunRecord:
+        obj = _migrated(obj, _version(obj, "run"), _run_v1)
+        at = _Where(root, recorded_root)
+        return cls(
+            status=obj["status"], step=int(obj["step"]),
+            metrics=Metrics.from_json(obj["metrics"]),
+            rewind_checkpoints={int(k): at(p) for k, p in obj["rewind_checkpoints"].items()},
+            final_checkpoint=at(obj["final_checkpoint"]),
+            data_order_seed=obj["data_order_seed"], augment_seed=obj["augment_seed"],
+            wall_time_s_last_session=obj.get("wall_time_s_last_session"))
+
+
+def _marker_v1(obj: Mapping[str, Any]) -> Json:
+    return {**obj, "path": _run_checkpoint_v1(obj["path"])}
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointMarker:
+    """The commit marker of a permanent checkpoint (``final.json``,
+    ``rewind/step_<k>.json``): the checkpoint exists once this does.
+    Root: the run dir."""
+
+    step: int
+    checkpoint: str
+
+    def to_json(self, root: str) -> Json:
+        return {"schema": SCHEMA, "step": self.step,
+                "path": layout.relative(root, self.checkpoint)}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> CheckpointMarker:
+        obj = _migrated(obj, _version(obj, "checkpoint marker"), _marker_v1)
+        return cls(int(obj["step"]), _Where(root, recorded_root)(obj["path"]))
+
+
+# -- the instability analysis ----------------------------------------------------------------
+
+def _child_v1(obj: Mapping[str, Any]) -> Json:
+    """0.1.0's IMP children held only ``test_error`` and ``train_error``; they
+    become the instability experiment's shape (accuracy = 1 − error, final
+    checkpoint where the layout puts it, seeds and losses unknown)."""
+    if "metrics" in obj:
+        return dict(obj)
+    errors = {f"{s}_error": obj[f"{s}_error"] for s in SPLITS}
+    return {"child": obj["child"], "run_dir": obj["run_dir"],
+            "final_checkpoint": layout.final_checkpoint(obj["run_dir"]),
+            "data_order_seed": None, "augment_seed": None,
+            "metrics": {**errors, **{f"{s}_accuracy": 1.0 - obj[f"{s}_error"]
+                                     for s in SPLITS}}}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ChildRecord:
+    """A child trained from W_k to T with its own SGD noise: in the instability
+    experiment and in IMP's sparse instability alike. Seeds are None only for
+    IMP children of release 0.1.0."""
+
+    child: int
+    run_dir: str
+    final_checkpoint: str
+    metrics: Metrics
+    data_order_seed: int | None
+    augment_seed: int | None
+
+    def to_json(self, root: str) -> Json:
+        return {"schema": SCHEMA, "child": self.child,
+                "run_dir": layout.relative(root, self.run_dir),
+                "final_checkpoint": layout.relative(root, self.final_checkpoint),
+                "metrics": self.metrics.to_json(), "data_order_seed": self.data_order_seed,
+                "augment_seed": self.augment_seed}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> ChildRecord:
+        obj = _migrated(obj, _version(obj, "child"), _child_v1)
+        at = _Where(root, recorded_root)
+        return cls(child=obj["child"], run_dir=at(obj["run_dir"]),
+                   final_checkpoint=at(obj["final_checkpoint"]),
+                   metrics=Metrics.from_json(obj["metrics"]),
+                   data_order_seed=obj.get("data_order_seed"),
+                   augment_seed=obj.get("augment_seed"))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ParentRecord:
+    """Replicate ``replicate``'s parent, trained 0 -> T from its own init."""
+
+    replicate: int
+    run_dir: str
+    final_checkpoint: str
+    metrics: Metrics
+    init_seed: int
+    data_order_seed: int
+    augment_seed: int
+
+    def to_json(self, root: str) -> Json:
+        return {"schema": SCHEMA, "replicate": self.replicate,
+                "run_dir": layout.relative(root, self.run_dir),
+                "final_checkpoint": layout.relative(root, self.final_checkpoint),
+                "metrics": self.metrics.to_json(), "init_seed": self.init_seed,
+                "data_order_seed": self.data_order_seed, "augment_seed": self.augment_seed}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> ParentRecord:
+        _version(obj, "parent")  # schema 1: the same fields, absolute paths
+        at = _Where(root, recorded_root)
+        return cls(replicate=obj["replicate"], run_dir=at(obj["run_dir"]),
+                   final_checkpoint=at(obj["final_checkpoint"]),
+                   metrics=Metrics.from_json(obj["metrics"]), init_seed=obj["init_seed"],
+                   data_order_seed=obj["data_order_seed"], augment_seed=obj["augment_seed"])
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PairRecord:
+    """``pair_<i>_<j>.json``: error and loss along W(α) = (1−α)·W₁ + α·W₂
+    between two networks, and the barrier of each split.
+
+    Attributes:
+      endpoints: the two checkpoints.
+      alphas: the α of each point.
+      error, loss: split -> the curve, one value per α.
+      barrier: split -> max_α E(α) − ½(E(W₁) + E(W₂)).
+      rewind_step, children: k and the two children, for children of one W_k.
+      replicates: the two replicates, for independently trained parents.
+    """
+
+    status: str
+    endpoints: list[str]
+    bn_mode: str
+    alphas: list[float]
+    error: dict[str, list[float]]
+    loss: dict[str, list[float]]
+    barrier: dict[str, float]
+    wall_time_s: float | None = None
+    rewind_step: int | None = None
+    children: list[int] | None = None
+    replicates: list[int] | None = None
+
+    def to_json(self, root: str) -> Json:
+        return {"schema": SCHEMA, "status": self.status,
+                "endpoints": [layout.relative(root, p) for p in self.endpoints],
+                "bn_mode": self.bn_mode, "alphas": self.alphas,
+                **{f"{s}_error": self.error[s] for s in SPLITS},
+                **{f"{s}_loss": self.loss[s] for s in SPLITS},
+                "barrier": dict(self.barrier), "wall_time_s": self.wall_time_s,
+                "rewind_step": self.rewind_step, "children": self.children,
+                "replicates": self.replicates}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> PairRecord:
+        _version(obj, "pair")  # schema 1: absent identity keys read as None
+        at = _Where(root, recorded_root)
+        return cls(status=obj["status"], endpoints=[at(p) for p in obj["endpoints"]],
+                   bn_mode=obj["bn_mode"], alphas=_floats(obj["alphas"]),
+                   error={s: _floats(obj[f"{s}_error"]) for s in SPLITS},
+                   loss={s: _floats(obj[f"{s}_loss"]) for s in SPLITS},
+                   barrier=_by_split(obj["barrier"], float),
+                   wall_time_s=obj.get("wall_time_s"), rewind_step=obj.get("rewind_step"),
+                   children=obj.get("children"), replicates=obj.get("replicates"))
+
+
+def _pairs_json(pairs: list[PairRecord] | None, root: str) -> list[Json] | None:
+    return None if pairs is None else [p.to_json(root) for p in pairs]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ChildrenRecord:
+    """Children spawned from one W_k, the paths between every two of them, and
+    the barrier over those pairs (mean ± std): ``analyze_rewind_point``."""
+
+    children: list[ChildRecord]
+    pairs: list[PairRecord]
+    barrier: dict[str, Stat]
+
+    def _json(self, root: str) -> Json:
+        return {"schema": SCHEMA, "children": [c.to_json(root) for c in self.children],
+                "pairs": _pairs_json(self.pairs, root),
+                "barrier": {s: self.barrier[s].to_json() for s in SPLITS}}
+
+    @staticmethod
+    def _fields(obj: Mapping[str, Any], root: str, recorded_root: str | None
+                ) -> dict[str, Any]:
+        pairs = obj["pairs"]
+        return {
+            "children": [ChildRecord.from_json(c, root, recorded_root)
+                         for c in obj["children"]],
+            "pairs": None if pairs is None else [PairRecord.from_json(p, root, recorded_root)
+                                                 for p in pairs],
+            "barrier": _by_split(obj["barrier"], Stat.from_json)}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReplicateRecord(ChildrenRecord):
+    """The children of replicate ``replicate``'s W_k (instability experiment)."""
+
+    replicate: int
+
+    def to_json(self, root: str) -> Json:
+        return {**self._json(root), "replicate": self.replicate}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> ReplicateRecord:
+        _version(obj, "replicate")
+        return cls(replicate=obj["replicate"], **cls._fields(obj, root, recorded_root))
+
+
+def _status_v1(obj: Mapping[str, Any]) -> Json:
+    """0.1.0 dropped ``status`` from entries embedded in a results.json; they
+    were embedded only once complete."""
+    return {"status": COMPLETE, **obj}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RewindPointRecord:
+    """``k_<k>.json``: rewind step k over every replicate, and an entry of the
+    instability experiment's ``results.json``.
+
+    Attributes:
+      barrier: split -> mean ± std over replicates (``barrier.aggregate``).
+      children_error: split -> the children's final error, mean ± std.
+      stable: the mean test barrier is below the stability threshold.
+    """
+
+    status: str
+    rewind_step: int
+    replicates: list[ReplicateRecord]
+    barrier: dict[str, Aggregate]
+    children_error: dict[str, Stat]
+    stable: bool
+
+    def to_json(self, root: str) -> Json:
+        return {"schema": SCHEMA, "status": self.status, "rewind_step": self.rewind_step,
+                "replicates": [r.to_json(root) for r in self.replicates],
+                "barrier": {s: self.barrier[s].to_json() for s in SPLITS},
+                "children_error": {s: self.children_error[s].to_json() for s in SPLITS},
+                "stable": self.stable}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> RewindPointRecord:
+        obj = _migrated(obj, _version(obj, "rewind point"), _status_v1)
+        return cls(status=obj["status"], rewind_step=obj["rewind_step"],
+                   replicates=[ReplicateRecord.from_json(r, root, recorded_root)
+                               for r in obj["replicates"]],
+                   barrier=_by_split(obj["barrier"], Aggregate.from_json),
+                   children_error=_by_split(obj["children_error"], Stat.from_json),
+                   stable=bool(obj["stable"]))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IndependentRecord:
+    """Paths between the final parents of every two replicates."""
+
+    pairs: list[PairRecord]
+    barrier: dict[str, Stat]
+
+    def to_json(self, root: str) -> Json:
+        return {"schema": SCHEMA, "pairs": [p.to_json(root) for p in self.pairs],
+                "barrier": {s: self.barrier[s].to_json() for s in SPLITS}}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> IndependentRecord:
+        _version(obj, "independent")
+        return cls(pairs=[PairRecord.from_json(p, root, recorded_root) for p in obj["pairs"]],
+                   barrier=_by_split(obj["barrier"], Stat.from_json))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InstabilitySettings:
+    """The analysis' knobs, as recorded with its results."""
+
+    children: int
+    interpolation_points: int
+    stability_threshold: float
+    bn_mode: str
+    replicates: int
+    child_optimizer_state: str
+    train_eval_examples: int
+
+    def to_json(self) -> Json:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> InstabilitySettings:
+        return cls(**{f.name: obj[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InstabilityResults:
+    """The instability experiment's ``results.json``."""
+
+    EXPERIMENT: ClassVar[str] = "instability"
+    status: str
+    settings: InstabilitySettings
+    parents: list[ParentRecord]
+    rewind_steps: list[RewindPointRecord]
+    independent: IndependentRecord | None
+    table: str
+    wall_time_s_last_session: float | None = None
+
+    def to_json(self, root: str) -> Json:
+        return {"schema": SCHEMA, "status": self.status, "experiment": self.EXPERIMENT,
+                "settings": self.settings.to_json(),
+                "parents": [p.to_json(root) for p in self.parents],
+                "rewind_steps": [r.to_json(root) for r in self.rewind_steps],
+                "independent": (None if self.independent is None
+                                else self.independent.to_json(root)),
+                "table": self.table,
+                "wall_time_s_last_session": self.wall_time_s_last_session}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> InstabilityResults:
+        _version(obj, "instability results")  # schema 1: its entries migrate
+        independent = obj.get("independent")
+        return cls(
+            status=obj["status"], settings=InstabilitySettings.from_json(obj["settings"]),
+            parents=[ParentRecord.from_json(p, root, recorded_root) for p in obj["parents"]],
+            rewind_steps=[RewindPointRecord.from_json(r, root, recorded_root)
+                          for r in obj["rewind_steps"]],
+            independent=(None if independent is None
+                         else IndependentRecord.from_json(independent, root, recorded_root)),
+            table=obj["table"], wall_time_s_last_session=obj.get("wall_time_s_last_session"))
+
+
+# -- IMP ----------------------------------------------------------------------------------------
+
+def _sparse_v1(obj: Mapping[str, Any]) -> Json:
+    """0.1.0 named the pair files (absolute paths) instead of embedding the
+    pairs: read as None, the pairs are the layout's files
+    (``layout.pair_file(layout.sparse_instability_dir(...), i, j)``)."""
+    return {**_status_v1(obj), "pairs": None}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SparseInstabilityRecord(ChildrenRecord):
+    """A level's ``instability.json`` and its results.json entry: the
+    children of the level's masked W_k, their pairs and barrier.
+
+    ``pairs`` is None only in a record of release 0.1.0 (see ``_sparse_v1``).
+    """
+
+    pairs: list[PairRecord] | None  # type: ignore[assignment]
+    status: str
+    rewind_step: int
+    stable: bool
+
+    def to_json(self, root: str) -> Json:
+        return {**self._json(root), "status": self.status, "rewind_step": self.rewind_step,
+                "stable": self.stable}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> SparseInstabilityRecord:
+        obj = _migrated(obj, _version(obj, "sparse instability"), _sparse_v1)
+        return cls(status=obj["status"], rewind_step=obj["rewind_step"],
+                   stable=bool(obj["stable"]), **cls._fields(obj, root, recorded_root))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NetworkRecord:
+    """One trained network of IMP: a level's or a baseline's.
+
+    Attributes:
+      density: of the prunable weights; ``remaining_weights`` of
+        ``prunable_weights`` survive; ``layer_density`` per kernel.
+      wall_time_s: the run's training and evaluation in its last session.
+    """
+
+    level: int
+    density: float
+    remaining_weights: int
+    prunable_weights: int
+    layer_density: dict[str, float]
+    test_accuracy: float
+    test_error: float
+    train_accuracy: float
+    train_error: float
+    wall_time_s: float | None
+    run_dir: str
+
+    def accuracy(self, split: str) -> float:
+        return float(getattr(self, f"{split}_accuracy"))
+
+    def _json(self, root: str) -> Json:
+        return {"schema": SCHEMA,
+                **{f.name: getattr(self, f.name) for f in dataclasses.fields(NetworkRecord)},
+                "layer_density": dict(self.layer_density),
+                "run_dir": layout.relative(root, self.run_dir)}
+
+    @staticmethod
+    def _fields(obj: Mapping[str, Any], root: str, recorded_root: str | None
+                ) -> dict[str, Any]:
+        return {**{f.name: obj[f.name] for f in dataclasses.fields(NetworkRecord)},
+                "layer_density": dict(obj["layer_density"]),
+                "run_dir": layout.resolve(root, obj["run_dir"], recorded_root)}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BaselineRecord(NetworkRecord):
+    """A baseline at a level (random pruning, random reinitialization);
+    ``seed`` drew its random mask or weights."""
+
+    seed: int
+
+    def to_json(self, root: str) -> Json:
+        return {**self._json(root), "seed": self.seed}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> BaselineRecord:
+        _version(obj, "baseline")  # schema 1: the same fields, absolute paths
+        return cls(seed=obj["seed"], **cls._fields(obj, root, recorded_root))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LevelRecord(NetworkRecord):
+    """An IMP level: its network, its baselines by name, and its sparse
+    instability (None unless measured)."""
+
+    baselines: dict[str, BaselineRecord] = dataclasses.field(default_factory=dict)
+    instability: SparseInstabilityRecord | None = None
+
+    def to_json(self, root: str) -> Json:
+        return {**self._json(root),
+                "baselines": {n: b.to_json(root) for n, b in self.baselines.items()},
+                "instability": (None if self.instability is None
+                                else self.instability.to_json(root))}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> LevelRecord:
+        _version(obj, "level")  # schema 1: "instability" absent when not measured
+        found = obj.get("instability")
+        return cls(
+            baselines={n: BaselineRecord.from_json(b, root, recorded_root)
+                       for n, b in obj.get("baselines", {}).items()},
+            instability=(None if found is None
+                         else SparseInstabilityRecord.from_json(found, root, recorded_root)),
+            **cls._fields(obj, root, recorded_root))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ImpResults:
+    """The IMP experiment's ``results.json``: ``running`` until every level and
+    baseline is done, then ``complete``."""
+
+    EXPERIMENT: ClassVar[str] = "imp"
+    status: str
+    rewind_step: int
+    prune_fraction: float
+    pruning_scope: str
+    levels: list[LevelRecord]
+
+    def to_json(self, root: str) -> Json:
+        return {"schema": SCHEMA, "status": self.status, "experiment": self.EXPERIMENT,
+                "rewind_step": self.rewind_step, "prune_fraction": self.prune_fraction,
+                "pruning_scope": self.pruning_scope,
+                "levels": [r.to_json(root) for r in self.levels]}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> ImpResults:
+        _version(obj, "imp results")  # schema 1: its levels migrate
+        return cls(status=obj["status"], rewind_step=obj["rewind_step"],
+                   prune_fraction=obj["prune_fraction"], pruning_scope=obj["pruning_scope"],
+                   levels=[LevelRecord.from_json(r, root, recorded_root)
+                           for r in obj["levels"]])
+
+
+Results = RunRecord | InstabilityResults | ImpResults
+
+
+class ExperimentResults:
+    """An experiment's ``results.json``, whichever experiment wrote it: the
+    ``train`` experiment's is its run's ``RunRecord``."""
+
+    @staticmethod
+    def from_json(obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> Results:
+        kind = obj.get("experiment")
+        if kind == InstabilityResults.EXPERIMENT:
+            return InstabilityResults.from_json(obj, root, recorded_root)
+        if kind == ImpResults.EXPERIMENT:
+            return ImpResults.from_json(obj, root, recorded_root)
+        return RunRecord.from_json(obj, root, recorded_root)
