@@ -118,7 +118,7 @@ def test_ema_runs_are_aligned_on_their_evaluated_weights(tmp_path):
 
     c, t = trainer(tmp_path, "--ema_decay=0.5")
     final = t.train(RunSpec(str(tmp_path / "run"), 2, SgdNoise(0, 0),
-                            FromSeed(0)))["final_checkpoint"]
+                            FromSeed(0))).final_checkpoint
     evaluated = aligned_paths.endpoint_weights(t, final)
     out = str(tmp_path / "aligned" / "ckpt")
     results = aligned_paths.aligned_barriers(t, c, final, final, aligned_out=out)

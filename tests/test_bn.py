@@ -150,8 +150,8 @@ def test_bn_mode_flag_selects_recompute_in_the_path_evaluator(tmp_path):
     t = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
     evaluator = PathEvaluator.for_config(t, c)
     result = analysis.evaluate_pair(evaluator, ends[0], ends[1], str(tmp_path / "pair.json"),
-                                    k=0, label="bn")
-    assert result["bn_mode"] == "recompute" and len(result["test_error"]) == 3
+                                    k=0, label="bn", root=str(tmp_path))
+    assert result.bn_mode == "recompute" and len(result.error["test"]) == 3
     # The model ends at W2 with statistics re-estimated on the recipe's first
     # two training batches, not W2's stored ones.
     statistics = bn.moving_statistics(t.model)

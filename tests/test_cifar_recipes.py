@@ -128,9 +128,9 @@ def run_main(name, model_dir, strategy):
     with tfds.testing.mock_data(num_examples=8), \
             mock.patch.object(sources, "is_prepared", lambda builder: True):
         results = main_lib.run(c)
-    assert results["status"] == "complete" and results["step"] == 1
-    assert results["metrics"]["test_examples"] == 8
-    assert np.isfinite(results["metrics"]["test_loss"])
+    assert results.status == "complete" and results.step == 1
+    assert results.metrics.test_examples == 8
+    assert np.isfinite(results.metrics.test_loss)
     saved = json.loads((model_dir / "config.json").read_text())
     assert saved["model"]["name"] == RECIPES[name][0]
     assert saved["schedule"]["learning_rate"] == pytest.approx(RECIPES[name][1])
@@ -141,7 +141,7 @@ def run_main(name, model_dir, strategy):
 def test_flagfile_trains_one_step_through_main_on_mock_cifar10(name, tmp_path):
     variant = name.split("cifar10")[1]
     results = run_main(name, tmp_path, STRATEGIES[variant])
-    assert sorted(results["rewind_checkpoints"]) == ["0"]
+    assert sorted(results.rewind_checkpoints) == [0]
 
 
 def checkpoint_arrays(prefix):
@@ -158,10 +158,10 @@ def test_mirrored_step_matches_one_device_step(tmp_path):
     comparison gives 87 % and 6.5e-3."""
     one = run_main("resnet20_cifar10_low", tmp_path / "one", "default")
     two = run_main("resnet20_cifar10_low", tmp_path / "two", "mirrored")
-    w0 = checkpoint_arrays(one["rewind_checkpoints"]["0"])
-    np.testing.assert_equal(checkpoint_arrays(two["rewind_checkpoints"]["0"]), w0)
-    a = checkpoint_arrays(one["final_checkpoint"])
-    b = checkpoint_arrays(two["final_checkpoint"])
+    w0 = checkpoint_arrays(one.rewind_checkpoints[0])
+    np.testing.assert_equal(checkpoint_arrays(two.rewind_checkpoints[0]), w0)
+    a = checkpoint_arrays(one.final_checkpoint)
+    b = checkpoint_arrays(two.final_checkpoint)
     moving = sorted(k for k in a if "moving_variance" in k)
     assert len(moving) == 21
     for k in moving:

@@ -57,17 +57,17 @@ def test_runs_report_the_average_and_keep_training_the_weights(tmp_path):
     t, results = run(c, tmp_path / "a")
     trained = [v.numpy() for v in t.model.weights]
     with t.evaluated_weights():
-        assert t.evaluate_all() == results["metrics"]
+        assert t.evaluate_all() == results.metrics.to_json()
         np.testing.assert_array_equal(t.model.weights[0].numpy(), t.ema.values()[0])
     for v, value in zip(t.model.weights, trained, strict=True):
         np.testing.assert_array_equal(v.numpy(), value)
-    assert t.evaluate("test")["loss"] != results["metrics"]["test_loss"]
+    assert t.evaluate("test")["loss"] != results.metrics.test_loss
     # The final checkpoint keeps both; restore_evaluated_weights loads the average.
     probe = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c), init_seed=9)
-    probe.restore_evaluated_weights(results["final_checkpoint"])
+    probe.restore_evaluated_weights(results.final_checkpoint)
     for v, average in zip(probe.ema.sources, t.ema.values(), strict=True):
         np.testing.assert_array_equal(v.numpy(), average)
-    assert probe.evaluate_all() == results["metrics"]
+    assert probe.evaluate_all() == results.metrics.to_json()
 
 
 class Crash(Exception):

@@ -1,5 +1,6 @@
 """IMP with rewinding: the rewind manager, the levels, baselines, resume, flags."""
 
+import dataclasses
 import glob
 import os
 
@@ -9,7 +10,7 @@ import tensorflow as tf
 
 from tests.conftest import parse_config, tiny_pipeline
 from tests.test_pruning_wrappers import assert_checkpoint_is_masked, random_masks
-from tf_lottery import files
+from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
 from tf_lottery.pruning import imp, masks, wrappers
 from tf_lottery.pruning.rewind import RewindManager
@@ -112,43 +113,44 @@ def test_imp_end_to_end_three_levels_with_baselines_and_resume(tmp_path):
                "--imp_baselines=random_prune,random_reinit", "--imp_baseline_levels=2")
     strategy = tf.distribute.get_strategy()
     results = imp.imp(c, strategy, tiny_pipeline(c))
-    assert results["status"] == "complete"
-    assert files.read_json(str(tmp_path / "results.json")) == results
-    levels = results["levels"]
-    assert [r["level"] for r in levels] == [0, 1, 2, 3]
+    assert results.status == "complete"
+    assert store.read(str(tmp_path / "results.json"), records.ImpResults,
+                      str(tmp_path)) == results
+    levels = results.levels
+    assert [r.level for r in levels] == [0, 1, 2, 3]
 
     probe = imp.make_trainer(c, strategy, tiny_pipeline(c))
     rule = masks.PruningRule("global", (("logits", 0.5),))
     previous = None
     for r in levels:
-        level = r["level"]
-        mask = masks.load(os.path.join(imp.level_dir(str(tmp_path), level), imp.MASK_FILE))
+        level = r.level
+        mask = masks.load(layout.mask_file(layout.level_dir(str(tmp_path), level)))
         fc = {k: v for k, v in mask.items() if k != "logits/kernel"}
         assert abs(masks.count(fc) - masks.size(fc) * 0.8 ** level) <= 1
         assert abs(mask["logits/kernel"].sum() - 1000 * 0.9 ** level) <= 1
-        assert r["density"] == masks.density(mask)
-        assert r["layer_density"] == masks.layer_densities(mask)
+        assert r.density == masks.density(mask)
+        assert r.layer_density == masks.layer_densities(mask)
         if previous is not None:
             # Level L prunes level L-1's trained weights W_T.
-            probe.restore_from(levels[level - 1]["run_dir"] + "/final/ckpt", True)
+            probe.restore_from(levels[level - 1].run_dir + "/final/ckpt", True)
             want = masks.prune(wrappers.weight_values(probe.model), previous,
                                masks.level_densities(list(mask), 0.2, level, rule), rule)
             for k in mask:
                 np.testing.assert_array_equal(mask[k], want[k])
-            assert_checkpoint_is_masked(r["run_dir"] + "/final/ckpt")
+            assert_checkpoint_is_masked(r.run_dir + "/final/ckpt")
         previous = mask
-        assert set(r["baselines"]) == ({"random_prune", "random_reinit"} if level == 2
-                                       else set())
+        assert set(r.baselines) == ({"random_prune", "random_reinit"} if level == 2
+                                    else set())
 
     level2 = levels[2]
-    shuffled = masks.load(os.path.join(level2["run_dir"], "random_prune", imp.MASK_FILE))
-    reinit_dir = os.path.join(level2["run_dir"], "random_reinit")
-    mask2 = masks.load(os.path.join(level2["run_dir"], imp.MASK_FILE))
-    assert masks.layer_densities(shuffled) == level2["layer_density"]
+    shuffled = masks.load(os.path.join(level2.run_dir, "random_prune", layout.MASK_FILE))
+    reinit_dir = os.path.join(level2.run_dir, "random_reinit")
+    mask2 = masks.load(os.path.join(level2.run_dir, layout.MASK_FILE))
+    assert masks.layer_densities(shuffled) == level2.layer_density
     assert not np.array_equal(shuffled["fc1/kernel"], mask2["fc1/kernel"])
     # Random reinit: same mask, different starting weights on the survivors.
     reinit = final_values(checkpoints.rewind_prefix(reinit_dir, 0))
-    rewound = final_values(checkpoints.rewind_prefix(level2["run_dir"], 0))
+    rewound = final_values(checkpoints.rewind_prefix(level2.run_dir, 0))
     key = "model/layer_with_weights-0/layer/kernel/.ATTRIBUTES/VARIABLE_VALUE"
     mask_key = "model/layer_with_weights-0/mask/.ATTRIBUTES/VARIABLE_VALUE"
     np.testing.assert_array_equal(reinit[mask_key], mask2["fc1/kernel"])
@@ -165,26 +167,26 @@ def test_imp_end_to_end_three_levels_with_baselines_and_resume(tmp_path):
                 tags.setdefault(v.tag, []).append(event.step)
     assert sorted(tags["imp/test_accuracy"]) == [0, 1, 2, 3]
     assert tags["imp/random_prune/test_accuracy"] == [2]
-    assert round(1e6 * level2["density"]) in tags["imp_vs_density/test_accuracy"]
+    assert round(1e6 * level2.density) in tags["imp_vs_density/test_accuracy"]
 
     # A finished run is not touched again.
     before = mtimes(str(tmp_path / "level_01"))
-    assert imp.imp(c, strategy, tiny_pipeline(c))["levels"] == levels
+    assert imp.imp(c, strategy, tiny_pipeline(c)).levels == levels
     assert mtimes(str(tmp_path / "level_01")) == before
 
     # A run killed during level 3 redoes only level 3, with the same result.
-    level3 = levels[3]["run_dir"]
+    level3 = levels[3].run_dir
     final3 = final_values(level3 + "/final/ckpt")
     for name in os.listdir(level3):
-        if name != imp.MASK_FILE:
+        if name != layout.MASK_FILE:
             path = os.path.join(level3, name)
             tf.io.gfile.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    files.write_json_atomic(str(tmp_path / "results.json"),
-                            {**results, "status": "running", "levels": levels[:3]})
+    store.write(str(tmp_path / "results.json"),
+                dataclasses.replace(results, status="running", levels=levels[:3]),
+                str(tmp_path))
     resumed = imp.imp(c, strategy, tiny_pipeline(c))
     assert mtimes(str(tmp_path / "level_01")) == before
-    assert [r["test_accuracy"] for r in resumed["levels"]] == [
-        r["test_accuracy"] for r in levels]
+    assert [r.test_accuracy for r in resumed.levels] == [r.test_accuracy for r in levels]
     for k, v in final_values(level3 + "/final/ckpt").items():
         np.testing.assert_array_equal(v, final3[k], err_msg=k)
 
@@ -194,11 +196,11 @@ def test_one_shot_layerwise_with_an_excluded_layer(tmp_path):
                "--pruning_scope=layerwise", "--prune_exclude=logits", "--rewind_step=4",
                "--rewind_steps=0")
     results = imp.imp(c, tf.distribute.get_strategy(), tiny_pipeline(c))
-    assert [r["level"] for r in results["levels"]] == [0, 1]
-    one_shot = results["levels"][1]
-    assert sorted(one_shot["layer_density"]) == ["fc1/kernel", "fc2/kernel"]
+    assert [r.level for r in results.levels] == [0, 1]
+    one_shot = results.levels[1]
+    assert sorted(one_shot.layer_density) == ["fc1/kernel", "fc2/kernel"]
     for name, n in (("fc1/kernel", 784 * 300), ("fc2/kernel", 300 * 100)):
-        assert one_shot["layer_density"][name] == round(0.3 * n) / n
+        assert one_shot.layer_density[name] == round(0.3 * n) / n
     # Level 0 kept W_0 and W_4; the one-shot level started from W_4.
     assert checkpoints.rewind_steps_saved(str(tmp_path / "level_00")) == [0, 4]
     assert checkpoints.rewind_steps_saved(str(tmp_path / "level_01")) == [4]
@@ -247,15 +249,15 @@ def test_sparse_instability_children_keep_the_level_mask(tmp_path):
     c = config(tmp_path, "--imp_levels=1", "--instability", "--imp_instability_levels=1",
                "--interpolation_points=3")
     results = imp.imp(c, tf.distribute.get_strategy(), tiny_pipeline(c))
-    assert [("instability" in r) for r in results["levels"]] == [False, True]
-    record = results["levels"][1]["instability"]
-    assert record["rewind_step"] == 0 and len(record["children"]) == 2
-    assert record["barrier"]["test"]["n"] == 1
-    assert isinstance(record["stable"], bool)
-    mask = masks.load(os.path.join(imp.level_dir(str(tmp_path), 1), imp.MASK_FILE))
+    assert [(r.instability is not None) for r in results.levels] == [False, True]
+    record = results.levels[1].instability
+    assert record.rewind_step == 0 and len(record.children) == 2
+    assert record.barrier["test"].n == 1
+    assert isinstance(record.stable, bool)
+    mask = masks.load(layout.mask_file(layout.level_dir(str(tmp_path), 1)))
     ends = []
-    for child in record["children"]:
-        final = os.path.join(child["run_dir"], "final", "ckpt")
+    for child in record.children:
+        final = os.path.join(child.run_dir, "final", "ckpt")
         assert_checkpoint_is_masked(final)
         values = final_values(final)
         np.testing.assert_array_equal(
@@ -264,8 +266,10 @@ def test_sparse_instability_children_keep_the_level_mask(tmp_path):
         ends.append(values["model/layer_with_weights-0/layer/kernel/.ATTRIBUTES/"
                            "VARIABLE_VALUE"])
     assert not np.array_equal(ends[0], ends[1])  # different SGD noise
-    pair = files.read_json(record["pairs"][0])
-    assert pair["barrier"]["test"] == record["barrier"]["test"]["mean"]
+    (pair,) = record.pairs
+    assert pair == store.read(layout.pair_file(layout.sparse_instability_dir(
+        str(tmp_path), 1), 0, 1), records.PairRecord, str(tmp_path))
+    assert pair.barrier["test"] == record.barrier["test"].mean
     tags = set()
     for path in glob.glob(str(tmp_path / "events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(path):

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from tests.conftest import parse_config, tiny_pipeline
 from tf_lottery import config as config_lib
-from tf_lottery import files
+from tf_lottery.core import records, store
 from tf_lottery.errors import ConfigError
 from tf_lottery.stability import analysis, interpolation
 from tf_lottery.stability.path_evaluator import PathEvaluator
@@ -129,45 +129,45 @@ def test_relaunch_recomputes_nothing_that_was_finished(resumed_analysis):
     finished = [p for p in before if p.endswith("results.json")]
     assert len(finished) == 5  # the parent and all four children had finished
     assert os.path.join(str(model_dir), "replicate_0", "k_000000000", "pair_0_1.json") in before
-    assert results == files.read_json(os.path.join(str(model_dir), "results.json"))
-    assert results["status"] == "complete"
+    assert results == store.read(os.path.join(str(model_dir), "results.json"),
+                                 records.InstabilityResults, str(model_dir))
+    assert results.status == "complete"
 
 
 def test_results_hold_curves_barriers_and_children(resumed_analysis):
     c, _, results, *_ = resumed_analysis
-    assert [r["rewind_step"] for r in results["rewind_steps"]] == [0, 10]
-    assert results["independent"] is None
-    for record in results["rewind_steps"]:
-        (replicate,) = record["replicates"]
-        (pair,) = replicate["pairs"]
-        assert pair["alphas"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert [r.rewind_step for r in results.rewind_steps] == [0, 10]
+    assert results.independent is None
+    for record in results.rewind_steps:
+        (replicate,) = record.replicates
+        (pair,) = replicate.pairs
+        assert pair.alphas == [0.0, 0.25, 0.5, 0.75, 1.0]
         for split in ("test", "train"):
-            curve = pair[f"{split}_error"]
-            assert pair["barrier"][split] == max(curve) - (curve[0] + curve[-1]) / 2
-            assert record["barrier"][split]["mean"] == pair["barrier"][split]
+            curve = pair.error[split]
+            assert pair.barrier[split] == max(curve) - (curve[0] + curve[-1]) / 2
+            assert record.barrier[split].mean == pair.barrier[split]
             # The path's endpoints are the separately evaluated children.
             for end, child in ((0, 0), (-1, 1)):
-                metrics = replicate["children"][child]["metrics"]
-                assert curve[end] == metrics[f"{split}_error"]
-                assert pair[f"{split}_loss"][end] == metrics[f"{split}_loss"]
-        assert record["stable"] == (record["barrier"]["test"]["mean"] < 0.02)
-        assert "k" in results["table"] and str(record["rewind_step"]) in results["table"]
+                metrics = replicate.children[child].metrics
+                assert curve[end] == getattr(metrics, f"{split}_error")
+                assert pair.loss[split][end] == getattr(metrics, f"{split}_loss")
+        assert record.stable == (record.barrier["test"].mean < 0.02)
+        assert "k" in results.table and str(record.rewind_step) in results.table
 
 
 def test_children_with_same_seeds_are_identical_and_differ_otherwise(resumed_analysis,
                                                                      tmp_path):
     c, model_dir, results, *_ = resumed_analysis
-    children = results["rewind_steps"][1]["replicates"][0]["children"]
-    parent_dir = results["parents"][0]["run_dir"]
+    children = results.rewind_steps[1].replicates[0].children
+    parent_dir = results.parents[0].run_dir
     again = analysis.child_run(c, checkpoints.rewind_prefix(parent_dir, 10), SgdNoise(0, 0),
                                str(tmp_path), 0)
-    assert again.noise == SgdNoise(children[0]["data_order_seed"],
-                                   children[0]["augment_seed"])
+    assert again.noise == SgdNoise(children[0].data_order_seed, children[0].augment_seed)
     trainer = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
     repeat = trainer.train(dataclasses.replace(again, run_dir=str(tmp_path / "repeat")))
     first, second, repeated = (weights_at(c, path) for path in (
-        children[0]["final_checkpoint"], children[1]["final_checkpoint"],
-        repeat["final_checkpoint"]))
+        children[0].final_checkpoint, children[1].final_checkpoint,
+        repeat.final_checkpoint))
     for a, b in zip(first, repeated, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
@@ -223,11 +223,11 @@ def test_path_endpoints_are_the_evaluated_ema_weights(tmp_path):
     children's results report, not between their raw trained weights."""
     c = config(tmp_path, "--ema_decay=0.9", "--rewind_steps=0")
     results = run(c)
-    (record,) = results["rewind_steps"]
-    (replicate,) = record["replicates"]
-    (pair,) = replicate["pairs"]
+    (record,) = results.rewind_steps
+    (replicate,) = record.replicates
+    (pair,) = replicate.pairs
     for split in ("test", "train"):
         for end, child in ((0, 0), (-1, 1)):
-            metrics = replicate["children"][child]["metrics"]
-            assert pair[f"{split}_loss"][end] == metrics[f"{split}_loss"]
-            assert pair[f"{split}_error"][end] == metrics[f"{split}_error"]
+            metrics = replicate.children[child].metrics
+            assert pair.loss[split][end] == getattr(metrics, f"{split}_loss")
+            assert pair.error[split][end] == getattr(metrics, f"{split}_error")

@@ -39,7 +39,7 @@ def test_layers_compute_in_16_bits_with_float32_weights_and_masks(tmp_path, prec
              for name, (w, _) in wrappers.pruning_vars(t.model).items()}
     results = t.train(RunSpec(str(tmp_path / "run"), 20, SgdNoise(0, 0), FromSeed(
         c.train.init_seed, then=lambda tr: wrappers.set_masks(tr.model, masks))))
-    assert results["metrics"]["test_accuracy"] > 0.5  # the tiny task is learnt
+    assert results.metrics.test_accuracy > 0.5  # the tiny task is learnt
     for name, (weight, _) in wrappers.pruning_vars(t.model).items():
         assert not np.any(weight.numpy()[masks[name] == 0])
 

@@ -117,7 +117,7 @@ def test_pruned_weights_stay_exactly_zero(tmp_path, request, optimizer, strategy
 
     # The sparse run goes on from the dense one's state (optimizer state too).
     results = t.train(RunSpec(str(tmp_path / "sparse"), 12, NOISE, FromCheckpoint(
-        dense["final_checkpoint"], then=lambda tr: wrappers.set_masks(tr.model, masks)),
+        dense.final_checkpoint, then=lambda tr: wrappers.set_masks(tr.model, masks)),
         rewind_steps=(9,)))
     assert int(t.step.numpy()) == 12
     for name, (weight, mask) in wrappers.pruning_vars(t.model).items():
@@ -126,6 +126,6 @@ def test_pruned_weights_stay_exactly_zero(tmp_path, request, optimizer, strategy
             assert np.all(value[masks[name] == 1] != 0), name
         for value in replica_values(mask):
             np.testing.assert_array_equal(value, masks[name])
-    for prefix in (results["final_checkpoint"], results["rewind_checkpoints"]["9"],
+    for prefix in (results.final_checkpoint, results.rewind_checkpoints[9],
                    tf.train.latest_checkpoint(str(tmp_path / "sparse" / "checkpoints"))):
         assert_checkpoint_is_masked(prefix)

@@ -19,6 +19,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from tests.conftest import parse_config, tiny_data, tiny_pipeline
 from tf_lottery import report, rundir
+from tf_lottery.core import layout
 from tf_lottery.data.sources import InMemoryData
 from tf_lottery.errors import ConfigError
 from tf_lottery.pruning import imp
@@ -96,10 +97,6 @@ def pct(x):
     return f"{100 * x:.2f}%"
 
 
-def pm(s):
-    return f"{pct(s['mean'])} ± {pct(s['std'])}"
-
-
 def md_row(text, first_cell):
     rows = [line for line in text.splitlines() if line.startswith(f"| {first_cell} |")]
     assert rows, f"no table row starting with {first_cell!r}"
@@ -137,42 +134,42 @@ def test_cli_report_of_finished_runs_has_every_figure_and_the_summaries_numbers(
     dense_text, imp_text = text.split("## IMP with rewinding")
     tables = json.loads((out / "report.json").read_text())
     # k -> barrier (train, test) -> stable, exactly as in the instability summary.
-    records = instability["rewind_steps"]
+    records = instability.rewind_steps
     rows = tables["instability"][0]["rows"]
     assert [r["k"] for r in rows] == [0, 6]
     for row, record in zip(rows, records, strict=True):
         for split in ("test", "train"):
-            assert row["barrier"][split] == {key: record["barrier"][split][key]
+            assert row["barrier"][split] == {key: getattr(record.barrier[split], key)
                                              for key in ("mean", "std", "n")}
-        assert row["stable"] == record["stable"]
-        children = [c["metrics"]["test_accuracy"] for c in record["replicates"][0]["children"]]
+        assert row["stable"] == record.stable
+        children = [c.metrics.test_accuracy for c in record.replicates[0].children]
         assert row["children_accuracy"]["mean"] == pytest.approx(np.mean(children), abs=1e-12)
-        cells = md_row(dense_text, record["rewind_step"])
-        assert cells[1:4] == [pct(record["barrier"]["test"]["mean"]),
-                              pct(record["barrier"]["train"]["mean"]),
-                              "yes" if record["stable"] else "no"]
-    assert any(r["barrier"]["test"]["mean"] > 0 for r in records)  # measured, not zeros
+        cells = md_row(dense_text, record.rewind_step)
+        assert cells[1:4] == [pct(record.barrier["test"].mean),
+                              pct(record.barrier["train"].mean),
+                              "yes" if record.stable else "no"]
+    assert any(r.barrier["test"].mean > 0 for r in records)  # measured, not zeros
 
     # level -> density -> accuracy, baselines and sparse barrier as in the IMP summary.
-    levels = imp_results["levels"]
+    levels = imp_results.levels
     imp_rows = tables["imp"][0]["rows"]
     assert [r["level"] for r in imp_rows] == [0, 1, 2]
     for row, level in zip(imp_rows, levels, strict=True):
-        assert row["density"] == level["density"]
-        assert row["test_accuracy"]["mean"] == level["test_accuracy"]
-        assert row["train_accuracy"]["mean"] == level["train_accuracy"]
-        for name, b in level["baselines"].items():
-            assert row["baselines"][name]["mean"] == b["test_accuracy"]
-        cells = md_row(imp_text, level["level"])
-        assert cells[1:4] == [pct(level["density"]), pct(level["test_accuracy"]),
-                              pct(level["train_accuracy"])]
-    sparse = levels[2]["instability"]["barrier"]
-    assert imp_rows[2]["barrier"] == {s: {k: sparse[s][k] for k in ("mean", "std", "n")}
+        assert row["density"] == level.density
+        assert row["test_accuracy"]["mean"] == level.test_accuracy
+        assert row["train_accuracy"]["mean"] == level.train_accuracy
+        for name, b in level.baselines.items():
+            assert row["baselines"][name]["mean"] == b.test_accuracy
+        cells = md_row(imp_text, level.level)
+        assert cells[1:4] == [pct(level.density), pct(level.test_accuracy),
+                              pct(level.train_accuracy)]
+    sparse = levels[2].instability.barrier
+    assert imp_rows[2]["barrier"] == {s: {k: getattr(sparse[s], k) for k in ("mean", "std", "n")}
                                       for s in ("test", "train")}
-    assert md_row(imp_text, 2)[-3:-1] == [pct(sparse["test"]["mean"]), pct(sparse["train"]["mean"])]
-    dense = levels[0]["test_accuracy"]
+    assert md_row(imp_text, 2)[-3:-1] == [pct(sparse["test"].mean), pct(sparse["train"].mean)]
+    dense = levels[0].test_accuracy
     assert [r["matching"] for r in imp_rows] == [
-        r["test_accuracy"] >= dense - 0.005 for r in levels]
+        r.test_accuracy >= dense - 0.005 for r in levels]
     family = tables["stable_and_matching"][0]
     assert family["level"] == 2 and [r["k"] for r in family["rows"]] == [0]
     assert "## Missing" in text and "Nothing: every experiment is complete." in text
@@ -246,24 +243,24 @@ def test_missing_summaries_are_read_back_from_event_files(runs, tmp_path):
     f32 = np.float32
 
     section = built.instability[0]
-    for row, record in zip(section.rows, instability["rewind_steps"], strict=True):
+    for row, record in zip(section.rows, instability.rewind_steps, strict=True):
         assert row.source == "event files"
         for split in ("test", "train"):
-            assert f32(row.barrier[split].mean) == f32(record["barrier"][split]["mean"])
-            assert f32(row.barrier[split].std) == f32(record["barrier"][split]["std"])
+            assert f32(row.barrier[split].mean) == f32(record.barrier[split].mean)
+            assert f32(row.barrier[split].std) == f32(record.barrier[split].std)
         (path,) = section.paths[row.k]  # from the pair's own event files
-        pair = record["replicates"][0]["pairs"][0]
-        np.testing.assert_array_equal(f32(path.error["test"]), f32(pair["test_error"]))
-        np.testing.assert_array_equal(f32(path.alphas), f32(pair["alphas"]))
+        pair = record.replicates[0].pairs[0]
+        np.testing.assert_array_equal(f32(path.error["test"]), f32(pair.error["test"]))
+        np.testing.assert_array_equal(f32(path.alphas), f32(pair.alphas))
 
     imp_rows = built.imp[0].rows
-    for row, level in zip(imp_rows, imp_results["levels"], strict=True):
+    for row, level in zip(imp_rows, imp_results.levels, strict=True):
         assert row.source == "event files"
-        assert f32(row.density) == f32(level["density"])
-        assert f32(row.test_accuracy.mean) == f32(level["test_accuracy"])
-        for name, b in level["baselines"].items():
-            assert f32(row.baselines[name].mean) == f32(b["test_accuracy"])
-    sparse = imp_results["levels"][2]["instability"]["barrier"]["test"]["mean"]
+        assert f32(row.density) == f32(level.density)
+        assert f32(row.test_accuracy.mean) == f32(level.test_accuracy)
+        for name, b in level.baselines.items():
+            assert f32(row.baselines[name].mean) == f32(b.test_accuracy)
+    sparse = imp_results.levels[2].instability.barrier["test"].mean
     assert f32(imp_rows[2].barrier["test"].mean) == f32(sparse)
     assert set(built.figures) >= {"instability.png", "imp.png", "interpolation_k0.png"}
 
@@ -287,7 +284,7 @@ def test_a_model_dir_on_another_filesystem_goes_through_gfile(runs):
         os.path.basename(p) for p in written}
     with tf.io.gfile.GFile("ram://report_test/out/imp.png", "rb") as f:
         assert f.read(8) == PNG
-    assert collect.rerooted("/old/run/level_02/x.json", "/old/run", target) == \
+    assert layout.resolve(target, "/old/run/level_02/x.json", "/old/run") == \
         target + "/level_02/x.json"
 
 
@@ -317,23 +314,23 @@ def test_tensorboard_sessions_and_layouts_read_like_the_paper(runs):
         return info.group_name, hparams, metrics
 
     group, hparams, metrics = session(root / "instability" / "replicate_0" / "k_000000006")
-    record = instability["rewind_steps"][1]
+    record = instability.rewind_steps[1]
     assert group.endswith("/k=6") and hparams["session.rewind_step"] == 6
     assert hparams["session.branch"] == "dense" and hparams["model.name"] == "lenet_300_100"
-    assert metrics["session/test_barrier"] == np.float32(record["barrier"]["test"]["mean"])
+    assert metrics["session/test_barrier"] == np.float32(record.barrier["test"].mean)
 
-    level = imp_results["levels"][2]
-    for branch, run_dir in (("imp", level["run_dir"]),
-                            ("random_prune", level["baselines"]["random_prune"]["run_dir"])):
+    level = imp_results.levels[2]
+    for branch, run_dir in (("imp", level.run_dir),
+                            ("random_prune", level.baselines["random_prune"].run_dir)):
         group, hparams, metrics = session(run_dir)
         assert group.endswith(f"/level=2/{branch}") and hparams["session.level"] == 2
-        assert hparams["session.density"] == pytest.approx(level["density"])
-        record = level if branch == "imp" else level["baselines"][branch]
-        assert metrics["session/test_accuracy"] == np.float32(record["test_accuracy"])
+        assert hparams["session.density"] == pytest.approx(level.density)
+        network = level if branch == "imp" else level.baselines[branch]
+        assert metrics["session/test_accuracy"] == np.float32(network.test_accuracy)
     assert metrics.keys() == {"session/test_accuracy", "session/train_accuracy"}
-    _, _, metrics = session(level["run_dir"])
+    _, _, metrics = session(level.run_dir)
     assert metrics["session/test_barrier"] == np.float32(
-        level["instability"]["barrier"]["test"]["mean"])
+        level.instability.barrier["test"].mean)
 
     for model_dir, category in ((root / "imp", "IMP with rewinding"),
                                 (root / "instability", "instability")):

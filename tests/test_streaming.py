@@ -170,10 +170,10 @@ def test_main_trains_a_streamed_dataset_and_reports_it(data_dir, tmp_path):
     from tf_lottery import main as main_lib
 
     results = main_lib.run(lenet_on_imagenet(data_dir, tmp_path, "--ema_decay=0.9"))
-    assert results["status"] == "complete" and results["step"] == 12
-    assert results["metrics"]["test_examples"] == 5
-    assert results["metrics"]["train_examples"] == 10
-    assert sorted(results["rewind_checkpoints"]) == ["0", "9"]
+    assert results.status == "complete" and results.step == 12
+    assert results.metrics.test_examples == 5
+    assert results.metrics.train_examples == 10
+    assert sorted(results.rewind_checkpoints) == [0, 9]
 
 
 def test_interrupted_streamed_run_resumes_bitwise(data_dir, tmp_path):

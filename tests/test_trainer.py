@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import parse_config, tiny_pipeline
-from tf_lottery import files
+from tf_lottery.core import records, store
 from tf_lottery.training import checkpoints
 from tf_lottery.training.trainer import (
     FromCheckpoint,
@@ -107,8 +107,9 @@ def test_finished_run_is_not_recomputed(tmp_path):
     after = {p: os.stat(os.path.join(d, p)).st_mtime_ns
              for d, _, fs in os.walk(tmp_path / "a") for p in fs}
     assert before == after
-    assert results["status"] == "complete" and results["step"] == STEPS
-    assert results == files.read_json(str(tmp_path / "a" / "results.json"))
+    assert results.status == "complete" and results.step == STEPS
+    assert results == store.read(str(tmp_path / "a" / "results.json"), records.RunRecord,
+                                 str(tmp_path / "a"))
     del first
 
 

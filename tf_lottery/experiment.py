@@ -1,8 +1,9 @@
 """The 'train' experiment, and the parent run every experiment starts from.
 
 An experiment gets the resolved config, the strategy and the input pipeline
-and returns the summary it wrote to ``model_dir/results.json``; experiments
-are named, with their config sections, in ``config/experiments.py``.
+and returns the record it wrote to ``model_dir/results.json``
+(``core.records``); experiments are named, with their config sections, in
+``config/experiments.py``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tf_lottery.config import ExperimentConfig
+from tf_lottery.core import records
 from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.training.trainer import FromSeed, RunSpec, SgdNoise, Trainer
 
@@ -28,7 +30,7 @@ def parent_run(config: ExperimentConfig, run_dir: str | None = None) -> RunSpec:
 
 
 def train(config: ExperimentConfig, strategy: tf.distribute.Strategy,
-          pipeline: Pipeline) -> dict:
+          pipeline: Pipeline) -> records.RunRecord:
     """Trains the recipe once, keeping rewind checkpoints W_k."""
     trainer = Trainer(config, strategy, pipeline)
     return trainer.train(parent_run(config))

@@ -47,9 +47,9 @@ from collections.abc import Callable
 import tensorflow as tf
 from absl import logging
 
+from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError
 
-LEASE_FILE = "lease.json"
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0
 REMOTE_SETTLE_S = 2.0
@@ -73,7 +73,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _describe(holder: dict, age: float) -> str:
     if not holder:
-        return f"an unreadable {LEASE_FILE} (modified {age:.0f} s ago)"
+        return f"an unreadable {layout.LEASE_FILE} (modified {age:.0f} s ago)"
     started = datetime.datetime.fromtimestamp(holder.get("started", 0),
                                                datetime.timezone.utc)
     return (f"pid {holder.get('pid')} on host {holder.get('host')} since "
@@ -102,7 +102,7 @@ class Lease:
         with a scheme (``gs://``) use write, settle and verify instead.
         """
         self.directory = directory
-        self.path = os.path.join(directory, LEASE_FILE)
+        self.path = layout.lease_file(directory)
         self.force = force
         self.label = label or directory
         self.heartbeat_s = heartbeat_s

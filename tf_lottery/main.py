@@ -22,6 +22,7 @@ from absl import app, flags, logging
 
 from tf_lottery import compose, files, lease, rundir
 from tf_lottery import config as config_lib
+from tf_lottery.core import layout, records
 from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import ConfigError
 from tf_lottery.training import strategy as strategy_lib
@@ -37,8 +38,9 @@ flags.DEFINE_boolean(
     "taken over anyway.")
 
 
-def run(config: config_lib.ExperimentConfig, force_unlock: bool = False) -> dict:
-    """Runs (or resumes) the experiment ``config`` describes; returns results.
+def run(config: config_lib.ExperimentConfig, force_unlock: bool = False
+        ) -> records.Results:
+    """Runs (or resumes) the experiment ``config`` describes; returns its record.
 
     ``force_unlock`` takes over the lease of a launch that looks alive.
     """
@@ -68,13 +70,13 @@ def run(config: config_lib.ExperimentConfig, force_unlock: bool = False) -> dict
 
 
 def _run_claimed(config: config_lib.ExperimentConfig, run_experiment,
-                 strategy: tf.distribute.Strategy, pipeline: Pipeline) -> dict:
+                 strategy: tf.distribute.Strategy, pipeline: Pipeline) -> records.Results:
     model_dir = config.runtime.model_dir
     rundir.claim(config)
     done = rundir.results(model_dir)
-    if done and done.get("status") == "complete":
-        logging.info("%s is complete; nothing to do (results in %s/%s).",
-                     model_dir, model_dir, rundir.RESULTS_FILE)
+    if done is not None and layout.is_complete(done):
+        logging.info("%s is complete; nothing to do (results in %s).",
+                     model_dir, layout.results_file(model_dir))
         print(f"tf_lottery: {model_dir} is already complete; nothing to do.")
         return done
     return run_experiment(config, strategy, pipeline)
@@ -99,10 +101,10 @@ def main(argv: list[str]) -> int:
     except ConfigError as e:
         print(f"tf_lottery: error: {config_lib.cli_message(e)}", file=sys.stderr)
         return 2
-    metrics = results.get("metrics", {})
-    if metrics:
-        print("tf_lottery: test accuracy {:.4f}, train accuracy {:.4f}".format(
-            metrics["test_accuracy"], metrics["train_accuracy"]))
+    if isinstance(results, records.RunRecord):
+        m = results.metrics
+        print(f"tf_lottery: test accuracy {m.test_accuracy:.4f}, "
+              f"train accuracy {m.train_accuracy:.4f}")
     return 0
 
 

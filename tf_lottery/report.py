@@ -35,20 +35,22 @@ import tensorflow as tf
 from absl import app, flags, logging
 from matplotlib.figure import Figure
 
+from tf_lottery.core import layout
+from tf_lottery.core.layout import SPLITS
 from tf_lottery.errors import ConfigError, CorruptFileError
 from tf_lottery.pruning import branches
 from tf_lottery.reporting import collect, figures, markdown, summary
-from tf_lottery.reporting.collect import SPLITS, Path
+from tf_lottery.reporting.collect import Path
 
 # Markers of the baselines' curves, in the order the branches are registered.
 _BASELINE_MARKERS = ("^", "v", "s", "D", "P", "X")
 
 FIGURE_TEXT = {
-    "instability.png": "error barrier vs rewind step k (test and train), mean ± std, "
-                       "stability threshold",
-    "imp.png": "test accuracy vs percent of weights remaining: IMP, random pruning, "
-               "random reinitialization, dense accuracy",
-    "interpolation_independent.png": "error along the path between independently "
+    layout.INSTABILITY_FIGURE: "error barrier vs rewind step k (test and train), mean ± "
+                               "std, stability threshold",
+    layout.IMP_FIGURE: "test accuracy vs percent of weights remaining: IMP, random "
+                       "pruning, random reinitialization, dense accuracy",
+    layout.INDEPENDENT_PATHS_FIGURE: "error along the path between independently "
                                      "initialized and trained networks",
 }
 
@@ -96,12 +98,12 @@ def build(model_dir: str, matching_tolerance: float = 0.005,
     missing = unreadable + [m for e in experiments for m in e.missing]
     described = {name: FIGURE_TEXT.get(name, "") for name in figs}
     for name in described:
-        if name.startswith("interpolation_k"):
-            k = int(name[len("interpolation_k"):-len(".png")])
+        k = layout.interpolation_figure_step(name)
+        if k is not None:
             described[name] = (f"test and train error along the paths between children "
                                f"spawned at k = {k}, mean ± std over pairs")
-    for name, needs in (("instability.png", "an instability experiment or IMP with "
-                         "--instability"), ("imp.png", "an IMP experiment")):
+    for name, needs in ((layout.INSTABILITY_FIGURE, "an instability experiment or IMP with "
+                         "--instability"), (layout.IMP_FIGURE, "an IMP experiment")):
         if name not in figs:
             described[name] = f"not drawn: nothing measured yet (needs {needs})"
     text = markdown.document(f"tf_lottery report: {model_dir}", [
@@ -129,8 +131,8 @@ def write(report: Report, out_dir: str) -> list[str]:
         path = os.path.join(out_dir, name)
         figures.save(fig, path)
         written.append(path)
-    for name, content in (("report.md", report.markdown),
-                          ("report.json", json.dumps(report.tables, indent=2) + "\n")):
+    for name, content in ((layout.REPORT_MARKDOWN, report.markdown),
+                          (layout.REPORT_TABLES, json.dumps(report.tables, indent=2) + "\n")):
         path = os.path.join(out_dir, name)
         with tf.io.gfile.GFile(path, "w") as f:
             f.write(content)
@@ -195,7 +197,7 @@ def _figures(instab: Sequence[summary.InstabilitySection],
     thresholds = [s.threshold for s in instab] + [section.threshold for section in imp]
     threshold = next((t for t in thresholds if t is not None), 0.02)
     if any(curves.values()):
-        out["instability.png"] = figures.instability(curves, threshold, references)
+        out[layout.INSTABILITY_FIGURE] = figures.instability(curves, threshold, references)
 
     by_k: dict[int, list[figures.Series]] = {}
     for s in instab:
@@ -215,13 +217,13 @@ def _figures(instab: Sequence[summary.InstabilitySection],
             if series:
                 by_k.setdefault(section.rewind_step, []).append(series)
     for k in sorted(by_k):
-        out[f"interpolation_k{k}.png"] = figures.interpolation(
+        out[layout.interpolation_figure(k)] = figures.interpolation(
             f"Error along the linear path between children spawned at k = {k}", by_k[k])
     independent = [series for s in instab for split in SPLITS for series in
                    [_path_series("independent networks" + _suffix(s.label),
                                  s.independent_paths, split)] if series]
     if independent:
-        out["interpolation_independent.png"] = figures.interpolation(
+        out[layout.INDEPENDENT_PATHS_FIGURE] = figures.interpolation(
             "Error along the path between independently trained networks", independent)
 
     accuracy: list[figures.Series] = []
@@ -247,7 +249,7 @@ def _figures(instab: Sequence[summary.InstabilitySection],
                 "dense (level 0)" + tag, section.dense.mean,
                 section.dense.std if (section.dense.n or 0) >= 2 else None, color="gray"))
     if accuracy:
-        out["imp.png"] = figures.imp(accuracy, dense)
+        out[layout.IMP_FIGURE] = figures.imp(accuracy, dense)
     return out
 
 
@@ -281,7 +283,7 @@ def main(argv: list[str]) -> int:
         if FLAGS.matching_tolerance < 0:
             raise ConfigError(f"--matching_tolerance must be >= 0, got "
                               f"{FLAGS.matching_tolerance}")
-        out = FLAGS.out or os.path.join(FLAGS.model_dir, "report")
+        out = FLAGS.out or layout.report_dir(FLAGS.model_dir)
         report = build(FLAGS.model_dir, FLAGS.matching_tolerance, FLAGS.sparse_level)
         written = write(report, out)
     except ConfigError as e:

@@ -3,32 +3,30 @@
 A ``--model_dir`` belongs to one recipe. Its ``config.json`` records the
 resolved config; relaunching with the same recipe resumes, with a different
 recipe is refused (naming the fields that differ) so that no result is
-overwritten or mixed with another recipe's.
+overwritten or mixed with another recipe's. Whether the experiment finished
+is its ``results.json`` record's (``core.records``) to say.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
 from tf_lottery import files
 from tf_lottery.config import ExperimentConfig, recipe_changes
+from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError, CorruptFileError
 
-CONFIG_FILE = "config.json"
-RESULTS_FILE = "results.json"
 
-
-def results(model_dir: str) -> dict | None:
+def results(model_dir: str) -> records.Results | None:
     """The experiment's results.json; a damaged one is set aside (and then
     recomputed by the experiment from its pieces), so only the lease holder
     may call this."""
-    return files.read_summary(os.path.join(model_dir, RESULTS_FILE))
+    return store.read_summary(layout.results_file(model_dir), records.ExperimentResults,
+                              model_dir)
 
 
 def is_complete(model_dir: str) -> bool:
-    r = results(model_dir)
-    return bool(r and r.get("status") == "complete")
+    return layout.is_complete(results(model_dir))
 
 
 def claim(config: ExperimentConfig) -> None:
@@ -41,7 +39,7 @@ def claim(config: ExperimentConfig) -> None:
     """
     model_dir = config.runtime.model_dir
     files.ensure_writable_dir(model_dir)
-    path = os.path.join(model_dir, CONFIG_FILE)
+    path = layout.config_file(model_dir)
     try:
         existing = files.read_json(path)
     except CorruptFileError as e:

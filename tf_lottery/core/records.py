@@ -604,10 +604,11 @@ class NetworkRecord:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class BaselineRecord(NetworkRecord):
-    """A baseline at a level (random pruning, random reinitialization);
-    ``seed`` drew its random mask or weights."""
+    """A baseline at a level (a registered branch of ``pruning/branches.py``:
+    random pruning, random reinitialization); ``seed`` drew its random mask
+    or weights (None for a branch that draws nothing)."""
 
-    seed: int
+    seed: int | None
 
     def to_json(self, root: str) -> Json:
         return {**self._json(root), "seed": self.seed}
@@ -616,7 +617,7 @@ class BaselineRecord(NetworkRecord):
     def from_json(cls, obj: Mapping[str, Any], root: str,
                   recorded_root: str | None = None) -> BaselineRecord:
         _version(obj, "baseline")  # schema 1: the same fields, absolute paths
-        return cls(seed=obj["seed"], **cls._fields(obj, root, recorded_root))
+        return cls(seed=obj.get("seed"), **cls._fields(obj, root, recorded_root))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

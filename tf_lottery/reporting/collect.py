@@ -1,47 +1,37 @@
 """Finds the experiments under a folder and reads what each has finished.
 
 Every experiment directory holds the ``config.json`` of its launch: what it
-was asked to do. What it has done is read from its JSON summaries first
-(``results.json``, ``k_<k>.json``, ``pair_<i>_<j>.json``, a level's
-``instability.json``) and, for a piece whose summary is missing, from its
-TensorBoard event files (``events.read_scalars``). Whatever was asked for and
-found nowhere is named in ``missing``, and so is a damaged summary (read as
-absent: the report never alters an experiment; relaunching the experiment's
-command recomputes it). All paths go through ``tf.io.gfile``,
-so a ``gs://`` model_dir reads like a local one, and paths recorded inside
-summaries are re-rooted when a model_dir was moved or copied.
+was asked to do. What it has done is read from its records first
+(``core.records``: ``results.json``, ``k_<k>.json``, ``pair_<i>_<j>.json``, a
+level's ``instability.json``, each where ``core.layout`` puts it) and, for a
+piece whose record is missing, from its TensorBoard event files
+(``events.read_scalars``, tags from ``core.layout``). Whatever was asked for
+and found nowhere is named in ``missing``, and so is a damaged record (read
+as absent: the report never alters an experiment; relaunching the
+experiment's command recomputes it). All paths go through ``tf.io.gfile``,
+so a ``gs://`` model_dir reads like a local one, and paths inside records
+are resolved where the model_dir now is (``layout.resolve``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from typing import TypeVar
 
 import tensorflow as tf
 
 from tf_lottery import config as config_lib
-from tf_lottery import files, rundir
+from tf_lottery.core import layout, records, store
+from tf_lottery.core.layout import SPLITS
+from tf_lottery.core.records import Stat
 from tf_lottery.errors import ConfigError, CorruptFileError
 from tf_lottery.pruning import branches
 from tf_lottery.reporting import events
 from tf_lottery.stability import barrier
 
-SPLITS = ("test", "train")
 _MAX_DEPTH = 4  # how deep below --model_dir experiment directories are looked for
-
-
-@dataclasses.dataclass(frozen=True)
-class Stat:
-    """mean ± std over ``n`` values. Read from event files, ``n`` is None
-    (not recorded) and so is ``std`` where no std was written."""
-
-    mean: float
-    std: float | None
-    n: int | None = None
-
-    @classmethod
-    def of(cls, d: dict) -> Stat:
-        return cls(float(d["mean"]), float(d["std"]), d.get("n"))
+R = TypeVar("R")
 
 
 @dataclasses.dataclass
@@ -135,7 +125,7 @@ def find_experiments(root: str) -> list[str]:
     found: list[str] = []
 
     def visit(directory: str, depth: int) -> None:
-        if tf.io.gfile.exists(os.path.join(directory, rundir.CONFIG_FILE)):
+        if tf.io.gfile.exists(layout.config_file(directory)):
             found.append(directory)
             return
         if depth == _MAX_DEPTH:
@@ -155,7 +145,7 @@ def load(path: str, name: str) -> Experiment:
     Raises:
       CorruptFileError: its config.json is damaged.
     """
-    config_path = os.path.join(path, rundir.CONFIG_FILE)
+    config_path = layout.config_file(path)
     with tf.io.gfile.GFile(config_path) as f:
         text = f.read()
     try:
@@ -165,38 +155,32 @@ def load(path: str, name: str) -> Experiment:
         raise CorruptFileError(config_path, f"not a readable config: {reason}",
                                "restore it from a copy") from None
     reader = _Reader(path, config.runtime.model_dir)
-    results = reader.json(rundir.RESULTS_FILE) or {}
-    complete = results.get("status") == "complete"
+    results = reader.record(layout.results_file(path), records.ExperimentResults)
+    complete = layout.is_complete(results)
     missing = [] if complete else [
-        f"{name}: {rundir.RESULTS_FILE} does not say complete (stopped or still running; "
+        f"{name}: {layout.RESULTS_FILE} does not say complete (stopped or still running; "
         "relaunch its command to finish it)"]
     run: InstabilityRun | ImpRun | OtherRun
     if config.experiment == "instability":
         run = InstabilityRun(path, name, config, complete, missing)
-        _read_instability(run, results, reader)
+        _read_instability(run, results if isinstance(results, records.InstabilityResults)
+                          else None, reader)
     elif config.experiment == "imp":
         run = ImpRun(path, name, config, complete, missing)
-        _read_imp(run, results, reader)
+        _read_imp(run, results if isinstance(results, records.ImpResults) else None, reader)
     else:
         run = OtherRun(path, name, config, complete, missing,
-                       results.get("metrics", {}).get("test_accuracy"))
+                       results.metrics.test_accuracy
+                       if isinstance(results, records.RunRecord) else None)
     run.missing.extend(f"{name}: {damaged}" for damaged in reader.damaged)
     return run
 
 
-def rerooted(recorded: str, recorded_root: str, root: str) -> str:
-    """A path recorded under ``recorded_root`` (the model_dir a run was launched
-    with), moved along with the model_dir to ``root``."""
-    recorded_root = recorded_root.rstrip("/")
-    if recorded_root and recorded.startswith(recorded_root + "/"):
-        return root + recorded[len(recorded_root):]
-    return recorded
-
-
 class _Reader:
-    """JSON and event files of one experiment, with recorded paths re-rooted.
+    """Records and event files of one experiment (at ``path``; launched as
+    ``recorded_root``, which release 0.1.0's absolute paths start with).
 
-    A damaged JSON file reads as absent and is listed in ``damaged``.
+    A damaged record reads as absent and is listed in ``damaged``.
     """
 
     def __init__(self, path: str, recorded_root: str):
@@ -205,15 +189,15 @@ class _Reader:
         self.damaged: list[str] = []
         self._scalars: dict[str, dict[str, dict[int, float]]] = {}
 
-    def local(self, recorded: str) -> str:
-        return rerooted(recorded, self.recorded_root, self.path)
+    def name(self, path: str) -> str:
+        """``path`` as the report names it: relative to the experiment."""
+        return layout.relative(self.path, path)
 
-    def json(self, relative: str) -> dict | None:
-        return self.json_at(os.path.join(self.path, relative))
-
-    def json_at(self, path: str) -> dict | None:
+    def record(self, path: str, kind: store.Kind[R], root: str | None = None) -> R | None:
+        """The record at ``path`` (its paths relative to ``root``, by default
+        the experiment's directory)."""
         try:
-            return files.read_json(path)
+            return store.read(path, kind, root or self.path, self.recorded_root)
         except CorruptFileError as e:
             message = (f"{e.path} is damaged ({e.reason}); relaunch the experiment's "
                        "command to recompute it")
@@ -221,57 +205,56 @@ class _Reader:
                 self.damaged.append(message)
             return None
 
-    def complete_json(self, relative: str) -> dict | None:
-        found = self.json(relative)
-        return found if found and found.get("status") == "complete" else None
+    def complete(self, path: str, kind: store.Kind[R], root: str | None = None) -> R | None:
+        found = self.record(path, kind, root)
+        return found if layout.is_complete(found) else None
 
-    def scalars(self, relative: str = "") -> dict[str, dict[int, float]]:
-        if relative not in self._scalars:
-            self._scalars[relative] = events.read_scalars(os.path.join(self.path, relative))
-        return self._scalars[relative]
+    def scalars(self, directory: str | None = None) -> dict[str, dict[int, float]]:
+        directory = directory or self.path
+        if directory not in self._scalars:
+            self._scalars[directory] = events.read_scalars(directory)
+        return self._scalars[directory]
 
 
 # -- instability ---------------------------------------------------------------------
 
-def _k_dir(k: int) -> str:
-    return f"k_{k:09d}"
+def _path(name: str, pair: records.PairRecord) -> Path:
+    return Path(name, list(pair.alphas), {s: list(pair.error[s]) for s in SPLITS})
 
 
-def _path(name: str, pair: dict) -> Path:
-    return Path(name, list(pair["alphas"]), {s: list(pair[f"{s}_error"]) for s in SPLITS})
+def _children(pair: records.PairRecord) -> tuple[int, ...]:
+    return tuple(pair.children or ())
 
 
-def _point_from_record(k: int | None, record: dict, source: str, threshold: float) -> Point:
-    """A rewind step's aggregate (``k_<k>.json`` / ``results.json`` entry)."""
-    replicates = record["replicates"]
-    paths = [_path(f"replicate {rep['replicate']} pair {tuple(p['children'])}", p)
-             for rep in replicates for p in rep["pairs"]]
-    accuracy = [c["metrics"]["test_accuracy"] for rep in replicates for c in rep["children"]]
+def _point_from_record(k: int, record: records.RewindPointRecord, source: str) -> Point:
+    """A rewind step's record (``k_<k>.json`` / ``results.json`` entry)."""
+    replicates = record.replicates
+    paths = [_path(f"replicate {rep.replicate} pair {_children(p)}", p)
+             for rep in replicates for p in rep.pairs]
+    accuracy = [c.metrics.test_accuracy for rep in replicates for c in rep.children]
     return Point(
         k=k,
-        barrier={s: Stat.of(record["barrier"][s]) for s in SPLITS},
-        pair_barriers={s: [[p["barrier"][s] for p in rep["pairs"]] for rep in replicates]
+        barrier={s: record.barrier[s].stat for s in SPLITS},
+        pair_barriers={s: [[p.barrier[s] for p in rep.pairs] for rep in replicates]
                        for s in SPLITS},
-        stable=record.get("stable", barrier.is_stable(record["barrier"]["test"]["mean"],
-                                                      threshold)),
-        children_accuracy=accuracy, paths=paths, source=source)
+        stable=record.stable, children_accuracy=accuracy, paths=paths, source=source)
 
 
-def _paths(pairs: list[list[dict]], names: list[list[str]]) -> list[Path]:
+def _paths(pairs: list[list[records.PairRecord]], names: list[list[str]]) -> list[Path]:
     return [_path(n, p) for rep, rep_names in zip(pairs, names, strict=True)
             for p, n in zip(rep, rep_names, strict=True)]
 
 
-def _point_from_pairs(k: int | None, pairs: list[list[dict]], source: str,
+def _point_from_pairs(k: int | None, pairs: list[list[records.PairRecord]], source: str,
                       threshold: float, complete: bool, names: list[list[str]]) -> Point:
-    """A point aggregated from pair summaries, ``pairs[r]`` being replicate r's
+    """A point aggregated from pair records, ``pairs[r]`` being replicate r's
     (as ``barrier.aggregate`` does: over replicates, or over the pairs of a
     single one)."""
-    per_rep = {s: [[p["barrier"][s] for p in rep] for rep in pairs if rep] for s in SPLITS}
-    agg = {s: barrier.aggregate(per_rep[s]) for s in SPLITS}
+    per_rep = {s: [[p.barrier[s] for p in rep] for rep in pairs if rep] for s in SPLITS}
+    agg = {s: Stat.from_json(barrier.aggregate(per_rep[s])) for s in SPLITS}
     return Point(
-        k=k, barrier={s: Stat.of(agg[s]) for s in SPLITS}, pair_barriers=per_rep,
-        stable=barrier.is_stable(agg["test"]["mean"], threshold),
+        k=k, barrier=agg, pair_barriers=per_rep,
+        stable=barrier.is_stable(agg["test"].mean, threshold),
         children_accuracy=[], paths=_paths(pairs, names), source=source, complete=complete)
 
 
@@ -279,74 +262,87 @@ def _pair_names(children: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(children) for j in range(i + 1, children)]
 
 
-def _read_instability(run: InstabilityRun, results: dict, reader: _Reader) -> None:
+def _read_instability(run: InstabilityRun, results: records.InstabilityResults | None,
+                      reader: _Reader) -> None:
     c = run.config
     ic = c.instability
     threshold = ic.stability_threshold
-    recorded = {r["rewind_step"]: r for r in results.get("rewind_steps", [])}
-    for parent in results.get("parents", []):
-        run.parent_accuracy.append(parent["metrics"]["test_accuracy"])
-    if not results:
+    recorded = {r.rewind_step: r for r in results.rewind_steps} if results else {}
+    if results:
+        run.parent_accuracy.extend(p.metrics.test_accuracy for p in results.parents)
+    else:
         for r in range(ic.replicates):
-            parent = reader.complete_json(f"replicate_{r}/parent/{rundir.RESULTS_FILE}")
+            parent_dir = layout.parent_dir(reader.path, r)
+            parent = reader.complete(layout.results_file(parent_dir), records.RunRecord,
+                                     parent_dir)
             if parent:
-                run.parent_accuracy.append(parent["metrics"]["test_accuracy"])
+                run.parent_accuracy.append(parent.metrics.test_accuracy)
             else:
                 run.missing.append(f"{run.name}: replicate {r}'s parent is not trained")
-    root_scalars = None
     for k in c.train.rewind_steps:
         if k in recorded:
-            run.points[k] = _point_from_record(k, recorded[k], rundir.RESULTS_FILE, threshold)
+            run.points[k] = _point_from_record(k, recorded[k], layout.RESULTS_FILE)
             continue
-        marker = reader.complete_json(f"{_k_dir(k)}.json")
+        marker_path = layout.rewind_point_file(reader.path, k)
+        marker = reader.complete(marker_path, records.RewindPointRecord)
         if marker:
-            run.points[k] = _point_from_record(k, marker, f"{_k_dir(k)}.json", threshold)
+            run.points[k] = _point_from_record(k, marker, reader.name(marker_path))
             continue
-        pairs, names, done, expected = [], [], 0, 0
-        for r in range(ic.replicates):
-            rep_pairs, rep_names = [], []
-            for i, j in _pair_names(ic.children):
-                expected += 1
-                found = reader.complete_json(f"replicate_{r}/{_k_dir(k)}/pair_{i}_{j}.json")
-                if found:
-                    rep_pairs.append(found)
-                    rep_names.append(f"replicate {r} pair {(i, j)}")
-                    done += 1
-            pairs.append(rep_pairs)
-            names.append(rep_names)
-        if root_scalars is None:
-            root_scalars = reader.scalars()
-        from_events = {s: root_scalars.get(f"barrier/{s}", {}) for s in SPLITS}
-        if all(k in from_events[s] for s in SPLITS):
-            stats = {s: Stat(from_events[s][k], root_scalars.get(f"barrier/{s}_std", {}).get(k))
-                     for s in SPLITS}
-            run.points[k] = Point(
-                k=k, barrier=stats,
-                pair_barriers={s: [[stats[s].mean]] for s in SPLITS},
-                stable=barrier.is_stable(stats["test"].mean, threshold),
-                children_accuracy=[],
-                paths=_paths(pairs, names) if done else _paths_from_events(reader, k, ic),
-                source="event files")
-            continue
-        if done:
-            run.points[k] = _point_from_pairs(
-                k, pairs, f"{done} of {expected} pair summaries", threshold, False, names)
-        run.missing.append(f"{run.name}: k={k} is not finished ({done} of {expected} pairs "
-                           "evaluated)")
+        _read_unfinished_point(run, reader, k)
     if ic.replicates >= 2:
         _read_independent(run, results, reader, threshold)
+
+
+def _read_unfinished_point(run: InstabilityRun, reader: _Reader, k: int) -> None:
+    """Rewind step k without its record: from the barriers in the event files,
+    or the pairs evaluated so far."""
+    ic = run.config.instability
+    threshold = ic.stability_threshold
+    pairs, names, done, expected = [], [], 0, 0
+    for r in range(ic.replicates):
+        rep_pairs, rep_names = [], []
+        for i, j in _pair_names(ic.children):
+            expected += 1
+            found = reader.complete(
+                layout.pair_file(layout.rewind_point_dir(reader.path, r, k), i, j),
+                records.PairRecord)
+            if found:
+                rep_pairs.append(found)
+                rep_names.append(f"replicate {r} pair {(i, j)}")
+                done += 1
+        pairs.append(rep_pairs)
+        names.append(rep_names)
+    root_scalars = reader.scalars()
+    from_events = {s: root_scalars.get(layout.barrier_tag(s), {}) for s in SPLITS}
+    if all(k in from_events[s] for s in SPLITS):
+        stats = {s: Stat(from_events[s][k],
+                         root_scalars.get(layout.barrier_tag(s, std=True), {}).get(k))
+                 for s in SPLITS}
+        run.points[k] = Point(
+            k=k, barrier=stats,
+            pair_barriers={s: [[stats[s].mean]] for s in SPLITS},
+            stable=barrier.is_stable(stats["test"].mean, threshold),
+            children_accuracy=[],
+            paths=_paths(pairs, names) if done else _paths_from_events(reader, k, ic),
+            source="event files")
+        return
+    if done:
+        run.points[k] = _point_from_pairs(
+            k, pairs, f"{done} of {expected} pair summaries", threshold, False, names)
+    run.missing.append(f"{run.name}: k={k} is not finished ({done} of {expected} pairs "
+                       "evaluated)")
 
 
 def _paths_from_events(reader: _Reader, k: int, ic: config_lib.InstabilityConfig
                        ) -> list[Path]:
     """Path curves of rewind step k from the pairs' own event files."""
-    prefix = f"interpolation/{_k_dir(k)}"
     paths = []
     for r in range(ic.replicates):
         for i, j in _pair_names(ic.children):
-            found = reader.scalars(f"replicate_{r}/{_k_dir(k)}/pair_{i}_{j}")
-            curves = {s: found.get(f"{prefix}/{s}_error", {}) for s in SPLITS}
-            alphas = found.get(f"{prefix}/alpha", {})
+            found = reader.scalars(layout.pair_events_dir(
+                layout.pair_file(layout.rewind_point_dir(reader.path, r, k), i, j)))
+            curves = {s: found.get(layout.path_tag(k, f"{s}_error"), {}) for s in SPLITS}
+            alphas = found.get(layout.path_tag(k, "alpha"), {})
             steps = sorted(alphas)
             if steps and len(steps) == ic.interpolation_points and all(
                     set(steps) <= set(curves[s]) for s in SPLITS):
@@ -355,16 +351,19 @@ def _paths_from_events(reader: _Reader, k: int, ic: config_lib.InstabilityConfig
     return paths
 
 
-def _read_independent(run: InstabilityRun, results: dict, reader: _Reader,
-                      threshold: float) -> None:
+def _read_independent(run: InstabilityRun, results: records.InstabilityResults | None,
+                      reader: _Reader, threshold: float) -> None:
     """Paths between the final parents of every two replicates."""
-    pairs, names = [], []
-    stored = (results.get("independent") or {}).get("pairs")
+    pairs: list[records.PairRecord] = []
+    names: list[str] = []
+    stored = results.independent.pairs if results and results.independent else None
     if stored:
-        pairs, names = stored, [f"replicates {tuple(p['replicates'])}" for p in stored]
+        pairs = stored
+        names = [f"replicates {tuple(p.replicates or ())}" for p in stored]
     else:
         for a, b in _pair_names(run.config.instability.replicates):
-            found = reader.complete_json(f"independent/pair_{a}_{b}.json")
+            found = reader.complete(layout.independent_pair_file(reader.path, a, b),
+                                    records.PairRecord)
             if found:
                 pairs.append(found)
                 names.append(f"replicates {(a, b)}")
@@ -377,57 +376,55 @@ def _read_independent(run: InstabilityRun, results: dict, reader: _Reader,
 
 # -- IMP -------------------------------------------------------------------------------
 
-def _network(record: dict) -> Network:
-    return Network(record["density"], record["test_accuracy"], record.get("train_accuracy"))
+def _network(record: records.NetworkRecord) -> Network:
+    return Network(record.density, record.test_accuracy, record.train_accuracy)
 
 
-def _level_instability(run: ImpRun, reader: _Reader, level: int, record: dict | None
-                       ) -> Point | None:
+def _level_instability(run: ImpRun, reader: _Reader, level: int,
+                       record: records.LevelRecord | None) -> Point | None:
     """Sparse instability of a level: its record, instability.json, or its pairs so far."""
     c = run.config
     ic, k = c.instability, c.pruning.rewind_step
     threshold = ic.stability_threshold
-    level_dir = f"level_{level:02d}"
-    found = (record or {}).get("instability") or reader.complete_json(
-        f"{level_dir}/instability.json")
-    pair_files = [f"{level_dir}/instability/pair_{i}_{j}.json"
-                  for i, j in _pair_names(ic.children)]
+    found = (record.instability if record else None) or reader.complete(
+        layout.sparse_instability_file(reader.path, level), records.SparseInstabilityRecord)
+    point_dir = layout.sparse_instability_dir(reader.path, level)
+    pair_files = [layout.pair_file(point_dir, i, j) for i, j in _pair_names(ic.children)]
     if found:
-        pairs = [reader.json_at(reader.local(p)) for p in found.get("pairs", [])]
-        if not pairs or not all(pairs):
-            pairs = [reader.json(p) for p in pair_files]
-        accuracy = [1.0 - ch["test_error"] for ch in found.get("children", [])]
+        # A record of release 0.1.0 named its pair files instead of holding
+        # the pairs (``pairs`` None): they are where the layout puts them.
+        pairs = found.pairs or [p for p in (reader.record(f, records.PairRecord)
+                                            for f in pair_files) if p]
         return Point(
-            k=k, barrier={s: Stat.of(found["barrier"][s]) for s in SPLITS},
-            pair_barriers={s: [[p["barrier"][s] for p in pairs if p]] for s in SPLITS},
-            stable=found.get("stable"),
-            children_accuracy=accuracy,
-            paths=[_path(f"pair {tuple(p['children'])}", p) for p in pairs if p],
-            source="instability.json")
-    done = [p for p in (reader.complete_json(f) for f in pair_files) if p]
+            k=k, barrier=dict(found.barrier),
+            pair_barriers={s: [[p.barrier[s] for p in pairs]] for s in SPLITS},
+            stable=found.stable,
+            children_accuracy=[ch.metrics.test_accuracy for ch in found.children],
+            paths=[_path(f"pair {_children(p)}", p) for p in pairs],
+            source=layout.SPARSE_INSTABILITY_FILE)
+    done = [p for p in (reader.complete(f, records.PairRecord) for f in pair_files) if p]
     if done:
         return _point_from_pairs(k, [done], f"{len(done)} of {len(pair_files)} pair summaries",
-                                 threshold, False,
-                                 [[f"pair {tuple(p['children'])}" for p in done]])
+                                 threshold, False, [[f"pair {_children(p)}" for p in done]])
     return None
 
 
-def _read_imp(run: ImpRun, results: dict, reader: _Reader) -> None:
+def _read_imp(run: ImpRun, results: records.ImpResults | None, reader: _Reader) -> None:
     p = run.config.pruning
-    for record in results.get("levels", []):
-        level = record["level"]
+    recorded = {r.level: r for r in results.levels} if results else {}
+    for level, record in recorded.items():
         run.levels[level] = Level(
             level, _network(record),
-            {name: _network(b) for name, b in record.get("baselines", {}).items()},
-            None, rundir.RESULTS_FILE)
+            {name: _network(b) for name, b in record.baselines.items()},
+            None, layout.RESULTS_FILE)
     expected = range(p.levels + 1)
     if any(level not in run.levels for level in expected):
         _imp_levels_from_events(run, reader.scalars())
     baseline_levels = p.baseline_levels or range(1, p.levels + 1)
     instability_levels = (p.instability_levels or expected) if p.instability else ()
-    records = {r["level"]: r for r in results.get("levels", [])}
+    untrained: list[int] = []
     baselines: dict[str, list[int]] = {name: [] for name in p.baselines}
-    untrained, unmeasured = [], []
+    unmeasured: list[str] = []
     for level in expected:
         found = run.levels.get(level)
         if found is None:
@@ -438,7 +435,7 @@ def _read_imp(run: ImpRun, results: dict, reader: _Reader) -> None:
                 if name not in found.baselines:
                     baselines[name].append(level)
         if level in instability_levels:
-            found.instability = (_level_instability(run, reader, level, records.get(level))
+            found.instability = (_level_instability(run, reader, level, recorded.get(level))
                                  or found.instability)
             if found.instability is None or not found.instability.complete:
                 unmeasured.append(str(level) + (f" ({found.instability.source})"
@@ -467,22 +464,23 @@ def level_list(levels: list[int]) -> str:
 
 def _imp_levels_from_events(run: ImpRun, scalars: dict[str, dict[int, float]]) -> None:
     """Levels (and baselines, sparse barriers) found only in the event files."""
-    density = scalars.get("imp/density", {})
+    density = scalars.get(layout.IMP_DENSITY, {})
+    accuracy = scalars.get(layout.imp_tag("test_accuracy"), {})
     for level, value in density.items():
-        if level in run.levels or level not in scalars.get("imp/test_accuracy", {}):
+        if level in run.levels or level not in accuracy:
             continue
         baselines = {}
         for name in branches.baseline_names():
-            acc = scalars.get(f"imp/{name}/test_accuracy", {})
+            acc = scalars.get(layout.imp_tag("test_accuracy", name), {})
             if level in acc:
-                baselines[name] = Network(
-                    value, acc[level], scalars.get(f"imp/{name}/train_accuracy", {}).get(level))
-        network = Network(value, scalars["imp/test_accuracy"][level],
-                          scalars.get("imp/train_accuracy", {}).get(level))
+                baselines[name] = Network(value, acc[level], scalars.get(
+                    layout.imp_tag("train_accuracy", name), {}).get(level))
+        network = Network(value, accuracy[level],
+                          scalars.get(layout.imp_tag("train_accuracy"), {}).get(level))
         run.levels[level] = Level(level, network, baselines, None, "event files")
     if not run.config.pruning.instability:
         return
-    barriers = {s: scalars.get(f"imp/{s}_barrier", {}) for s in SPLITS}
+    barriers = {s: scalars.get(layout.imp_tag(f"{s}_barrier"), {}) for s in SPLITS}
     threshold = run.config.instability.stability_threshold
     for level, found in run.levels.items():
         if found.source == "event files" and all(level in barriers[s] for s in SPLITS):
@@ -491,4 +489,3 @@ def _imp_levels_from_events(run: ImpRun, scalars: dict[str, dict[int, float]]) -
                 run.config.pruning.rewind_step, stats,
                 {s: [[stats[s].mean]] for s in SPLITS},
                 barrier.is_stable(stats["test"].mean, threshold), [], [], "event files")
-

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tf_lottery.config import ExperimentConfig
+from tf_lottery.core import layout
+from tf_lottery.core.records import Stat
 from tf_lottery.pruning import branches
-from tf_lottery.reporting.collect import Experiment, OtherRun, Stat
+from tf_lottery.reporting.collect import Experiment, OtherRun
 from tf_lottery.reporting.summary import ImpSection, InstabilitySection, SparseFamily
 
 NONE = "—"
@@ -94,14 +96,14 @@ def _experiment_line(e: Experiment) -> str:
 
 def recipe(experiments: Sequence[Experiment]) -> list[str]:
     return ["## Recipe", "", *(_experiment_line(e) for e in experiments), "",
-            "Full configurations: each experiment's `config.json`.", ""]
+            f"Full configurations: each experiment's `{layout.CONFIG_FILE}`.", ""]
 
 
 def instability(sections: Sequence[InstabilitySection]) -> list[str]:
     out = ["## Instability of the dense network", "",
            "Error barrier max_α E(α) − ½(E(W₁) + E(W₂)) between children trained from W_k "
-           "with different SGD noise (figure: `instability.png`, paths: "
-           "`interpolation_k<k>.png`).", ""]
+           f"with different SGD noise (figure: `{layout.INSTABILITY_FIGURE}`, paths: "
+           f"`{layout.interpolation_figure('<k>')}`).", ""]
     for s in sections:
         out += [f"### {_title('dense', s.label)} — runs: {', '.join(s.runs)}", ""]
         if s.parent_accuracy:
@@ -129,7 +131,8 @@ def instability(sections: Sequence[InstabilitySection]) -> list[str]:
 
 def imp(sections: Sequence[ImpSection]) -> list[str]:
     out = ["## IMP with rewinding", "",
-           "Test accuracy of each level's subnetwork (figure: `imp.png`); density is the "
+           f"Test accuracy of each level's subnetwork (figure: `{layout.IMP_FIGURE}`); "
+           "density is the "
            "fraction of the prunable weights remaining.", ""]
     for s in sections:
         names = [n for n in branches.baseline_names() if any(n in r.baselines for r in s.rows)]

@@ -23,15 +23,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from tf_lottery.core.layout import SPLITS
+from tf_lottery.core.records import Stat
 from tf_lottery.pruning import branches
-from tf_lottery.reporting.collect import (
-    SPLITS,
-    Experiment,
-    ImpRun,
-    InstabilityRun,
-    Point,
-    Stat,
-)
+from tf_lottery.reporting.collect import Experiment, ImpRun, InstabilityRun, Point
 from tf_lottery.stability import barrier
 from tf_lottery.summaries import tensorboard
 
@@ -85,12 +80,12 @@ def pool_barriers(points: Sequence[Point]) -> dict[str, Stat]:
     """One point's barriers as stored, or several runs' points pooled."""
     if len(points) == 1:
         return points[0].barrier
-    return {s: Stat.of(barrier.aggregate([rep for p in points for rep in p.pair_barriers[s]]))
-            for s in SPLITS}
+    return {s: Stat.from_json(barrier.aggregate(
+        [rep for p in points for rep in p.pair_barriers[s]])) for s in SPLITS}
 
 
 def stat(values: Sequence[float]) -> Stat | None:
-    return Stat.of(barrier.summarize(values)) if values else None
+    return Stat.from_json(barrier.summarize(values)) if values else None
 
 
 def becomes_true_at(rows: Sequence[tuple[int, bool]]) -> int | None:
@@ -197,14 +192,14 @@ def imp_sections(runs: Sequence[ImpRun], matching_tolerance: float) -> list[ImpS
         rows, paths = [], {}
         for level in sorted({lv for r in g.runs for lv in r.levels}):
             found = [r.levels[level] for r in g.runs if level in r.levels]
-            accuracy = Stat.of(barrier.summarize([f.network.test_accuracy for f in found]))
+            accuracy = Stat.from_json(barrier.summarize([f.network.test_accuracy for f in found]))
             train = [f.network.train_accuracy for f in found
                      if f.network.train_accuracy is not None]
             baselines = {}
             for name in branches.baseline_names():
                 values = [f.baselines[name].test_accuracy for f in found if name in f.baselines]
                 if values:
-                    baselines[name] = Stat.of(barrier.summarize(values))
+                    baselines[name] = Stat.from_json(barrier.summarize(values))
             points = [f.instability for f in found if f.instability]
             done = [p for p in points if p.complete]
             barriers = pool_barriers(done) if done else None

@@ -21,16 +21,11 @@ every pair of replicates are interpolated too: two independently initialized
 and trained networks, the contrast that shows what an unstable pair looks
 like.
 
-Layout under ``model_dir`` (every piece written atomically, so a killed
-analysis resumes where it stopped and never redoes a finished piece)::
-
-  replicate_<r>/parent/                 the parent run (rewind/step_<k>/ckpt = W_k)
-  replicate_<r>/k_<k>/child_<i>/        child runs (final/ckpt = its W_T)
-  replicate_<r>/k_<k>/pair_<i>_<j>.json E(α) curves and barriers of a pair
-  replicate_<r>/k_<k>/pair_<i>_<j>/     the pair's TensorBoard path curves
-  independent/pair_<r1>_<r2>.json (+ dir)  parents of two replicates
-  k_<k>.json                            rewind step k aggregated (written last for k)
-  results.json                          everything, "status": "complete"
+Layout under ``model_dir`` (``core.layout``; ``layout.tree("instability")``
+draws it): every piece is written atomically as a record (``core.records``),
+so a killed analysis resumes where it stopped and never redoes a finished
+piece. Parents, children, pairs, rewind points (``k_<k>.json``) and finally
+``results.json``, which holds everything.
 
 Each child is an independent ``RunSpec`` (``child_run``), so children could
 be trained by separate jobs and this orchestration would only collect them.
@@ -39,16 +34,15 @@ be trained by separate jobs and this orchestration would only collect them.
 from __future__ import annotations
 
 import itertools
-import os
 import time
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_lottery import files
 from tf_lottery.config import ExperimentConfig
+from tf_lottery.core import layout, records, store
+from tf_lottery.core.layout import SPLITS
 from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import FieldError
 from tf_lottery.stability import barrier, summaries
@@ -56,7 +50,6 @@ from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.summaries import dashboards
 from tf_lottery.training import checkpoints
 from tf_lottery.training.trainer import (
-    RESULTS_FILE,
     FromCheckpoint,
     FromSeed,
     RunSpec,
@@ -65,7 +58,6 @@ from tf_lottery.training.trainer import (
     Trainer,
 )
 
-RESULTS_SCHEMA = 1
 _DATA_ORDER, _AUGMENT = 1, 2  # SeedSequence streams of a child's two seeds.
 
 
@@ -91,18 +83,10 @@ def child_noise(parent: SgdNoise, child: int) -> SgdNoise:
                     _derive_seed(parent.augment_seed, _AUGMENT, child))
 
 
-def replicate_dir(model_dir: str, replicate: int) -> str:
-    return os.path.join(model_dir, f"replicate_{replicate}")
-
-
-def rewind_point_dir(replicate_directory: str, k: int) -> str:
-    return os.path.join(replicate_directory, f"k_{k:09d}")
-
-
 def parent_run(config: ExperimentConfig, replicate: int) -> RunSpec:
     """Replicate ``replicate``'s parent: trained 0 -> T, keeping every W_k."""
     return RunSpec(
-        run_dir=os.path.join(replicate_dir(config.runtime.model_dir, replicate), "parent"),
+        run_dir=layout.parent_dir(config.runtime.model_dir, replicate),
         end_step=config.train.train_steps,
         noise=replicate_noise(config, replicate),
         start=FromSeed(replicate_init_seed(config, replicate)),
@@ -116,7 +100,7 @@ def child_run(config: ExperimentConfig, start_from: str, parent_noise: SgdNoise,
     """Child ``child`` of the point ``start_from`` (a W_k checkpoint), trained to T;
     ``then`` runs once W_k is loaded (e.g. to apply a pruning mask)."""
     return RunSpec(
-        run_dir=os.path.join(out_dir, f"child_{child}"),
+        run_dir=layout.child_dir(out_dir, child),
         end_step=config.train.train_steps,
         noise=child_noise(parent_noise, child),
         start=FromCheckpoint(
@@ -133,27 +117,24 @@ def pairs(children: int) -> list[tuple[int, int]]:
 
 # -- evaluation of paths ----------------------------------------------------------
 
-def _complete(path: str) -> dict | None:
-    """The finished piece summary at ``path``; None if absent, unfinished or
-    damaged (set aside, so that the piece is recomputed from its checkpoints)."""
-    found = files.read_summary(path)
-    return found if found and found.get("status") == "complete" else None
-
-
 def evaluate_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str,
-                  out_path: str, k: int | None, label: str, info: dict | None = None) -> dict:
+                  out_path: str, k: int | None, label: str, *, root: str,
+                  children: tuple[int, int] | None = None,
+                  replicates: tuple[int, int] | None = None) -> records.PairRecord:
     """E(α) curves and barriers of the path a -> b, stored at ``out_path``.
 
     A pair whose ``out_path`` is complete is returned as stored. Path curves
-    go to TensorBoard in ``out_path`` without its ``.json`` suffix. The
-    endpoints are the weights each run's results report: with --ema_decay
-    their moving averages, otherwise the trained weights.
+    go to TensorBoard in ``layout.pair_events_dir(out_path)``. The endpoints
+    are the weights each run's results report: with --ema_decay their moving
+    averages, otherwise the trained weights. ``children`` (of rewind step
+    ``k``) or ``replicates`` say whose path it is; the record's paths are
+    relative to ``root`` (the model_dir).
     """
-    done = _complete(out_path)
+    done = store.read_complete(out_path, records.PairRecord, root, root)
     if done is not None:
         return done
     started = time.perf_counter()
-    events_dir = os.path.splitext(out_path)[0]
+    events_dir = layout.pair_events_dir(out_path)
     if tf.io.gfile.exists(events_dir):
         # Curves of an attempt that was killed: redrawn from scratch.
         tf.io.gfile.rmtree(events_dir)
@@ -162,19 +143,28 @@ def evaluate_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str
         curves = evaluator.between(checkpoint_a, checkpoint_b, label=label, on_point=writer)
     finally:
         writer.close()
-    result = {
-        "status": "complete",
-        **(info or {}),
-        "endpoints": [checkpoint_a, checkpoint_b],
-        "bn_mode": evaluator.bn_mode,
-        **curves,
-        "wall_time_s": round(time.perf_counter() - started, 3),
-    }
-    files.write_json_atomic(out_path, result)
+    result = records.PairRecord(
+        status=layout.COMPLETE,
+        endpoints=[checkpoint_a, checkpoint_b],
+        bn_mode=evaluator.bn_mode,
+        alphas=curves["alphas"],
+        error={split: curves[f"{split}_error"] for split in SPLITS},
+        loss={split: curves[f"{split}_loss"] for split in SPLITS},
+        barrier=dict(curves["barrier"]),
+        wall_time_s=round(time.perf_counter() - started, 3),
+        rewind_step=k,
+        children=list(children) if children else None,
+        replicates=list(replicates) if replicates else None,
+    )
+    store.write(out_path, result, root)
     logging.info("%s: test barrier %.4f, train barrier %.4f (%.1f s)", label,
-                 result["barrier"]["test"], result["barrier"]["train"],
-                 result["wall_time_s"])
+                 result.barrier["test"], result.barrier["train"], result.wall_time_s)
     return result
+
+
+def _over_pairs(pair_records: list[records.PairRecord]) -> dict[str, records.Stat]:
+    return {split: records.Stat.from_json(barrier.summarize(
+        [p.barrier[split] for p in pair_records])) for split in SPLITS}
 
 
 def analyze_rewind_point(
@@ -188,62 +178,54 @@ def analyze_rewind_point(
     out_dir: str,
     then: Then | None = None,
     label: str = "",
-) -> dict:
+) -> records.ChildrenRecord:
     """Children from ``start_from`` (W_k), their pairs' paths and barriers.
 
     ``then`` runs after W_k is loaded into a new child (e.g. to apply a
     pruning mask, for sparse instability). Finished children and pairs are
-    reused. Returns ``{"children": [...], "pairs": [...], "barrier": {split:
-    mean ± std over pairs}}``.
+    reused. Children and pairs live under ``out_dir`` (``layout.child_dir``,
+    ``layout.pair_file``); the barrier is mean ± std over pairs.
     """
     children = []
     for i in range(config.instability.children):
         spec = child_run(config, start_from, parent_noise, out_dir, i, then)
         results = trainer.train(spec)
-        children.append({
-            "child": i,
-            "run_dir": spec.run_dir,
-            "data_order_seed": spec.noise.data_order_seed,
-            "augment_seed": spec.noise.augment_seed,
-            "final_checkpoint": results["final_checkpoint"],
-            "metrics": results["metrics"],
-        })
+        children.append(records.ChildRecord(
+            child=i, run_dir=spec.run_dir, final_checkpoint=results.final_checkpoint,
+            metrics=results.metrics, data_order_seed=spec.noise.data_order_seed,
+            augment_seed=spec.noise.augment_seed))
     pair_results = []
     for i, j in pairs(len(children)):
         pair_results.append(evaluate_pair(
-            evaluator, children[i]["final_checkpoint"], children[j]["final_checkpoint"],
-            os.path.join(out_dir, f"pair_{i}_{j}.json"), k,
-            label=f"{label}k={k} pair ({i},{j})", info={"rewind_step": k, "children": [i, j]}))
-    return {
-        "children": children,
-        "pairs": pair_results,
-        "barrier": {split: barrier.summarize([p["barrier"][split] for p in pair_results])
-                    for split in summaries.SPLITS},
-    }
+            evaluator, children[i].final_checkpoint, children[j].final_checkpoint,
+            layout.pair_file(out_dir, i, j), k, label=f"{label}k={k} pair ({i},{j})",
+            root=config.runtime.model_dir, children=(i, j)))
+    return records.ChildrenRecord(children=children, pairs=pair_results,
+                                  barrier=_over_pairs(pair_results))
 
 
 # -- the experiment -----------------------------------------------------------------
 
-def _rewind_record(config: ExperimentConfig, k: int, replicates: list[dict]) -> dict:
-    record: dict[str, Any] = {"rewind_step": k, "replicates": replicates, "barrier": {},
-                              "children_error": {}}
-    for split in summaries.SPLITS:
-        record["barrier"][split] = barrier.aggregate(
-            [[p["barrier"][split] for p in rep["pairs"]] for rep in replicates])
-        record["children_error"][split] = barrier.summarize(
-            [c["metrics"][f"{split}_error"] for rep in replicates for c in rep["children"]])
-    record["stable"] = barrier.is_stable(record["barrier"]["test"]["mean"],
-                                         config.instability.stability_threshold)
-    return record
+def _rewind_record(config: ExperimentConfig, k: int,
+                   replicates: list[records.ReplicateRecord]) -> records.RewindPointRecord:
+    aggregate = {split: records.Aggregate.from_json(barrier.aggregate(
+        [[p.barrier[split] for p in rep.pairs] for rep in replicates])) for split in SPLITS}
+    return records.RewindPointRecord(
+        status=layout.COMPLETE, rewind_step=k, replicates=replicates, barrier=aggregate,
+        children_error={split: records.Stat.from_json(barrier.summarize(
+            [c.metrics.error(split) for rep in replicates for c in rep.children]))
+            for split in SPLITS},
+        stable=barrier.is_stable(aggregate["test"].mean,
+                                 config.instability.stability_threshold))
 
 
-def _table(records: list[dict], threshold: float) -> str:
-    rows = [(r["rewind_step"], r["barrier"]["test"], r["barrier"]["train"], r["stable"])
-            for r in records]
+def _table(points: list[records.RewindPointRecord], threshold: float) -> str:
+    rows = [(r.rewind_step, r.barrier["test"].to_json(), r.barrier["train"].to_json(),
+             r.stable) for r in points]
     return barrier.format_table(rows, threshold)
 
 
-def _train_parents(trainer: Trainer, config: ExperimentConfig) -> list[dict]:
+def _train_parents(trainer: Trainer, config: ExperimentConfig) -> list[records.ParentRecord]:
     """Trains (or finds) every replicate's parent."""
     parents = []
     for r in range(config.instability.replicates):
@@ -255,34 +237,56 @@ def _train_parents(trainer: Trainer, config: ExperimentConfig) -> list[dict]:
             raise FieldError("train.rewind_steps", f"has k={missing}, for which parent "
                              f"{spec.run_dir} has no rewind checkpoint; use a new "
                              "{runtime.model_dir}")
-        parents.append({
-            "replicate": r,
-            "run_dir": spec.run_dir,
-            "init_seed": replicate_init_seed(config, r),
-            "data_order_seed": spec.noise.data_order_seed,
-            "augment_seed": spec.noise.augment_seed,
-            "final_checkpoint": results["final_checkpoint"],
-            "metrics": results["metrics"],
-        })
+        parents.append(records.ParentRecord(
+            replicate=r, run_dir=spec.run_dir, final_checkpoint=results.final_checkpoint,
+            metrics=results.metrics, init_seed=replicate_init_seed(config, r),
+            data_order_seed=spec.noise.data_order_seed,
+            augment_seed=spec.noise.augment_seed))
     return parents
 
 
-def _independent_pairs(evaluator: PathEvaluator, model_dir: str, parents: list[dict]) -> dict:
+def _independent_pairs(evaluator: PathEvaluator, model_dir: str,
+                       parents: list[records.ParentRecord]) -> records.IndependentRecord:
     results = []
     for a, b in pairs(len(parents)):
         results.append(evaluate_pair(
-            evaluator, parents[a]["final_checkpoint"], parents[b]["final_checkpoint"],
-            os.path.join(model_dir, "independent", f"pair_{a}_{b}.json"), None,
-            label=f"independent parents ({a},{b})", info={"replicates": [a, b]}))
-    return {
-        "pairs": results,
-        "barrier": {split: barrier.summarize([p["barrier"][split] for p in results])
-                    for split in summaries.SPLITS},
-    }
+            evaluator, parents[a].final_checkpoint, parents[b].final_checkpoint,
+            layout.independent_pair_file(model_dir, a, b), None,
+            label=f"independent parents ({a},{b})", root=model_dir, replicates=(a, b)))
+    return records.IndependentRecord(pairs=results, barrier=_over_pairs(results))
+
+
+def _rewind_point(config: ExperimentConfig, trainer: Trainer, evaluator: PathEvaluator,
+                  parents: list[records.ParentRecord], k: int) -> records.RewindPointRecord:
+    """Rewind step k over every replicate: found complete, or computed and
+    written (``k_<k>.json``, TensorBoard)."""
+    model_dir = config.runtime.model_dir
+    marker = layout.rewind_point_file(model_dir, k)
+    record = store.read_complete(marker, records.RewindPointRecord, model_dir, model_dir)
+    if record is not None:
+        return record
+    replicates = []
+    for parent in parents:
+        r = parent.replicate
+        point = analyze_rewind_point(
+            trainer, evaluator, config, k=k,
+            start_from=checkpoints.rewind_prefix(parent.run_dir, k),
+            parent_noise=SgdNoise(parent.data_order_seed, parent.augment_seed),
+            out_dir=layout.rewind_point_dir(model_dir, r, k),
+            label=f"replicate {r} " if config.instability.replicates > 1 else "")
+        replicates.append(records.ReplicateRecord(
+            replicate=r, children=point.children, pairs=point.pairs, barrier=point.barrier))
+    record = _rewind_record(config, k, replicates)
+    summaries.write_barriers(model_dir, record)
+    for rep in replicates:
+        dashboards.write_rewind_point_session(
+            layout.rewind_point_dir(model_dir, rep.replicate, k), config, k, rep)
+    store.write(marker, record, model_dir)
+    return record
 
 
 def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
-                pipeline: Pipeline) -> dict:
+                pipeline: Pipeline) -> records.InstabilityResults:
     """Runs (or resumes) the instability analysis; writes ``results.json``."""
     model_dir, ic = config.runtime.model_dir, config.instability
     if not config.train.rewind_steps:
@@ -298,59 +302,33 @@ def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
     baseline = _independent_pairs(evaluator, model_dir, parents) if independent else None
     if baseline:
         logging.info("Independent parents: test barrier %.4f ± %.4f, train barrier "
-                     "%.4f ± %.4f", baseline["barrier"]["test"]["mean"],
-                     baseline["barrier"]["test"]["std"], baseline["barrier"]["train"]["mean"],
-                     baseline["barrier"]["train"]["std"])
+                     "%.4f ± %.4f", baseline.barrier["test"].mean,
+                     baseline.barrier["test"].std, baseline.barrier["train"].mean,
+                     baseline.barrier["train"].std)
 
-    records = []
+    points = []
     for k in config.train.rewind_steps:
-        marker = os.path.join(model_dir, f"k_{k:09d}.json")
-        record = _complete(marker)
-        if record is None:
-            replicates = []
-            for parent in parents:
-                r = parent["replicate"]
-                point = analyze_rewind_point(
-                    trainer, evaluator, config, k=k,
-                    start_from=checkpoints.rewind_prefix(parent["run_dir"], k),
-                    parent_noise=SgdNoise(parent["data_order_seed"], parent["augment_seed"]),
-                    out_dir=rewind_point_dir(replicate_dir(model_dir, r), k),
-                    label=f"replicate {r} " if ic.replicates > 1 else "")
-                replicates.append({"replicate": r, **point})
-            record = {"status": "complete", **_rewind_record(config, k, replicates)}
-            summaries.write_barriers(model_dir, k, record)
-            for rep in replicates:
-                dashboards.write_rewind_point_session(
-                    rewind_point_dir(replicate_dir(model_dir, rep["replicate"]), k),
-                    config, k, rep)
-            files.write_json_atomic(marker, record)
-        records.append(record)
+        record = _rewind_point(config, trainer, evaluator, parents, k)
+        points.append(record)
         logging.info("Rewind step k=%d: test barrier %.4f ± %.4f, train barrier %.4f ± %.4f "
-                     "-> %s", k, record["barrier"]["test"]["mean"],
-                     record["barrier"]["test"]["std"], record["barrier"]["train"]["mean"],
-                     record["barrier"]["train"]["std"],
-                     "stable" if record["stable"] else "unstable")
+                     "-> %s", k, record.barrier["test"].mean, record.barrier["test"].std,
+                     record.barrier["train"].mean, record.barrier["train"].std,
+                     "stable" if record.stable else "unstable")
 
-    table = _table(records, ic.stability_threshold)
+    table = _table(points, ic.stability_threshold)
     logging.info("Instability analysis of %s:\n%s", model_dir, table)
-    results = {
-        "schema": RESULTS_SCHEMA,
-        "status": "complete",
-        "experiment": "instability",
-        "settings": {
-            "children": ic.children,
-            "interpolation_points": ic.interpolation_points,
-            "stability_threshold": ic.stability_threshold,
-            "bn_mode": ic.bn_mode,
-            "replicates": ic.replicates,
-            "child_optimizer_state": ic.child_optimizer_state,
-            "train_eval_examples": config.data.train_eval_examples,
-        },
-        "parents": parents,
-        "rewind_steps": [{key: v for key, v in r.items() if key != "status"} for r in records],
-        "independent": baseline,
-        "table": table,
-        "wall_time_s_last_session": round(time.perf_counter() - started, 3),
-    }
-    files.write_json_atomic(os.path.join(model_dir, RESULTS_FILE), results)
+    results = records.InstabilityResults(
+        status=layout.COMPLETE,
+        settings=records.InstabilitySettings(
+            children=ic.children, interpolation_points=ic.interpolation_points,
+            stability_threshold=ic.stability_threshold, bn_mode=ic.bn_mode,
+            replicates=ic.replicates, child_optimizer_state=ic.child_optimizer_state,
+            train_eval_examples=config.data.train_eval_examples),
+        parents=parents,
+        rewind_steps=points,
+        independent=baseline,
+        table=table,
+        wall_time_s_last_session=round(time.perf_counter() - started, 3),
+    )
+    store.write(layout.results_file(model_dir), results, model_dir)
     return results

@@ -1,6 +1,6 @@
 """TensorBoard output of the instability analysis.
 
-Tags (``tensorboard --logdir=<model_dir>``):
+Tags (``tensorboard --logdir=<model_dir>``; named in ``core.layout``):
 
 - ``interpolation/k_<k>/test_error``, ``.../train_error``, ``.../alpha`` in
   each pair's run directory (``replicate_<r>/k_<k>/pair_<i>_<j>``), against
@@ -21,28 +21,28 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tf_lottery.config import ExperimentConfig
+from tf_lottery.core import layout, records
+from tf_lottery.core.layout import SPLITS
 from tf_lottery.summaries import dashboards, tensorboard
 
-SPLITS = ("test", "train")
 
-
-def path_prefix(k: int | None) -> str:
-    """Tag prefix of the paths at rewind step k (None: independent networks)."""
-    return "interpolation/independent" if k is None else f"interpolation/k_{k:09d}"
-
-
-def layout(rewind_steps: tuple[int, ...], independent: bool) -> tensorboard.Layout:
+def layout_charts(rewind_steps: tuple[int, ...], independent: bool) -> tensorboard.Layout:
     """Custom-scalars layout: barrier vs k, then one chart per k's paths."""
     paths = [(f"error along the path at k={k} (x: alpha index)",
-              [f"^{path_prefix(k)}/(test|train)_error$"]) for k in rewind_steps]
+              [layout.tag_pattern(layout.path_tag(k, "{split}_error"))])
+             for k in rewind_steps]
     if independent:
         paths.append(("error along the path between independent networks "
-                      "(x: alpha index)", [f"^{path_prefix(None)}/(test|train)_error$"]))
+                      "(x: alpha index)",
+                      [layout.tag_pattern(layout.path_tag(None, "{split}_error"))]))
     return {
         "instability": [
-            ("error barrier vs rewind step k", ["^barrier/(test|train)$"]),
-            ("barrier std (pairs, replicates) vs k", ["^barrier/(test|train)_std$"]),
-            ("children's final error vs k", ["^children/(test|train)_error$"]),
+            ("error barrier vs rewind step k",
+             [layout.tag_pattern(layout.barrier_tag("{split}"))]),
+            ("barrier std (pairs, replicates) vs k",
+             [layout.tag_pattern(layout.barrier_tag("{split}", std=True))]),
+            ("children's final error vs k",
+             [layout.tag_pattern(layout.children_error_tag("{split}"))]),
         ],
         "interpolation paths": paths,
     }
@@ -52,19 +52,19 @@ def write_run_metadata(model_dir: str, config: ExperimentConfig, independent: bo
     """Layout and hparams columns, written into ``model_dir``."""
     writer = tf.summary.create_file_writer(model_dir)
     dashboards.write_experiment(writer, config,
-                                layout(config.train.rewind_steps, independent))
+                                layout_charts(config.train.rewind_steps, independent))
     writer.close()
 
 
-def write_barriers(model_dir: str, k: int, record: dict) -> None:
+def write_barriers(model_dir: str, record: records.RewindPointRecord) -> None:
     """Barrier and children's error at rewind step k, into ``model_dir``."""
     writer = tf.summary.create_file_writer(model_dir)
-    with writer.as_default(step=k):
+    with writer.as_default(step=record.rewind_step):
         for split in SPLITS:
-            tf.summary.scalar(f"barrier/{split}", record["barrier"][split]["mean"])
-            tf.summary.scalar(f"barrier/{split}_std", record["barrier"][split]["std"])
-            tf.summary.scalar(f"children/{split}_error",
-                              record["children_error"][split]["mean"])
+            tf.summary.scalar(layout.barrier_tag(split), record.barrier[split].mean)
+            tf.summary.scalar(layout.barrier_tag(split, std=True), record.barrier[split].std)
+            tf.summary.scalar(layout.children_error_tag(split),
+                              record.children_error[split].mean)
     writer.close()
 
 
@@ -73,13 +73,14 @@ class PathWriter:
 
     def __init__(self, run_dir: str, k: int | None):
         self._writer = tf.summary.create_file_writer(run_dir)
-        self._prefix = path_prefix(k)
+        self._k = k
 
     def __call__(self, index: int, alpha: float, metrics: dict[str, float]) -> None:
         with self._writer.as_default(step=index):
-            tf.summary.scalar(f"{self._prefix}/alpha", alpha)
+            tf.summary.scalar(layout.path_tag(self._k, "alpha"), alpha)
             for split in SPLITS:
-                tf.summary.scalar(f"{self._prefix}/{split}_error", metrics[f"{split}_error"])
+                tf.summary.scalar(layout.path_tag(self._k, f"{split}_error"),
+                                  metrics[f"{split}_error"])
 
     def close(self) -> None:
         self._writer.close()

@@ -15,72 +15,63 @@ can, so it still ends bit-identical to an uninterrupted run.
 from __future__ import annotations
 
 import os
-import re
 import time
 
 import tensorflow as tf
 from absl import logging
 
 from tf_lottery import files
-
-REWIND_DIR = "rewind"
-RESUME_DIR = "checkpoints"
-
-
-FINAL_DIR = "final"
-
-
-def _rewind_dir(run_dir: str, step: int) -> str:
-    return os.path.join(run_dir, REWIND_DIR, f"step_{step:09d}")
+from tf_lottery.core import layout, records, store
 
 
 def rewind_prefix(run_dir: str, step: int) -> str:
     """Checkpoint prefix of W_k under ``run_dir``."""
-    return os.path.join(_rewind_dir(run_dir, step), "ckpt")
+    return layout.rewind_checkpoint(run_dir, step)
 
 
 def final_prefix(run_dir: str) -> str:
     """Checkpoint prefix of the run's final weights W_T."""
-    return os.path.join(run_dir, FINAL_DIR, "ckpt")
+    return layout.final_checkpoint(run_dir)
 
 
 def is_committed(directory: str) -> bool:
-    return tf.io.gfile.exists(directory + ".json")
+    return tf.io.gfile.exists(layout.marker_file(directory))
 
 
 def has_rewind(run_dir: str, step: int) -> bool:
-    return is_committed(_rewind_dir(run_dir, step))
+    return is_committed(layout.rewind_dir(run_dir, step))
 
 
-def save_permanent(checkpoint: tf.train.Checkpoint, directory: str, step: int) -> str:
+def save_permanent(checkpoint: tf.train.Checkpoint, run_dir: str, directory: str,
+                   step: int) -> str:
     """Writes ``directory/ckpt`` then commits it with ``directory.json``.
 
     Idempotent: a committed checkpoint is never rewritten.
     """
-    prefix = os.path.join(directory, "ckpt")
+    prefix = layout.permanent_checkpoint(directory)
     if is_committed(directory):
         return prefix
     tf.io.gfile.makedirs(directory)
     checkpoint.write(prefix)
-    files.write_json_atomic(directory + ".json", {"step": step, "path": prefix})
+    store.write(layout.marker_file(directory), records.CheckpointMarker(step, prefix), run_dir)
     return prefix
 
 
 def save_rewind(checkpoint: tf.train.Checkpoint, run_dir: str, step: int) -> str:
     """Saves W_k (weights, optimizer state, step) once; later calls are no-ops."""
-    return save_permanent(checkpoint, _rewind_dir(run_dir, step), step)
+    return save_permanent(checkpoint, run_dir, layout.rewind_dir(run_dir, step), step)
 
 
 def save_final(checkpoint: tf.train.Checkpoint, run_dir: str) -> str:
     """Saves the run's final state W_T (kept permanently, unlike resume ones)."""
     step = int(checkpoint.step.numpy())
-    return save_permanent(checkpoint, os.path.join(run_dir, FINAL_DIR), step)
+    return save_permanent(checkpoint, run_dir, layout.final_dir(run_dir), step)
 
 
 def rewind_steps_saved(run_dir: str) -> list[int]:
     """Steps k whose rewind checkpoint W_k is committed under ``run_dir``."""
-    pattern = os.path.join(run_dir, REWIND_DIR, "step_*.json")
-    return sorted(int(os.path.basename(p)[5:-5]) for p in tf.io.gfile.glob(pattern))
+    return sorted(layout.rewind_step_of_marker(p)
+                  for p in tf.io.gfile.glob(layout.rewind_marker_pattern(run_dir)))
 
 
 def restore(checkpoint: tf.train.Checkpoint, path: str) -> None:
@@ -97,52 +88,53 @@ def restore(checkpoint: tf.train.Checkpoint, path: str) -> None:
 # IndexError ("Read less bytes than requested"). A failed read assigns no
 # variable, so the next candidate starts from clean state.
 _DAMAGED = (tf.errors.OpError, IndexError)
-_STATE_FILE = "checkpoint"  # tf.train.CheckpointManager's list of its checkpoints
-_RESUME_PREFIX = re.compile(r"ckpt-(\d+)$")
 
 
 def _manager(
     checkpoint: tf.train.Checkpoint, run_dir: str, max_to_keep: int
 ) -> tf.train.CheckpointManager:
-    directory = os.path.join(run_dir, RESUME_DIR)
+    def make() -> tf.train.CheckpointManager:
+        return tf.train.CheckpointManager(checkpoint, layout.resume_dir(run_dir),
+                                          max_to_keep=max_to_keep,
+                                          checkpoint_name=layout.CHECKPOINT_NAME)
     try:
-        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
+        return make()
     except ValueError as e:  # a state file without its latest entry (emptied)
-        moved = files.set_aside(os.path.join(directory, _STATE_FILE), "damaged")
+        moved = files.set_aside(layout.resume_state_file(run_dir), layout.DAMAGED)
         logging.warning("%s (set aside as %s); rebuilding it from the checkpoints found.",
                         e, moved)
-        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
+        return make()
 
 
-def _resume_prefixes(directory: str, listed: list[str]) -> list[str]:
+def _resume_prefixes(run_dir: str, listed: list[str]) -> list[str]:
     """Resume checkpoints, oldest first: those the state file lists and any
     whose files exist without being listed (the state file was damaged, or
     the run was killed between writing a checkpoint and listing it)."""
-    found = [p[:-len(".index")]
-             for p in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index"))]
+    found = [p[:-len(".index")] for p in tf.io.gfile.glob(layout.resume_index_pattern(run_dir))]
     by_step: dict[int, str] = {}
     for prefix in [*listed, *found]:
-        m = _RESUME_PREFIX.search(prefix)
-        if m:
-            by_step.setdefault(int(m.group(1)), prefix)
+        step = layout.resume_step(prefix)
+        if step is not None:
+            by_step.setdefault(step, prefix)
     return [by_step[k] for k in sorted(by_step)]
 
 
 def _set_aside(prefix: str, error: Exception, marker: str | None = None) -> None:
     """Renames a damaged checkpoint's files (and commit marker) to *.damaged-<time>."""
     paths = [p for p in (tf.io.gfile.glob(prefix + ".index")
-                         + tf.io.gfile.glob(prefix + ".data-*")) if ".damaged-" not in p]
+                         + tf.io.gfile.glob(prefix + ".data-*"))
+             if not layout.is_set_aside(p, layout.DAMAGED)]
     if marker and tf.io.gfile.exists(marker):
         paths.append(marker)
-    moved = [files.set_aside(p, "damaged") for p in paths]
+    moved = [files.set_aside(p, layout.DAMAGED) for p in paths]
     reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
     logging.warning("Checkpoint %s cannot be read (%s): set aside as %s; resuming from "
                     "the newest older state.", prefix, reason, ", ".join(moved) or "-")
 
 
-def _write_state(directory: str, prefixes: list[str]) -> None:
+def _write_state(run_dir: str, prefixes: list[str]) -> None:
     """Rewrites the CheckpointManager's state file to list ``prefixes``."""
-    path = os.path.join(directory, _STATE_FILE)
+    path = layout.resume_state_file(run_dir)
     if not prefixes:
         if tf.io.gfile.exists(path):
             tf.io.gfile.remove(path)
@@ -155,15 +147,15 @@ def _write_state(directory: str, prefixes: list[str]) -> None:
             + "".join(f'all_model_checkpoint_paths: "{n}"\n' for n in names)
             + "".join(f"all_model_checkpoint_timestamps: {now - 1:.6f}\n" for _ in names)
             + f"last_preserved_timestamp: {now - 2:.6f}\n")
-    tmp = f"{path}.tmp"
+    tmp = layout.temporary(path, "state")
     with tf.io.gfile.GFile(tmp, "w") as f:
         f.write(text)
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def _remove_temp_leftovers(directory: str) -> None:
+def _remove_temp_leftovers(run_dir: str) -> None:
     """Removes the ``ckpt-N_temp`` folders of saves that were killed."""
-    for path in tf.io.gfile.glob(os.path.join(directory, "*_temp")):
+    for path in tf.io.gfile.glob(layout.resume_temp_pattern(run_dir)):
         logging.info("Removing %s, left by a checkpoint save that was interrupted.", path)
         tf.io.gfile.rmtree(path)
 
@@ -179,18 +171,17 @@ def resume(checkpoint: tf.train.Checkpoint, run_dir: str, max_to_keep: int
     is rewritten to list what remains. Returns the resume manager and the
     prefix restored, or None when there is nothing to resume from.
     """
-    directory = os.path.join(run_dir, RESUME_DIR)
-    _remove_temp_leftovers(directory)
+    _remove_temp_leftovers(run_dir)
     manager = _manager(checkpoint, run_dir, max_to_keep)
-    final = os.path.join(run_dir, FINAL_DIR)
+    final = layout.final_dir(run_dir)
     if is_committed(final):
         try:
             restore(checkpoint, final_prefix(run_dir))
             return manager, final_prefix(run_dir)
         except _DAMAGED as e:
-            _set_aside(final_prefix(run_dir), e, marker=final + ".json")
+            _set_aside(final_prefix(run_dir), e, marker=layout.marker_file(final))
     listed = list(manager.checkpoints)
-    prefixes = _resume_prefixes(directory, listed)
+    prefixes = _resume_prefixes(run_dir, listed)
     restored = None
     while prefixes and restored is None:
         try:
@@ -199,6 +190,6 @@ def resume(checkpoint: tf.train.Checkpoint, run_dir: str, max_to_keep: int
         except _DAMAGED as e:
             _set_aside(prefixes.pop(), e)
     if prefixes != listed:
-        _write_state(directory, prefixes)
+        _write_state(run_dir, prefixes)
         manager = _manager(checkpoint, run_dir, max_to_keep)
     return manager, restored

@@ -38,16 +38,13 @@ import tensorflow as tf
 import tf_keras
 from absl import logging
 
-from tf_lottery import files
 from tf_lottery.config import ExperimentConfig
+from tf_lottery.core import layout, records, store
 from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import FieldError
 from tf_lottery.models import batchnorm
 from tf_lottery.models import registry as model_registry
 from tf_lottery.training import checkpoints, ema, losses, optimizers, precision, schedules
-
-RESULTS_FILE = "results.json"
-RESULTS_SCHEMA = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -367,18 +364,17 @@ class Trainer:
 
     # -- the run --------------------------------------------------------------
 
-    def train(self, run: RunSpec) -> dict:
+    def train(self, run: RunSpec) -> records.RunRecord:
         """Trains ``run`` to its end step, resuming if it was interrupted.
 
-        Returns the run's results (also written to ``run_dir/results.json``).
+        Returns the run's record (also written to ``run_dir/results.json``).
         """
-        results_path = os.path.join(run.run_dir, RESULTS_FILE)
         # A damaged results.json is set aside; the run's final checkpoint
         # then gives its metrics back without training.
-        done = files.read_summary(results_path)
-        if done and done.get("status") == "complete":
+        done = store.read_run(run.run_dir)
+        if done is not None and layout.is_complete(done):
             logging.info("Run %s is already complete (step %d): nothing to do.",
-                         run.run_dir, done["step"])
+                         run.run_dir, done.step)
             return done
         tf.io.gfile.makedirs(run.run_dir)
         manager, resumed = checkpoints.resume(
@@ -400,28 +396,26 @@ class Trainer:
         with writer.as_default(step=run.end_step):
             self._write_eval_summaries(metrics)
         writer.flush()
-        results = {
-            "schema": RESULTS_SCHEMA,
-            "status": "complete",
-            "step": run.end_step,
-            "metrics": metrics,
-            "rewind_checkpoints": {
-                str(k): checkpoints.rewind_prefix(run.run_dir, k)
-                for k in checkpoints.rewind_steps_saved(run.run_dir)},
-            "final_checkpoint": final,
-            "data_order_seed": run.noise.data_order_seed,
-            "augment_seed": run.noise.augment_seed,
-            "wall_time_s_last_session": round(time.perf_counter() - started, 3),
-        }
-        files.write_json_atomic(results_path, results)
+        results = records.RunRecord(
+            status=layout.COMPLETE,
+            step=run.end_step,
+            metrics=records.Metrics.from_json(metrics),
+            rewind_checkpoints={k: checkpoints.rewind_prefix(run.run_dir, k)
+                                for k in checkpoints.rewind_steps_saved(run.run_dir)},
+            final_checkpoint=final,
+            data_order_seed=run.noise.data_order_seed,
+            augment_seed=run.noise.augment_seed,
+            wall_time_s_last_session=round(time.perf_counter() - started, 3),
+        )
+        store.write_run(run.run_dir, results)
         logging.info("Run %s complete: test accuracy %.4f, train accuracy %.4f",
                      run.run_dir, metrics["test_accuracy"], metrics["train_accuracy"])
         return results
 
     def _write_eval_summaries(self, metrics: dict[str, float]) -> None:
-        for prefix in ("test", "train"):
-            tf.summary.scalar(f"eval/{prefix}_accuracy", metrics[f"{prefix}_accuracy"])
-            tf.summary.scalar(f"eval/{prefix}_loss", metrics[f"{prefix}_loss"])
+        for split in layout.SPLITS:
+            for metric in ("accuracy", "loss"):
+                tf.summary.scalar(layout.eval_tag(split, metric), metrics[f"{split}_{metric}"])
 
     def _run_steps(self, run: RunSpec, manager, writer, start: int) -> None:
         rt = self.config.runtime
@@ -458,9 +452,9 @@ class Trainer:
             loss_sum, correct = (float(v) for v in totals.numpy())
             examples = n * self.config.train.batch_size
             with writer.as_default(step=step):
-                tf.summary.scalar("train/loss", loss_sum / examples)
-                tf.summary.scalar("train/batch_accuracy", correct / examples)
-                tf.summary.scalar("train/learning_rate", float(lr))
+                tf.summary.scalar(layout.TRAIN_LOSS, loss_sum / examples)
+                tf.summary.scalar(layout.TRAIN_BATCH_ACCURACY, correct / examples)
+                tf.summary.scalar(layout.TRAIN_LEARNING_RATE, float(lr))
             if run.evaluate_every and step % run.evaluate_every == 0 and step < end:
                 with writer.as_default(step=step), self.evaluated_weights():
                     self._write_eval_summaries(self.evaluate_all())
