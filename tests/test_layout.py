@@ -1,4 +1,4 @@
-"""The layout module: every name under a model_dir, paths in records, tags."""
+"""The layout module: every name under a model_dir, paths in records, tags, docs."""
 
 import pathlib
 import re
@@ -108,6 +108,14 @@ def test_completion_is_a_records_status():
     assert layout.is_complete(Piece("complete"))
     assert not layout.is_complete(Piece("running"))
     assert not layout.is_complete(None)
+
+
+@pytest.mark.parametrize("experiment", ["train", "instability", "imp"])
+def test_docs_show_the_layout_this_module_writes(experiment):
+    """docs/outputs.md holds ``layout.tree`` of each experiment verbatim
+    (``python -m tf_lottery.core.layout`` prints them)."""
+    docs = (ROOT / "docs" / "outputs.md").read_text()
+    assert f"```\n{layout.tree(experiment)}\n```" in docs, layout.tree(experiment)
 
 
 def test_layout_and_records_need_no_tensorflow():
