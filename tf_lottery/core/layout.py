@@ -279,7 +279,8 @@ def level_dir(model_dir: str, level: Number) -> str:
 
 
 def baseline_dir(model_dir: str, level: Number, name: str) -> str:
-    """A baseline's run (``random_prune``, ``random_reinit``) at a level."""
+    """A baseline's run at a level: a branch of ``pruning/branches.py`` other
+    than ``imp`` (``random_prune``, ``random_reinit``, ...), by name."""
     return os.path.join(level_dir(model_dir, level), name)
 
 
@@ -489,10 +490,9 @@ def _trees() -> dict[str, list[Entry]]:
             (_rel(level_dir(M, "<L>"), True), ["the level's run; its W_k is the masked one"]),
             (_rel(mask_file(level_dir(M, "<L>"))), ["the level's mask (one uint8 array per",
                                                     'kernel, "<layer>/kernel")']),
-            (_rel(baseline_dir(M, "<L>", "random_prune"), True),
-             [f"baseline run + its {MASK_FILE}"]),
-            (_rel(baseline_dir(M, "<L>", "random_reinit"), True),
-             ["baseline run (mask: the level's)"]),
+            (_rel(baseline_dir(M, "<L>", "<baseline>"), True),
+             ["a baseline's run (random_prune, random_reinit, ...);",
+              f"one that draws its own mask keeps it in its {MASK_FILE}"]),
             (_rel(sparse_instability_dir(M, "<L>"), True),
              [f"sparse-instability {child_name('<i>')}/ and "
               f"{pair_name('<i>', '<j>')}.json"]),
