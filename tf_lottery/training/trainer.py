@@ -38,7 +38,7 @@ import tensorflow as tf
 import tf_keras
 from absl import logging
 
-from tf_lottery import files
+from tf_lottery import files, startup
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import FieldError
@@ -185,7 +185,8 @@ class Trainer:
             model=self.model, optimizer=self.optimizer, step=self.step,
             **({"ema": self.ema} if self.ema is not None else {}))
         self._weights_checkpoint = tf.train.Checkpoint(model=self.model, step=self.step)
-        self._train_loop = tf.function(self._train_loop_impl)
+        startup.mark("model")
+        self._train_loop = startup.timed_first_loop(tf.function(self._train_loop_impl))
         self._eval_loop = tf.function(self._eval_loop_impl)
         self._eval_inputs: dict[str, tuple[Any, int]] = {}
 
