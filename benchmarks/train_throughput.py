@@ -28,7 +28,7 @@ from absl import app, flags
 
 from tf_lottery import compose
 from tf_lottery import config as config_lib
-from tf_lottery.data import sources
+from tf_lottery.data import cache, sources
 from tf_lottery.models import registry as model_registry
 from tf_lottery.training import strategy as strategy_lib
 from tf_lottery.training.trainer import Trainer
@@ -89,7 +89,8 @@ def main(_):
     if FLAGS.mock_data:
         n = max(config.train.batch_size * 4, config.data.eval_batch_size)
         with tfds.testing.mock_data(num_examples=n), \
-                mock.patch.object(sources, "is_prepared", lambda b: True):
+                mock.patch.object(sources, "is_prepared", lambda b: True), \
+                mock.patch.object(cache, "load", lambda *args: None):
             result = measure(config, FLAGS.bench_steps)
     else:
         result = measure(config, FLAGS.bench_steps)

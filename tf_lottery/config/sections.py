@@ -332,6 +332,13 @@ class RuntimeConfig(Section):
         None,
         "Data: folder with the dataset's original archive files; TFDS "
         "prepares them into --data_dir without any download.")
+    data_cache: bool = knob(
+        True,
+        "Data: keep a small dataset's decoded arrays in "
+        "<data_dir>/tf_lottery_cache after the first decode and load them from "
+        "there by memory map (same arrays; decoded again when the prepared "
+        "dataset or the TFDS release changes). --nodata_cache decodes through "
+        "TFDS every launch.")
     strategy: str = knob("default", "Runtime: tf.distribute.", choices=STRATEGIES)
     tpu: str | None = knob(None, "Runtime: TPU name for TPUClusterResolver, or 'local'.")
     cpu_devices: int = knob(
