@@ -59,17 +59,24 @@ PARTS = (
     ("to_first_loop_done", "launch", "first_loop_done"),
 )
 
-flags.DEFINE_integer("repeats", 5, "Launches measured per checkout.")
-flags.DEFINE_integer("warmup", 1, "Launches per checkout run first and not reported.")
-flags.DEFINE_string("data_dir", None, "TFDS data_dir (prepared there on first use).")
-flags.DEFINE_string("flagfile_of_run", "flags/lenet_fashion_mnist.cfg",
-                    "The recipe launched (relative to each checkout).")
-flags.DEFINE_integer("train_steps", 2000, "--train_steps of each launch.")
-flags.DEFINE_list("repos", [str(ROOT)], "Checkouts to launch, in turn (PYTHONPATH, cwd).")
-flags.DEFINE_boolean("run_to_end", False,
-                     "Let each launch finish (and report its wall time) instead of "
-                     "stopping it once its first loop has returned.")
-flags.DEFINE_integer("timeout_s", 600, "Give up on a launch after this long.")
+
+def define_flags() -> None:
+    """The benchmark's flags (defined only when run: tests import the module)."""
+    flags.DEFINE_integer("repeats", 5, "Launches measured per checkout.")
+    flags.DEFINE_integer("warmup", 1, "Launches per checkout run first and not reported.")
+    flags.DEFINE_string("data_dir", None, "TFDS data_dir (prepared there on first use).")
+    flags.DEFINE_string("flagfile_of_run", "flags/lenet_fashion_mnist.cfg",
+                        "The recipe launched (relative to each checkout).")
+    flags.DEFINE_integer("train_steps", 2000, "--train_steps of each launch.")
+    flags.DEFINE_list("repos", [str(ROOT)], "Checkouts to launch, in turn (PYTHONPATH, cwd).")
+    flags.DEFINE_boolean("run_to_end", False,
+                         "Let each launch finish (and report its wall time) instead of "
+                         "stopping it once its first loop has returned.")
+    flags.DEFINE_integer("timeout_s", 600, "Give up on a launch after this long.")
+    flags.DEFINE_string("module", "tf_lottery.main",
+                        "The module launched (tests.mock_main: the same over TFDS mock data).")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -96,37 +103,30 @@ def parts_of(line: dict, launch: float) -> dict[str, float]:
 
 
 def launch(repo: str, extra: list[str]) -> dict:
-    """One launch of ``tf_lottery.main`` from checkout ``repo``."""
-    model_dir = tempfile.mkdtemp(prefix="startup_bench_")
-    cmd = [sys.executable, "-m", "tf_lottery.main", f"--flagfile={FLAGS.flagfile_of_run}",
-           f"--train_steps={FLAGS.train_steps}", f"--model_dir={model_dir}"]
-    if FLAGS.data_dir:
-        cmd.append(f"--data_dir={FLAGS.data_dir}")
-    cmd += extra
-    env = {**os.environ, "PYTHONPATH": repo}
-    launched = time.time()
-    # stderr to a file, not a pipe: a launch logs more than a pipe holds.
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.DEVNULL,
-                                stderr=err, text=True)
-        line = None
-        deadline = launched + FLAGS.timeout_s
-        while proc.poll() is None and time.time() < deadline:
+    """One launch of ``--module`` from checkout ``repo``, in a fresh model_dir."""
+    with tempfile.TemporaryDirectory(prefix="startup_bench_") as model_dir, \
+            tempfile.TemporaryFile("w+") as err:  # not a pipe: a launch logs a lot
+        cmd = [sys.executable, "-m", FLAGS.module, f"--flagfile={FLAGS.flagfile_of_run}",
+               f"--train_steps={FLAGS.train_steps}", f"--model_dir={model_dir}"]
+        if FLAGS.data_dir:
+            cmd.append(f"--data_dir={FLAGS.data_dir}")
+        launched = time.time()
+        proc = subprocess.Popen(cmd + extra, cwd=repo, env={**os.environ, "PYTHONPATH": repo},
+                                stdout=subprocess.DEVNULL, stderr=err, text=True)
+        stopped = FLAGS.run_to_end
+        while proc.poll() is None and time.time() < launched + FLAGS.timeout_s:
             time.sleep(0.05)
-            if line is None and not FLAGS.run_to_end:
+            if not stopped:
                 err.seek(0)
-                try:
-                    line = parse_startup(err.read())
-                except ValueError:
-                    continue
-                proc.terminate()  # SIGTERM: the launch releases its lease and exits
+                if LOG_PREFIX in err.read():
+                    proc.terminate()  # SIGTERM: the launch releases its lease and exits
+                    stopped = True
         if proc.poll() is None:
             proc.kill()
         proc.wait()
         ended = time.time()
         err.seek(0)
-        stderr = err.read()
-    line = parse_startup(stderr)
+        line = parse_startup(err.read())
     out = {"parts_s": parts_of(line, launched),
            "first_loop_steps": line.get("first_loop_steps"),
            "data_source": line.get("data_source")}
@@ -160,9 +160,10 @@ def main(argv: list[str]) -> None:
         for repo in repos:  # interleaved: each checkout sees the same load
             runs[repo].append(launch(repo, extra))
     result = {
-        "command": " ".join([FLAGS.flagfile_of_run, f"--train_steps={FLAGS.train_steps}",
-                             *([f"--data_dir={FLAGS.data_dir}"] if FLAGS.data_dir else []),
-                             *extra]),
+        "command": " ".join([
+            f"python -m {FLAGS.module}", f"--flagfile={FLAGS.flagfile_of_run}",
+            f"--train_steps={FLAGS.train_steps}",
+            *([f"--data_dir={FLAGS.data_dir}"] if FLAGS.data_dir else []), *extra]),
         "cpus": os.cpu_count(),
         "load_average_before": load_before,
         "load_average_after": load_average(),
@@ -173,4 +174,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
