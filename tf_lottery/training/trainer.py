@@ -45,6 +45,7 @@ from tf_lottery.errors import FieldError
 from tf_lottery.models import batchnorm
 from tf_lottery.models import registry as model_registry
 from tf_lottery.training import checkpoints, ema, losses, optimizers, precision, schedules
+from tf_lottery.training.strategy import step_compiler
 
 RESULTS_FILE = "results.json"
 RESULTS_SCHEMA = 1
@@ -186,11 +187,11 @@ class Trainer:
             **({"ema": self.ema} if self.ema is not None else {}))
         self._weights_checkpoint = tf.train.Checkpoint(model=self.model, step=self.step)
         startup.mark("model")
-        # Only the loops need AutoGraph (their tf.range loop); converting the
-        # steps too, with all they call (model, optimizer, hooks), adds ~1.5 s
-        # of tracing to every launch and no op.
-        self._train_step = tf.autograph.experimental.do_not_convert(self._train_step)
-        self._eval_step = tf.autograph.experimental.do_not_convert(self._eval_step)
+        # Each replica's step: one XLA computation with --jit_compile, else
+        # plain ops without AutoGraph (step_compiler says why).
+        compile_step = step_compiler(config.runtime, strategy)
+        self._train_step = compile_step(self._train_step)
+        self._eval_step = compile_step(self._eval_step)
         self._train_loop = startup.timed_first_loop(tf.function(self._train_loop_impl))
         self._eval_loop = tf.function(self._eval_loop_impl)
         self._eval_inputs: dict[str, tuple[Any, int]] = {}
