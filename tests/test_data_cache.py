@@ -93,6 +93,15 @@ def test_a_dataset_prepared_again_is_decoded_again(tfds_dir):
     assert len(decodes) == 2
 
 
+def test_writing_an_entry_drops_other_versions(tfds_dir):
+    old = tfds_dir / cache.CACHE_DIR / "fashion_mnist" / "1.0.0"
+    old.mkdir(parents=True)
+    (old / cache.MANIFEST).write_text("{}")
+    with mock_tfds(tfds_dir):
+        load(tfds_dir)
+    assert sorted(os.listdir(tfds_dir / cache.CACHE_DIR / "fashion_mnist")) == ["3.0.1"]
+
+
 def test_another_tfds_release_decodes_again(tfds_dir):
     with mock_tfds(tfds_dir):
         load(tfds_dir)

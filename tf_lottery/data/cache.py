@@ -18,8 +18,9 @@ decoded from: the TFDS package version and the name, size and modification
 time of every file of the prepared dataset (``<data_dir>/<name>/<version>/``).
 An entry is used only while all of that still holds: a dataset prepared
 again, replaced, deleted, or read by another TFDS release is decoded through
-TFDS again and its entry rewritten. Each array's SHA-256 is recorded too, for
-whoever wants to check the files by hand.
+TFDS again and its entry rewritten (entries of other dataset versions are then
+deleted: at most one per dataset is current). Each array's SHA-256 is
+recorded too, for whoever wants to check the files by hand.
 
 Everything is written to a temporary name and renamed, so a killed or
 concurrent writer leaves either no entry or a whole one. A cache that cannot
@@ -116,6 +117,12 @@ def _load_array(path: str, expect: dict) -> np.ndarray:
     return array
 
 
+def _load_split(entry: str, split: str, described: dict) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = (_load_array(os.path.join(entry, _array_file(split, part)),
+                                  described[part]) for part in ("images", "labels"))
+    return images, labels
+
+
 def load(data_dir: str | None, dataset: str,
          splits: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
     """{split: (images, labels)} from the cache, or None when it has no
@@ -123,7 +130,7 @@ def load(data_dir: str | None, dataset: str,
     root = tfds_data_dir(data_dir)
     base = os.path.join(root, CACHE_DIR, dataset)
     try:
-        versions = sorted(tf.io.gfile.listdir(base), reverse=True)
+        versions = tf.io.gfile.listdir(base)
     except tf.errors.NotFoundError:
         return None
     for version in (v.rstrip("/") for v in versions):
@@ -132,10 +139,8 @@ def load(data_dir: str | None, dataset: str,
             manifest = files.read_json(os.path.join(entry, MANIFEST))
             if not manifest or not _is_current(manifest, root, splits):
                 continue
-            return {split: tuple(
-                _load_array(os.path.join(entry, _array_file(split, part)),
-                            manifest["splits"][split][part])
-                for part in ("images", "labels")) for split in splits}
+            return {split: _load_split(entry, split, manifest["splits"][split])
+                    for split in splits}
         except (CorruptFileError, ValueError, KeyError, TypeError, OSError,
                 tf.errors.OpError) as e:
             logging.warning("Ignoring the damaged array cache %s (%s); decoding "
@@ -181,4 +186,17 @@ def save(data_dir: str | None, dataset: str, tfds_name: str, version: str,
                         "them again.", dataset, entry, str(e).splitlines()[0])
         return False
     logging.info("Kept %s's decoded arrays in %s for later launches.", dataset, entry)
+    _drop_other_versions(os.path.dirname(entry), version)
     return True
+
+
+def _drop_other_versions(base: str, version: str) -> None:
+    """Deletes the entries of other dataset versions: TFDS now reads ``version``,
+    so at most one entry per dataset is current."""
+    for other in tf.io.gfile.listdir(base):
+        if other.rstrip("/") != version:
+            try:
+                tf.io.gfile.rmtree(os.path.join(base, other.rstrip("/")))
+            except tf.errors.OpError as e:
+                logging.warning("Could not delete the stale array cache %s (%s).",
+                                os.path.join(base, other), str(e).splitlines()[0])

@@ -188,10 +188,11 @@ class Trainer:
         self._weights_checkpoint = tf.train.Checkpoint(model=self.model, step=self.step)
         startup.mark("model")
         # Each replica's step: one XLA computation with --jit_compile, else
-        # plain ops without AutoGraph (step_compiler says why).
+        # plain ops without AutoGraph (step_compiler says why). The compiled
+        # step shadows the method on this instance.
         compile_step = step_compiler(config.runtime, strategy)
-        self._train_step = compile_step(self._train_step)
-        self._eval_step = compile_step(self._eval_step)
+        self._train_step = compile_step(self._train_step)  # type: ignore[method-assign]
+        self._eval_step = compile_step(self._eval_step)  # type: ignore[method-assign]
         self._train_loop = startup.timed_first_loop(tf.function(self._train_loop_impl))
         self._eval_loop = tf.function(self._eval_loop_impl)
         self._eval_inputs: dict[str, tuple[Any, int]] = {}
