@@ -14,9 +14,10 @@ import tensorflow_datasets as tfds
 from absl import app
 
 from tf_lottery import align
-from tf_lottery.data import sources
+from tf_lottery.data import cache, sources
 
 if __name__ == "__main__":
     with tfds.testing.mock_data(num_examples=int(os.environ.get("MOCK_EXAMPLES", "300"))), \
-            mock.patch.object(sources, "is_prepared", lambda builder: True):
+            mock.patch.object(sources, "is_prepared", lambda builder: True), \
+            mock.patch.object(cache, "load", lambda *args: None):
         app.run(align.main)

@@ -2,7 +2,9 @@
 
 Lets tests run ``tf_lottery.main`` end to end in a subprocess (needed for
 SIGKILL tests) with no prepared data: TFDS's ``mock_data`` yields
-deterministic random examples, and the data-prepared check is bypassed.
+deterministic random examples, and the data-prepared check is bypassed, as
+is the array cache (a --data_dir's cached real arrays must not stand in for
+mock data).
 MOCK_EXAMPLES sets the number of examples per split (default 300);
 MOCK_WORKER_WAIT_S, how long a multi-worker launch waits for its peers.
 """
@@ -18,12 +20,13 @@ import tensorflow_datasets as tfds
 from absl import app
 
 from tf_lottery import main as main_lib
-from tf_lottery.data import sources
+from tf_lottery.data import cache, sources
 from tf_lottery.training import strategy
 
 if __name__ == "__main__":
     if "MOCK_WORKER_WAIT_S" in os.environ:
         strategy.WORKER_WAIT_S = float(os.environ["MOCK_WORKER_WAIT_S"])
     with tfds.testing.mock_data(num_examples=int(os.environ.get("MOCK_EXAMPLES", "300"))), \
-            mock.patch.object(sources, "is_prepared", lambda builder: True):
+            mock.patch.object(sources, "is_prepared", lambda builder: True), \
+            mock.patch.object(cache, "load", lambda *args: None):
         app.run(main_lib.main)

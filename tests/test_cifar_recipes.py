@@ -15,8 +15,8 @@ from tests.conftest import parse_config, tiny_data, tiny_pipeline
 from tf_lottery import config as config_lib
 from tf_lottery import main as main_lib
 from tf_lottery.data import augment as augment_lib
+from tf_lottery.data import cache, sources
 from tf_lottery.data import registry as data_registry
-from tf_lottery.data import sources
 from tf_lottery.data.pipeline import global_batch_at
 from tf_lottery.errors import ConfigError
 from tf_lottery.models import registry as models
@@ -126,7 +126,8 @@ def run_main(name, model_dir, strategy):
                f"--strategy={strategy}",
                "--cpu_devices=2", *extra, model_dir=str(model_dir))
     with tfds.testing.mock_data(num_examples=8), \
-            mock.patch.object(sources, "is_prepared", lambda builder: True):
+            mock.patch.object(sources, "is_prepared", lambda builder: True), \
+            mock.patch.object(cache, "load", lambda *args: None):
         results = main_lib.run(c)
     assert results.status == "complete" and results.step == 1
     assert results.metrics.test_examples == 8

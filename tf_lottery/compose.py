@@ -20,4 +20,4 @@ def make_pipeline(config: ExperimentConfig) -> Pipeline:
         eval_batch_size=data.eval_batch_size, augment=data.augment,
         train_eval_examples=data.train_eval_examples, image_size=data.image_size,
         window_shards=data.shuffle_window_shards, data_dir=rt.data_dir,
-        manual_dir=rt.tfds_manual_dir)
+        manual_dir=rt.tfds_manual_dir, data_cache=rt.data_cache)

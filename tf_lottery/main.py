@@ -20,7 +20,7 @@ import sys
 import tensorflow as tf
 from absl import app, flags, logging
 
-from tf_lottery import compose, files, lease, rundir
+from tf_lottery import compose, files, lease, rundir, startup
 from tf_lottery import config as config_lib
 from tf_lottery.core import layout, records
 from tf_lottery.data.pipeline import Pipeline
@@ -45,12 +45,15 @@ def run(config: config_lib.ExperimentConfig, force_unlock: bool = False
     ``force_unlock`` takes over the lease of a launch that looks alive.
     """
     run_experiment = config_lib.experiments.get(config.experiment).load()
+    startup.mark("experiment")
     model_dir = config.runtime.model_dir
     if config.runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = strategy_lib.make_strategy(config.runtime)
+    startup.mark("strategy")
     # In host memory for small datasets, streamed from shards for ImageNet.
     pipeline = compose.make_pipeline(config)
+    startup.mark("data")
     files.ensure_writable_dir(model_dir)
     if not strategy.extended.should_checkpoint:
         # A multi-worker run's non-chief workers: the chief holds the lease.
@@ -73,6 +76,7 @@ def _run_claimed(config: config_lib.ExperimentConfig, run_experiment,
                  strategy: tf.distribute.Strategy, pipeline: Pipeline) -> records.Results:
     model_dir = config.runtime.model_dir
     rundir.claim(config)
+    startup.mark("claimed")
     done = rundir.results(model_dir)
     if done is not None and layout.is_complete(done):
         logging.info("%s is complete; nothing to do (results in %s).",
@@ -93,6 +97,7 @@ def main(argv: list[str]) -> int:
         print(f"tf_lottery: error: unexpected argument(s) {' '.join(argv[1:])!r}: every "
               "setting is a flag (--name=value); see --helpfull", file=sys.stderr)
         return 2
+    startup.mark("main")
     logging.set_verbosity(logging.INFO)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:

@@ -332,6 +332,13 @@ class RuntimeConfig(Section):
         None,
         "Data: folder with the dataset's original archive files; TFDS "
         "prepares them into --data_dir without any download.")
+    data_cache: bool = knob(
+        True,
+        "Data: keep a small dataset's decoded arrays in "
+        "<data_dir>/tf_lottery_cache after the first decode and load them from "
+        "there by memory map (same arrays; decoded again when the prepared "
+        "dataset or the TFDS release changes). --nodata_cache decodes through "
+        "TFDS every launch.")
     strategy: str = knob("default", "Runtime: tf.distribute.", choices=STRATEGIES)
     tpu: str | None = knob(None, "Runtime: TPU name for TPUClusterResolver, or 'local'.")
     cpu_devices: int = knob(
@@ -352,6 +359,15 @@ class RuntimeConfig(Section):
         True,
         "Runtime: tf.config.experimental.enable_op_determinism() so that "
         "reruns and resumed runs are bit-identical.")
+    jit_compile: bool = knob(
+        False,
+        "Runtime: compile each replica's training and evaluation step with XLA "
+        "(tf.function(jit_compile=True)); the loops around them stay TensorFlow "
+        "graphs. Losses agree with a run without it to float rounding, not bit for "
+        "bit; reruns and resumes with it are bit-identical. No effect on TPUs (always "
+        "XLA). Off by default: on a 2-core CPU it made LeNet 3-16 % faster but "
+        "ResNet-20 3-4x slower, and compiling adds seconds to each launch "
+        "(docs/benchmarks.md).")
 
     @classmethod
     def from_flags(cls, flags: FlagReader, built: Mapping[str, Section]) -> RuntimeConfig:
@@ -364,6 +380,10 @@ class RuntimeConfig(Section):
         if self.strategy == "tpu" and not self.tpu:
             raise FieldError("runtime.strategy", "=tpu needs {runtime.tpu}=NAME (or "
                              "{runtime.tpu}=local on a TPU VM)")
+        if self.jit_compile and self.strategy == "mirrored" and self.cpu_devices > 1:
+            raise FieldError("runtime.jit_compile", " cannot run replicas on logical CPU "
+                             "devices ({runtime.cpu_devices}>1): XLA would place every "
+                             "replica's step on the first")
 
 
 # Built in this order from flags (each may read those before it).

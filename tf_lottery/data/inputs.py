@@ -8,24 +8,29 @@ from __future__ import annotations
 
 from tf_lottery.data import registry, sources
 from tf_lottery.data.pipeline import InMemoryPipeline, Pipeline
-from tf_lottery.data.streaming import StreamingPipeline
 
 
 def make_pipeline(dataset: str, *, batch_size: int, eval_batch_size: int, augment: str,
                   train_eval_examples: int, image_size: int, window_shards: int,
-                  data_dir: str | None, manual_dir: str | None) -> Pipeline:
+                  data_dir: str | None, manual_dir: str | None,
+                  data_cache: bool = True) -> Pipeline:
     """Small datasets (``DatasetSpec.in_memory``) are loaded into host memory;
     large ones (ImageNet) stream from TFDS's prepared TFRecord shards.
 
     Either way a missing dataset is prepared from ``manual_dir`` or
     reported as a ``ConfigError`` saying how to provide it. ``image_size`` and
-    ``window_shards`` only apply to streamed datasets.
+    ``window_shards`` only apply to streamed datasets, ``data_cache`` (keep
+    and reuse the decoded arrays in ``data_dir``: ``data.cache``) to those in
+    memory.
     """
     spec = registry.get(dataset)
     if spec.in_memory:
-        arrays = sources.load_in_memory(spec, data_dir, manual_dir)
+        arrays = sources.load_in_memory(spec, data_dir, manual_dir, use_cache=data_cache)
         return InMemoryPipeline(spec, arrays, batch_size, eval_batch_size, augment,
                                 train_eval_examples)
+    # Imported here: it imports TFDS, which an in-memory launch need not load.
+    from tf_lottery.data.streaming import StreamingPipeline
+
     builder = sources.get_builder(spec, data_dir, manual_dir)
     return StreamingPipeline.from_builder(
         spec, builder, batch_size=batch_size, eval_batch_size=eval_batch_size,

@@ -33,6 +33,11 @@ from tf_lottery.data.sources import InMemoryData
 
 DatasetFn = Callable[[tf.distribute.InputContext], tf.data.Dataset]
 
+# tf.data converts every mapped function with AutoGraph unless told not to;
+# these hold no Python control flow over tensors, and converting them cost
+# ~1 s of every launch's start-up.
+no_autograph = tf.autograph.experimental.do_not_convert
+
 
 @dataclasses.dataclass(frozen=True)
 class EvalSplit:
@@ -140,6 +145,7 @@ class InMemoryPipeline:
             images = tf.constant(images_np)
             labels = tf.constant(labels_np)
 
+            @no_autograph
             def steps_of_epoch(epoch):
                 order = self.epoch_order(data_order_seed, epoch)
                 lo = tf.maximum(start_step - epoch * spe, 0)
@@ -147,6 +153,7 @@ class InMemoryPipeline:
                 steps = epoch * spe + tf.range(lo, hi, dtype=tf.int64)
                 return tf.data.Dataset.from_tensor_slices((steps, order[lo:hi]))
 
+            @no_autograph
             def make_batch(step, indices):
                 draws = augment_lib.augment_draws(augment_seed, step, global_batch, 3)
                 lo = first_replica * per_replica
@@ -166,7 +173,7 @@ class InMemoryPipeline:
             ds = ds.flat_map(steps_of_epoch)
             ds = ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=True)
-            ds = ds.unbatch() if local > 1 else ds.map(lambda x, y: (x[0], y[0]))
+            ds = ds.unbatch() if local > 1 else ds.map(no_autograph(lambda x, y: (x[0], y[0])))
             return ds.prefetch(tf.data.AUTOTUNE)
 
         return dataset_fn
@@ -185,6 +192,7 @@ class InMemoryPipeline:
             images = tf.constant(images_np)
             labels = tf.constant(labels_np)
 
+            @no_autograph
             def make_batch(batch):
                 start = batch * global_batch + first_replica * per_replica
                 pos = start + tf.range(local * per_replica, dtype=tf.int64)
@@ -199,7 +207,8 @@ class InMemoryPipeline:
 
             ds = tf.data.Dataset.range(num_batches).map(
                 make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            ds = ds.unbatch() if local > 1 else ds.map(lambda x, y, w: (x[0], y[0], w[0]))
+            ds = ds.unbatch() if local > 1 else ds.map(
+                no_autograph(lambda x, y, w: (x[0], y[0], w[0])))
             return ds.prefetch(tf.data.AUTOTUNE)
 
         return EvalSplit(name, dataset_fn, num_batches, n)

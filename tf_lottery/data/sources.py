@@ -2,7 +2,9 @@
 
 Nothing here downloads: an unprepared dataset is prepared only from
 ``--tfds_manual_dir``; otherwise the user gets one line saying how to
-provide the data.
+provide the data. A small dataset's decoded arrays are kept in --data_dir
+(``data.cache``), so later launches neither decode nor import TFDS (TFDS is
+imported only where it is used).
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 from absl import logging
 
+from tf_lottery import startup
+from tf_lottery.data import cache
 from tf_lottery.data.registry import DatasetSpec
 from tf_lottery.errors import ConfigError
+
+if TYPE_CHECKING:
+    import tensorflow_datasets as tfds
 
 # Debian's dataset-fashion-mnist ships the upstream IDX files re-gzipped
 # without the original file names (24 bytes shorter each), so TFDS's
@@ -71,6 +78,7 @@ def _is_debian_fashion_mnist(manual_dir: str) -> bool:
 
 def _debian_fashion_mnist_builder(data_dir: str | None) -> tfds.core.DatasetBuilder:
     """TFDS's fashion_mnist builder, accepting the Debian archives' checksums."""
+    import tensorflow_datasets as tfds
     from tensorflow_datasets.image_classification import mnist
 
     base = mnist.FashionMNIST
@@ -110,6 +118,8 @@ def _damaged_manual_files(spec: DatasetSpec, manual_dir: str) -> list[str]:
     file at fault: TFDS names the first file whose checksum it rejects,
     which for a Debian folder is an intact file.
     """
+    import tensorflow_datasets as tfds
+
     copies: dict[str, list[tuple[int, str]]] = {}
     stock = _manual_files(tfds.builder_cls(spec.tfds_name))
     extra = _DEBIAN_FASHION_MNIST if spec.tfds_name == "fashion_mnist" else {}
@@ -139,6 +149,8 @@ def get_builder(
     Raises:
       ConfigError: the data are not prepared and cannot be prepared offline.
     """
+    import tensorflow_datasets as tfds
+
     try:
         builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
     except Exception as e:  # TFDS raises several types for unknown / bad dirs.
@@ -184,6 +196,8 @@ def get_builder(
 def _split_arrays(builder: tfds.core.DatasetBuilder, split: str) -> tuple[np.ndarray, np.ndarray]:
     # Batched reads (not batch_size=-1): same arrays, and also works under
     # tfds.testing.mock_data, whose generator has no known size.
+    import tensorflow_datasets as tfds
+
     ds = builder.as_dataset(split=split, batch_size=8192, as_supervised=True,
                             shuffle_files=False)
     parts = list(tfds.as_numpy(ds))
@@ -193,17 +207,27 @@ def _split_arrays(builder: tfds.core.DatasetBuilder, split: str) -> tuple[np.nda
 
 
 def load_in_memory(
-    spec: DatasetSpec, data_dir: str | None, manual_dir: str | None
+    spec: DatasetSpec, data_dir: str | None, manual_dir: str | None, use_cache: bool = True
 ) -> InMemoryData:
     """Loads train and test splits of a small dataset into host memory.
 
     TFDS reads the split in its fixed on-disk order (no file shuffling), so
     example i of the train split is the same for every run; all randomness in
-    ordering comes from ``data_order_seed`` in the pipeline.
+    ordering comes from ``data_order_seed`` in the pipeline. With
+    ``use_cache`` the arrays come from ``data.cache`` when it holds them
+    (read-only memory maps of the same bytes), and are put there after a
+    decode.
     """
-    builder = get_builder(spec, data_dir, manual_dir)
-    train_images, train_labels = _split_arrays(builder, spec.train_split)
-    test_images, test_labels = _split_arrays(builder, spec.test_split)
+    splits = (spec.train_split, spec.test_split)
+    arrays = cache.load(data_dir, spec.name, splits) if use_cache else None
+    startup.note("data_source", "cache" if arrays else "tfds")
+    if arrays is None:
+        builder = get_builder(spec, data_dir, manual_dir)
+        arrays = {split: _split_arrays(builder, split) for split in splits}
+        if use_cache:
+            cache.save(data_dir, spec.name, spec.tfds_name, str(builder.version),
+                       os.fspath(builder.data_dir), arrays)
+    (train_images, train_labels), (test_images, test_labels) = (arrays[s] for s in splits)
     expect = tuple(spec.image_shape)
     if tuple(train_images.shape[1:]) != expect:
         raise ConfigError(f"{spec.name} images have shape {train_images.shape[1:]}, "

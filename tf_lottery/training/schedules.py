@@ -12,6 +12,9 @@ import tensorflow as tf
 from tf_lottery.config import ScheduleConfig
 
 
+# Python branches on the config only: converting it with AutoGraph (as the
+# training loop would) cost every launch ~0.3 s of tracing for the same ops.
+@tf.autograph.experimental.do_not_convert
 def learning_rate(schedule: ScheduleConfig, step, train_steps: int) -> tf.Tensor:
     """LR at ``step`` (int or scalar tensor) as float32.
 

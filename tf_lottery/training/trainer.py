@@ -38,6 +38,7 @@ import tensorflow as tf
 import tf_keras
 from absl import logging
 
+from tf_lottery import startup
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout, records, store
 from tf_lottery.data.pipeline import Pipeline
@@ -45,6 +46,7 @@ from tf_lottery.errors import FieldError
 from tf_lottery.models import batchnorm
 from tf_lottery.models import registry as model_registry
 from tf_lottery.training import checkpoints, ema, losses, optimizers, precision, schedules
+from tf_lottery.training.strategy import step_compiler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +184,14 @@ class Trainer:
             model=self.model, optimizer=self.optimizer, step=self.step,
             **({"ema": self.ema} if self.ema is not None else {}))
         self._weights_checkpoint = tf.train.Checkpoint(model=self.model, step=self.step)
-        self._train_loop = tf.function(self._train_loop_impl)
+        startup.mark("model")
+        # Each replica's step: one XLA computation with --jit_compile, else
+        # plain ops without AutoGraph (step_compiler says why). The compiled
+        # step shadows the method on this instance.
+        compile_step = step_compiler(config.runtime, strategy)
+        self._train_step = compile_step(self._train_step)  # type: ignore[method-assign]
+        self._eval_step = compile_step(self._eval_step)  # type: ignore[method-assign]
+        self._train_loop = startup.timed_first_loop(tf.function(self._train_loop_impl))
         self._eval_loop = tf.function(self._eval_loop_impl)
         self._eval_inputs: dict[str, tuple[Any, int]] = {}
 
