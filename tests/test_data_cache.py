@@ -153,7 +153,7 @@ def test_a_run_from_cached_arrays_ends_with_the_same_weights(tfds_dir, tmp_path)
             f"--data_dir={tfds_dir}", *flags, model_dir=str(tmp_path / name))
         with mock_tfds(tfds_dir):
             results = main_lib.run(config)
-        reader = tf.train.load_checkpoint(results["final_checkpoint"])
+        reader = tf.train.load_checkpoint(results.final_checkpoint)
         return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
                 if n.startswith(("model/", "optimizer/"))}
 

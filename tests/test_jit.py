@@ -15,6 +15,7 @@ from tests.conftest import parse_config, tiny_data, tiny_pipeline
 from tests.test_main import ROOT, SMALL, checkpoint_tensors, cli
 from tests.test_pruning_wrappers import assert_checkpoint_is_masked
 from tf_lottery import experiment
+from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError
 from tf_lottery.models import registry
 from tf_lottery.pruning import imp
@@ -55,7 +56,7 @@ def loss_curve(run_dir):
 def train(run_dir, model, *extra):
     c = config(run_dir, model, *extra)
     results = experiment.train(c, tf.distribute.get_strategy(), pipeline(c, model))
-    return loss_curve(run_dir), checkpoint_tensors(results["final_checkpoint"])
+    return loss_curve(run_dir), checkpoint_tensors(results.final_checkpoint)
 
 
 def test_jit_trains_lenet_like_plain_ops(tmp_path):
@@ -129,9 +130,9 @@ def test_jit_keeps_pruned_weights_exactly_zero(tmp_path):
     c = config(tmp_path, "lenet_300_100", "--experiment=imp", "--imp_levels=2",
                "--jit_compile")
     results = imp.imp(c, tf.distribute.get_strategy(), pipeline(c, "lenet_300_100"))
-    assert [r["level"] for r in results["levels"]] == [0, 1, 2]
-    for level in results["levels"][1:]:
-        assert_checkpoint_is_masked(os.path.join(level["run_dir"], "final", "ckpt"))
+    assert [r.level for r in results.levels] == [0, 1, 2]
+    for level in results.levels[1:]:
+        assert_checkpoint_is_masked(layout.final_checkpoint(level.run_dir))
 
 
 def test_jit_with_replicas_on_logical_cpus_is_refused():
