@@ -41,6 +41,10 @@ import time
 
 T0 = time.time()  # this process's start, near enough: a child's budget counts from it
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's tf_lottery (layout: pure Python, no TF)
+
+from tf_lottery.core import layout  # noqa: E402
+
 SELF = str(pathlib.Path(__file__).resolve())
 # Children import this checkout's tf_lottery (and tests.mock_main), whatever is installed.
 CHILD_ENV = {"PYTHONPATH": os.pathsep.join(
@@ -234,9 +238,9 @@ def _launch(args: list[str], model_dir: str, deadline: float, kill_at: int | Non
     if kill_at is not None:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        state = pathlib.Path(model_dir, "checkpoints", "checkpoint")
+        state = pathlib.Path(layout.resume_state_file(model_dir))
         while time.time() < deadline and proc.poll() is None:
-            if state.exists() and f"ckpt-{kill_at}" in state.read_text():
+            if state.exists() and f"{layout.CHECKPOINT_NAME}-{kill_at}" in state.read_text():
                 break
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
@@ -256,7 +260,7 @@ def _launch(args: list[str], model_dir: str, deadline: float, kill_at: int | Non
             out["nondeterministic_op"] = op
         return out
     out["resumed"] = "Resuming" in done.stderr
-    out["final"] = os.path.join(model_dir, "final", "ckpt")
+    out["final"] = layout.final_checkpoint(model_dir)
     return out
 
 

@@ -1,6 +1,7 @@
 """--jit_compile: each replica's step under XLA trains as without it, masks and resume included."""
 
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -152,10 +153,10 @@ def test_jit_run_killed_and_relaunched_ends_bitwise_like_uninterrupted(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.mock_main", *args, f"--model_dir={killed_dir}"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = killed_dir / "checkpoints" / "checkpoint"
+    state = pathlib.Path(layout.resume_state_file(str(killed_dir)))
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
-        if state.exists() and "ckpt-300" in state.read_text():
+        if state.exists() and f"{layout.CHECKPOINT_NAME}-300" in state.read_text():
             break
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
@@ -164,8 +165,8 @@ def test_jit_run_killed_and_relaunched_ends_bitwise_like_uninterrupted(tmp_path)
     resumed = cli(*args, f"--model_dir={killed_dir}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming" in resumed.stderr
-    a = checkpoint_tensors(str(tmp_path / "whole" / "final" / "ckpt"))
-    b = checkpoint_tensors(str(killed_dir / "final" / "ckpt"))
+    a = checkpoint_tensors(layout.final_checkpoint(str(tmp_path / "whole")))
+    b = checkpoint_tensors(layout.final_checkpoint(str(killed_dir)))
     assert a.keys() == b.keys() and len(a) > 6
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
