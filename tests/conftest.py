@@ -82,3 +82,30 @@ def mirrored() -> tf.distribute.Strategy:
 def _deterministic_ops():
     tf.config.experimental.enable_op_determinism()
     yield
+
+
+def launch_and_kill_after_checkpoint(args, model_dir, step: int, timeout_s: float = 180):
+    """Starts ``python -m tests.mock_main ARGS --model_dir=...`` and SIGKILLs it
+    as soon as the rolling checkpoint of ``step`` is recorded: a preemption at
+    a known point, for the resume-equality tests."""
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tf_lottery.core import layout
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.mock_main", *args, f"--model_dir={model_dir}"],
+        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = pathlib.Path(layout.resume_state_file(str(model_dir)))
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and f"{layout.CHECKPOINT_NAME}-{step}" in state.read_text():
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "run finished before it could be killed"

@@ -1,19 +1,14 @@
 """--jit_compile: each replica's step under XLA trains as without it, masks and resume included."""
 
 import os
-import pathlib
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
 
-from tests.conftest import parse_config, tiny_data, tiny_pipeline
-from tests.test_main import ROOT, SMALL, checkpoint_tensors, cli
+from tests.conftest import launch_and_kill_after_checkpoint, parse_config, tiny_data, tiny_pipeline
+from tests.test_main import SMALL, checkpoint_tensors, cli
 from tests.test_pruning_wrappers import assert_checkpoint_is_masked
 from tf_lottery import experiment
 from tf_lottery.core import layout
@@ -150,18 +145,7 @@ def test_jit_run_killed_and_relaunched_ends_bitwise_like_uninterrupted(tmp_path)
     whole = cli(*args, f"--model_dir={tmp_path / 'whole'}")
     assert whole.returncode == 0, whole.stderr[-2000:]
     killed_dir = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.mock_main", *args, f"--model_dir={killed_dir}"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = pathlib.Path(layout.resume_state_file(str(killed_dir)))
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists() and f"{layout.CHECKPOINT_NAME}-300" in state.read_text():
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "run finished before it could be killed"
+    launch_and_kill_after_checkpoint(args, killed_dir, 300)
     resumed = cli(*args, f"--model_dir={killed_dir}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming" in resumed.stderr

@@ -2,14 +2,14 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from tests.conftest import launch_and_kill_after_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--dataset=mnist", "--batch_size=20", "--eval_batch_size=50",
@@ -64,18 +64,7 @@ def test_sigkill_then_rerun_is_bitwise_identical_to_uninterrupted(tmp_path):
     assert whole.returncode == 0, whole.stderr[-2000:]
 
     killed_dir = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.mock_main", *args, f"--model_dir={killed_dir}"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = killed_dir / "checkpoints" / "checkpoint"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists() and "ckpt-300" in state.read_text():
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "run finished before it could be killed"
+    launch_and_kill_after_checkpoint(args, killed_dir, 300, timeout_s=120)
     assert not (killed_dir / "results.json").exists()
 
     resumed = cli(*args, f"--model_dir={killed_dir}")
