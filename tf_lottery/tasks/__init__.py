@@ -1,0 +1,1 @@
+"""An experiment as a graph of idempotent tasks, and the executors that run it."""
