@@ -43,3 +43,25 @@ def test_costs():
     assert g.total_steps() == 131
     assert g.critical_path_steps() == 121
     assert g.critical_path_steps({"a": 1, "b": 1, "c": 5, "d": 1}) == 7
+
+
+def test_list_schedule_bounds_and_exact_cases():
+    from tf_lottery.tasks.schedule import list_schedule
+
+    g = _diamond()
+    cost = {t.id: float(t.cost_steps) for t in g}
+    one = list_schedule(g, cost, 1)
+    assert one.makespan == one.busy == 131
+    two = list_schedule(g, cost, 2)
+    assert two.makespan == two.critical_path == 121  # b and c side by side
+    assert two.start["d"] == 120 and two.finish["d"] == 121
+    # Finished tasks are left out: only d remains.
+    assert list_schedule(g, cost, 4, done={"a", "b", "c"}).makespan == 1
+    # Independent tasks, longest first: 4+2+2 | 3+3 -> 8 on 2 workers, where
+    # the optimum is 7 (4+3 | 3+2+2); within Graham's 4/3 bound for this rule.
+    flat = Graph([Task(str(i), "k", (), c) for i, c in enumerate([2, 3, 4, 2, 3])])
+    flat_cost = {t.id: float(t.cost_steps) for t in flat}
+    plan = list_schedule(flat, flat_cost, 2)
+    assert plan.makespan == 8 and plan.start["2"] == 0 and plan.busy == 14
+    with pytest.raises(ValueError):
+        list_schedule(flat, flat_cost, 0)
