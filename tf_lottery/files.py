@@ -1,8 +1,15 @@
-"""Small filesystem helpers over tf.io.gfile (local paths and gs:// alike)."""
+"""Small filesystem helpers over tf.io.gfile (local paths and gs:// alike).
+
+Every write goes where this process may write (``chief.write_path``: a
+non-chief worker of a multi-worker launch writes its scratch directory, not
+--model_dir) and every read sees this process's own writes first
+(``chief.read_path``).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -11,6 +18,7 @@ from typing import Any
 import tensorflow as tf
 from absl import logging
 
+from tf_lottery import chief
 from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError, CorruptFileError
 
@@ -21,6 +29,9 @@ def write_json_atomic(path: str, obj: Any) -> None:
     A reader (or a resumed run) sees the old file or the new one, never a
     partial write, even if the process is killed mid-write.
     """
+    if chief.is_redirected(path):
+        path = chief.write_path(path)
+        tf.io.gfile.makedirs(os.path.dirname(path))
     tmp = layout.temporary(path, uuid.uuid4().hex)
     with tf.io.gfile.GFile(tmp, "w") as f:
         f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
@@ -35,6 +46,7 @@ def read_json(path: str, parse: Callable[[Any], Any] | None = None) -> Any | Non
         emptied, overwritten with something else), or ``parse`` cannot read it
         (a record with missing or ill-typed fields).
     """
+    path = chief.read_path(path)
     if not tf.io.gfile.exists(path):
         return None
     with tf.io.gfile.GFile(path, "rb") as f:
@@ -59,7 +71,15 @@ def read_json(path: str, parse: Callable[[Any], Any] | None = None) -> Any | Non
 
 def set_aside(path: str, reason: str = layout.CORRUPT) -> str:
     """Renames ``path`` to ``<path>.<reason>-<UTC time>`` (never deletes);
-    returns the new name. Whoever looks can still inspect or restore the file."""
+    returns the new name. Whoever looks can still inspect or restore the file.
+
+    A non-chief worker renames only its own copy: a file of --model_dir is
+    the chief's to set aside (its name is returned unchanged).
+    """
+    if chief.is_redirected(path):
+        if not tf.io.gfile.exists(chief.write_path(path)):
+            return path
+        path = chief.write_path(path)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     target = layout.set_aside_path(path, reason, stamp)
     if tf.io.gfile.exists(target):
@@ -88,8 +108,9 @@ def read_summary(path: str, parse: Callable[[Any], Any] | None = None) -> Any | 
 def ensure_writable_dir(path: str, flag: str = "model_dir") -> None:
     """Creates ``path`` and proves it writable, or raises a one-line error."""
     try:
-        tf.io.gfile.makedirs(path)
-        probe = layout.write_probe(path, uuid.uuid4().hex)
+        target = chief.write_path(path)
+        tf.io.gfile.makedirs(target)
+        probe = layout.write_probe(target, uuid.uuid4().hex)
         with tf.io.gfile.GFile(probe, "w") as f:
             f.write("ok")
         tf.io.gfile.remove(probe)
@@ -97,3 +118,11 @@ def ensure_writable_dir(path: str, flag: str = "model_dir") -> None:
         reason = getattr(e, "message", None) or getattr(e, "strerror", None) or str(e)
         raise ConfigError(f"--{flag}={path} is not writable ({reason.splitlines()[0]}); "
                           "choose a directory you can write to") from None
+
+
+def remove_tree(path: str) -> None:
+    """Removes the directory ``path`` where this process wrote it, if it exists
+    (a non-chief worker never removes the chief's)."""
+    target = chief.write_path(path)
+    if tf.io.gfile.exists(target):
+        tf.io.gfile.rmtree(target)

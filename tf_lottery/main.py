@@ -4,7 +4,9 @@ flags -> config -> (strategy, data) -> lease -> experiment. Relaunching the
 same command resumes; a finished run is reported and left untouched. The
 strategy and the data are the launch's environment checks and come before
 anything is written; then the launch takes the lease of --model_dir (one
-writer at a time, see ``lease``) and only then writes there.
+writer at a time, see ``lease``) and only then writes there. In a
+multi-worker launch that is the chief alone; the other workers write a scratch
+directory of their own (``chief``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 import tensorflow as tf
 from absl import app, flags, logging
 
-from tf_lottery import compose, files, lease, rundir, startup
+from tf_lottery import chief, compose, files, lease, rundir, startup
 from tf_lottery import config as config_lib
 from tf_lottery.core import layout, records
 from tf_lottery.data.pipeline import Pipeline
@@ -54,8 +56,16 @@ def run(config: config_lib.ExperimentConfig, force_unlock: bool = False
     # In host memory for small datasets, streamed from shards for ImageNet.
     pipeline = compose.make_pipeline(config)
     startup.mark("data")
+    with chief.writing_as(strategy, model_dir):
+        return _run_leased(config, run_experiment, strategy, pipeline, force_unlock)
+
+
+def _run_leased(config: config_lib.ExperimentConfig, run_experiment,
+                strategy: tf.distribute.Strategy, pipeline: Pipeline,
+                force_unlock: bool) -> records.Results:
+    model_dir = config.runtime.model_dir
     files.ensure_writable_dir(model_dir)
-    if not strategy.extended.should_checkpoint:
+    if not chief.is_chief():
         # A multi-worker run's non-chief workers: the chief holds the lease.
         return _run_claimed(config, run_experiment, strategy, pipeline)
     held = lease.Lease(model_dir, force=force_unlock, label=f"--model_dir={model_dir}",
@@ -76,6 +86,7 @@ def _run_claimed(config: config_lib.ExperimentConfig, run_experiment,
                  strategy: tf.distribute.Strategy, pipeline: Pipeline) -> records.Results:
     model_dir = config.runtime.model_dir
     rundir.claim(config)
+    chief.check_shared(strategy, layout.config_file(model_dir))
     startup.mark("claimed")
     done = rundir.results(model_dir)
     if done is not None and layout.is_complete(done):

@@ -47,7 +47,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_lottery import experiment
+from tf_lottery import chief, experiment
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
@@ -102,7 +102,7 @@ class Imp:
             self.summarized.update((r.level, name) for name in r.baselines)
             if r.instability is not None:
                 self.summarized.add((r.level, "instability"))
-        self.writer = tf.summary.create_file_writer(self.model_dir)
+        self.writer = chief.summary_writer(self.model_dir)
         dashboards.write_experiment(self.writer, config, dashboards.imp_layout(config))
         self.records: dict[int, records.LevelRecord] = {}
 
@@ -151,7 +151,7 @@ class Imp:
         """Level ``level``'s mask: saved, or pruned from level-1's W_T."""
         run_dir = layout.level_dir(self.model_dir, level)
         path = layout.mask_file(run_dir)
-        if tf.io.gfile.exists(path):
+        if chief.exists(path):
             return masks_lib.load(path)
         before_dir = layout.level_dir(self.model_dir, level - 1)
         before = store.read(layout.results_file(before_dir), records.RunRecord, before_dir)
@@ -180,7 +180,7 @@ class Imp:
         masks, init = level_masks, None
         if branch.mask is not None:
             path = layout.mask_file(run_dir)
-            if tf.io.gfile.exists(path):
+            if chief.exists(path):
                 masks = masks_lib.load(path)
             else:
                 masks = branch.mask(level_masks, seed)
@@ -243,9 +243,9 @@ class Imp:
 
     @staticmethod
     def _save_masks(run_dir: str, masks: dict[str, np.ndarray]) -> None:
-        tf.io.gfile.makedirs(run_dir)
+        chief.makedirs(run_dir)
         path = layout.mask_file(run_dir)
-        if not tf.io.gfile.exists(path):
+        if not chief.exists(path):
             masks_lib.save(path, masks)
 
     @staticmethod

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import re
 import zipfile
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tf_lottery import chief
 from tf_lottery.errors import CorruptFileError
 
 Masks = dict[str, np.ndarray]
@@ -188,7 +190,11 @@ def random_like(masks: Mapping[str, np.ndarray], rng: np.random.Generator) -> Ma
 
 
 def save(path: str, masks: Mapping[str, np.ndarray]) -> None:
-    """Writes ``masks`` as .npz, atomically (temporary name, then rename)."""
+    """Writes ``masks`` as .npz, atomically (temporary name, then rename),
+    where this process writes ``path`` (``chief.write_path``)."""
+    if chief.is_redirected(path):
+        path = chief.write_path(path)
+        tf.io.gfile.makedirs(os.path.dirname(path))
     buffer = io.BytesIO()
     arrays: dict[str, Any] = {k: np.asarray(v, np.uint8) for k, v in masks.items()}
     np.savez_compressed(buffer, **arrays)
@@ -204,7 +210,7 @@ def load(path: str) -> Masks:
     Raises:
       CorruptFileError: the file is not a readable .npz of masks.
     """
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with tf.io.gfile.GFile(chief.read_path(path), "rb") as f:
         raw = f.read()
     try:
         with np.load(io.BytesIO(raw)) as data:

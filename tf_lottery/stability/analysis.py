@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tf_lottery import files
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
@@ -135,9 +136,8 @@ def evaluate_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str
         return done
     started = time.perf_counter()
     events_dir = layout.pair_events_dir(out_path)
-    if tf.io.gfile.exists(events_dir):
-        # Curves of an attempt that was killed: redrawn from scratch.
-        tf.io.gfile.rmtree(events_dir)
+    # Curves of an attempt that was killed: redrawn from scratch.
+    files.remove_tree(events_dir)
     writer = summaries.PathWriter(events_dir, k)
     try:
         curves = evaluator.between(checkpoint_a, checkpoint_b, label=label, on_point=writer)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tf_lottery import chief
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout, records
 from tf_lottery.core.layout import SPLITS
@@ -50,7 +51,7 @@ def layout_charts(rewind_steps: tuple[int, ...], independent: bool) -> tensorboa
 
 def write_run_metadata(model_dir: str, config: ExperimentConfig, independent: bool) -> None:
     """Layout and hparams columns, written into ``model_dir``."""
-    writer = tf.summary.create_file_writer(model_dir)
+    writer = chief.summary_writer(model_dir)
     dashboards.write_experiment(writer, config,
                                 layout_charts(config.train.rewind_steps, independent))
     writer.close()
@@ -58,7 +59,7 @@ def write_run_metadata(model_dir: str, config: ExperimentConfig, independent: bo
 
 def write_barriers(model_dir: str, record: records.RewindPointRecord) -> None:
     """Barrier and children's error at rewind step k, into ``model_dir``."""
-    writer = tf.summary.create_file_writer(model_dir)
+    writer = chief.summary_writer(model_dir)
     with writer.as_default(step=record.rewind_step):
         for split in SPLITS:
             tf.summary.scalar(layout.barrier_tag(split), record.barrier[split].mean)
@@ -72,7 +73,7 @@ class PathWriter:
     """Writes one path's error curve, point by point, into its own run dir."""
 
     def __init__(self, run_dir: str, k: int | None):
-        self._writer = tf.summary.create_file_writer(run_dir)
+        self._writer = chief.summary_writer(run_dir)
         self._k = k
 
     def __call__(self, index: int, alpha: float, metrics: dict[str, float]) -> None:

@@ -13,6 +13,7 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import summary as custom_scalar_summary
 from tensorboard.plugins.hparams import api as hparams_api
 
+from tf_lottery import chief
 from tf_lottery.config import ExperimentConfig
 
 # A layout: category title -> [(chart title, [tag regexes drawn together])].
@@ -81,7 +82,7 @@ def write_session(run_dir: str, hparams: Mapping[str, HParamValue], group: str,
     value) are written as scalars at ``step`` in ``run_dir``; a later call
     may add metrics to the same session with empty ``hparams``.
     """
-    writer = tf.summary.create_file_writer(run_dir)
+    writer = chief.summary_writer(run_dir)
     with writer.as_default():
         if hparams:
             hparams_api.hparams(dict(hparams), trial_id=group)

@@ -10,6 +10,12 @@ Files damaged after the fact (a full disk, an interrupted copy to a bucket)
 are found when a run resumes (``resume``): a checkpoint that cannot be read
 is set aside, never deleted, and the run resumes from the newest one that
 can, so it still ends bit-identical to an uninterrupted run.
+
+Every worker of a multi-worker launch saves (a save is a collective), but
+only the chief into the run directory: the others save into their scratch
+directory (``chief``) and read the chief's checkpoints where they wrote none.
+The housekeeping of the run directory (leftovers of killed saves, the
+manager's state file) is the chief's alone.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from tf_lottery import files
+from tf_lottery import chief, files
 from tf_lottery.core import layout, records, store
 
 
@@ -35,7 +41,7 @@ def final_prefix(run_dir: str) -> str:
 
 
 def is_committed(directory: str) -> bool:
-    return tf.io.gfile.exists(layout.marker_file(directory))
+    return chief.exists(layout.marker_file(directory))
 
 
 def has_rewind(run_dir: str, step: int) -> bool:
@@ -51,8 +57,8 @@ def save_permanent(checkpoint: tf.train.Checkpoint, run_dir: str, directory: str
     prefix = layout.permanent_checkpoint(directory)
     if is_committed(directory):
         return prefix
-    tf.io.gfile.makedirs(directory)
-    checkpoint.write(prefix)
+    chief.makedirs(directory)
+    checkpoint.write(chief.write_path(prefix))
     store.write(layout.marker_file(directory), records.CheckpointMarker(step, prefix), run_dir)
     return prefix
 
@@ -71,7 +77,7 @@ def save_final(checkpoint: tf.train.Checkpoint, run_dir: str) -> str:
 def rewind_steps_saved(run_dir: str) -> list[int]:
     """Steps k whose rewind checkpoint W_k is committed under ``run_dir``."""
     return sorted(layout.rewind_step_of_marker(p)
-                  for p in tf.io.gfile.glob(layout.rewind_marker_pattern(run_dir)))
+                  for p in chief.glob(layout.rewind_marker_pattern(run_dir)))
 
 
 def restore(checkpoint: tf.train.Checkpoint, path: str) -> None:
@@ -80,7 +86,7 @@ def restore(checkpoint: tf.train.Checkpoint, path: str) -> None:
     ``expect_partial`` because a caller may restore only part of what was
     saved (e.g. weights without optimizer state when the optimizer is reset).
     """
-    checkpoint.read(path).expect_partial()
+    checkpoint.read(chief.read_path(path, ".index")).expect_partial()
 
 
 # What reading a truncated or garbled checkpoint raises: DataLossError ("not
@@ -94,7 +100,8 @@ def _manager(
     checkpoint: tf.train.Checkpoint, run_dir: str, max_to_keep: int
 ) -> tf.train.CheckpointManager:
     def make() -> tf.train.CheckpointManager:
-        return tf.train.CheckpointManager(checkpoint, layout.resume_dir(run_dir),
+        return tf.train.CheckpointManager(checkpoint,
+                                          chief.write_path(layout.resume_dir(run_dir)),
                                           max_to_keep=max_to_keep,
                                           checkpoint_name=layout.CHECKPOINT_NAME)
     try:
@@ -110,7 +117,7 @@ def _resume_prefixes(run_dir: str, listed: list[str]) -> list[str]:
     """Resume checkpoints, oldest first: those the state file lists and any
     whose files exist without being listed (the state file was damaged, or
     the run was killed between writing a checkpoint and listing it)."""
-    found = [p[:-len(".index")] for p in tf.io.gfile.glob(layout.resume_index_pattern(run_dir))]
+    found = [p[:-len(".index")] for p in chief.glob(layout.resume_index_pattern(run_dir))]
     by_step: dict[int, str] = {}
     for prefix in [*listed, *found]:
         step = layout.resume_step(prefix)
@@ -154,8 +161,9 @@ def _write_state(run_dir: str, prefixes: list[str]) -> None:
 
 
 def _remove_temp_leftovers(run_dir: str) -> None:
-    """Removes the ``ckpt-N_temp`` folders of saves that were killed."""
-    for path in tf.io.gfile.glob(layout.resume_temp_pattern(run_dir)):
+    """Removes the ``ckpt-N_temp`` folders of saves that were killed (those
+    this process writes: a non-chief worker's scratch starts empty)."""
+    for path in tf.io.gfile.glob(chief.write_path(layout.resume_temp_pattern(run_dir))):
         logging.info("Removing %s, left by a checkpoint save that was interrupted.", path)
         tf.io.gfile.rmtree(path)
 
@@ -189,7 +197,8 @@ def resume(checkpoint: tf.train.Checkpoint, run_dir: str, max_to_keep: int
             restored = prefixes[-1]
         except _DAMAGED as e:
             _set_aside(prefixes.pop(), e)
-    if prefixes != listed:
+    if prefixes != listed and chief.is_chief():
+        # A non-chief worker's manager lists only its own saves, in scratch.
         _write_state(run_dir, prefixes)
         manager = _manager(checkpoint, run_dir, max_to_keep)
     return manager, restored

@@ -38,7 +38,7 @@ import tensorflow as tf
 import tf_keras
 from absl import logging
 
-from tf_lottery import startup
+from tf_lottery import chief, startup
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout, records, store
 from tf_lottery.data.pipeline import Pipeline
@@ -385,7 +385,7 @@ class Trainer:
             logging.info("Run %s is already complete (step %d): nothing to do.",
                          run.run_dir, done.step)
             return done
-        tf.io.gfile.makedirs(run.run_dir)
+        chief.makedirs(run.run_dir)
         manager, resumed = checkpoints.resume(
             self.checkpoint, run.run_dir, self.config.runtime.keep_checkpoints)
         if resumed:
@@ -396,7 +396,7 @@ class Trainer:
         if start > run.end_step:
             raise ValueError(f"run {run.run_dir} is at step {start}, past its end "
                              f"{run.end_step}")
-        writer = tf.summary.create_file_writer(run.run_dir)
+        writer = chief.summary_writer(run.run_dir)
         started = time.perf_counter()
         self._run_steps(run, manager, writer, start)
         with self.evaluated_weights():
