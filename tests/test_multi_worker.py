@@ -86,14 +86,21 @@ def log_tails(procs):
 
 
 def tree(root):
-    """Relative paths of the files under ``root``, events files by kind."""
-    out = []
+    """Relative paths of the files under ``root``; events files (one per
+    launch, named by its process) counted as one."""
+    out = set()
     for d, _, names in os.walk(root):
         for name in names:
             rel = os.path.relpath(os.path.join(d, name), root)
-            out.append(os.path.join(os.path.dirname(rel), "events.out.tfevents")
-                       if name.startswith("events.out.tfevents") else rel)
+            out.add(os.path.join(os.path.dirname(rel), "events.out.tfevents")
+                    if name.startswith("events.out.tfevents") else rel)
     return sorted(out)
+
+
+def event_writers(root):
+    """PIDs of the processes that wrote the events files under ``root``
+    (``events.out.tfevents.<time>.<host>.<pid>.<n>.v2``)."""
+    return {int(p.name.split(".")[-3]) for p in root.rglob("events.out.tfevents.*")}
 
 
 def scratch_left(scratch_parent, run):
@@ -130,6 +137,7 @@ def two_workers(tmp_path_factory):
         chief.scratch_dir(str(base / "run"), "worker", 1)))
     assert f"is not the chief: it writes {scratch}" in open(procs[1].log.name).read()
     assert "is not the chief" not in open(procs[0].log.name).read()
+    assert event_writers(base / "run") == {procs[0].pid}
     return base / "run", base / "tmp"
 
 
@@ -151,7 +159,7 @@ def test_two_workers_match_one_process_and_write_each_file_once(two_workers, tmp
     # Each file once: the same files as one process, one events file, no
     # lease left, and the non-chief's scratch gone (it was outside run).
     assert tree(run) == tree(mirrored)
-    assert len(list(run.glob("events.out.tfevents.*"))) == 1
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1  # the chief's (fixture)
     assert not (run / layout.LEASE_FILE).exists()
     assert scratch_left(scratch_parent, run) == []
 
@@ -177,6 +185,7 @@ def test_killed_worker_then_relaunch_of_both_resumes_to_the_same_weights(
     run, scratch_parent = tmp_path / "run", tmp_path / "tmp"
     scratch_parent.mkdir()
     procs = launch_workers(run, scratch_parent, tmp_path)
+    chief_pids = {procs[0].pid}
     state = run / layout.RESUME_DIR / layout.RESUME_STATE_FILE
     deadline = time.monotonic() + TIMEOUT_S
     try:
@@ -193,6 +202,7 @@ def test_killed_worker_then_relaunch_of_both_resumes_to_the_same_weights(
     assert not (run / "results.json").exists()
     # Relaunching both resumes from the chief's last checkpoint.
     procs = launch_workers(run, scratch_parent, tmp_path)
+    chief_pids.add(procs[0].pid)
     assert wait_all(procs) == [0, 0], log_tails(procs)
     logs = [open(p.log.name).read() for p in procs]
     assert all("Resuming" in log for log in logs), log_tails(procs)
@@ -200,6 +210,7 @@ def test_killed_worker_then_relaunch_of_both_resumes_to_the_same_weights(
                         layout.final_checkpoint(str(uninterrupted)))
     assert records_equal(run, uninterrupted)
     assert tree(run) == tree(uninterrupted)
+    assert event_writers(run) <= chief_pids  # one events file per launch of the chief
     assert scratch_left(scratch_parent, run) == []
 
 
