@@ -22,6 +22,7 @@ from tf_lottery.pruning import branches
 
 PRUNING_SCOPES = ("global", "layerwise")
 REWIND_OPTIMIZER = ("reset", "restore")
+ALIGN_MODES = ("none", "weights")
 # The registered IMP branches but 'imp' itself (pruning/branches.py).
 BASELINES = branches.baseline_names()
 
@@ -39,7 +40,9 @@ class InstabilityConfig(Section):
     k). ``bn_mode`` is 'interpolate' or 'recompute' (BatchNorm moving
     statistics re-estimated on ``bn_recompute_batches`` training batches at
     every point). ``replicates`` independent parents use init and SGD-noise
-    seeds shifted by the replicate index.
+    seeds shifted by the replicate index. ``align`` 'weights' adds, to every
+    pair, the path after aligning its second network to its first
+    (``stability.aligned_paths``).
     """
 
     section = "instability"
@@ -71,6 +74,12 @@ class InstabilityConfig(Section):
         "restore",
         "Instability: children start from W_k with the optimizer state saved "
         "at k ('restore') or a fresh one ('reset').", choices=("restore", "reset"))
+    align: str = knob(
+        "none",
+        "Instability: 'weights' also reports every pair's barrier after aligning "
+        "the second network's hidden units to the first's by weight matching "
+        "(Ainsworth et al. 2023), and the matching's cost.",
+        choices=ALIGN_MODES, late=True)
 
 
 def _regexes(patterns: tuple[str, ...]) -> str | None:

@@ -59,6 +59,7 @@ class Knob:
     check: Check | None = None
     normalize: Callable[[Any], Any] | None = None
     epochs: Flag | None = None
+    late: bool = False  # added after runs were launched: at its default, not hashed
 
     def problem(self, value: Any) -> str | None:
         """What is wrong with ``value`` for this field, or None."""
@@ -71,7 +72,8 @@ class Knob:
 
 def knob(default: Any, help: str, *, flag: str | None = None,
          choices: tuple[str, ...] = (), check: Check | None = None,
-         normalize: Callable[[Any], Any] | None = None, epochs: Flag | None = None) -> Any:
+         normalize: Callable[[Any], Any] | None = None, epochs: Flag | None = None,
+         late: bool = False) -> Any:
     """A config field with its flag: ``--<flag or field name>``.
 
     Args:
@@ -84,9 +86,13 @@ def knob(default: Any, help: str, *, flag: str | None = None,
       check: ``must(...)``-style check of the value, run on every build.
       normalize: applied to the parsed flag value (e.g. sort, deduplicate).
       epochs: the same quantity given in epochs; ``from_flags`` converts it.
+      late: the knob was added after recipe hashes were recorded; at its
+        default it is left out of ``recipe_hash`` (not of the recipe), so
+        the hash of every run launched before it, and of every run that
+        leaves it at its default, stays what it was.
     """
     return dataclasses.field(default=default, metadata={_KNOB: Knob(
-        help, flag, False, tuple(choices), check, normalize, epochs)})
+        help, flag, False, tuple(choices), check, normalize, epochs, late)})
 
 
 def derived(help: str, *, epochs: Flag | None = None) -> Any:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tf_lottery.config import experiments
-from tf_lottery.config.knobs import Section
+from tf_lottery.config.knobs import Section, declarations
 from tf_lottery.config.sections import (
     COMMON,
     DataConfig,
@@ -72,8 +72,19 @@ class ExperimentConfig:
         return d
 
     def recipe_hash(self) -> str:
-        """Short content hash of the recipe, as in open_lth's run names."""
-        blob = json.dumps(self.recipe_dict(), sort_keys=True)
+        """Short content hash of the recipe, as in open_lth's run names.
+
+        A ``late`` knob at its default is left out, so adding one changes
+        no hash (``knobs.knob``).
+        """
+        recipe = self.recipe_dict()
+        for part in self.parts():
+            if part is self.runtime:
+                continue
+            for field, declared, _ in declarations(type(part)):
+                if declared.late and getattr(part, field.name) == field.default:
+                    recipe[part.section].pop(field.name)
+        blob = json.dumps(recipe, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def to_json(self) -> str:

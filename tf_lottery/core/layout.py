@@ -374,6 +374,24 @@ def barrier_tag(split: str, std: bool = False) -> str:
     return f"barrier/{split}" + ("_std" if std else "")
 
 
+def aligned_path_tag(k: Number | None, name: str) -> str:
+    """A pair's aligned path (``--align=weights``) in its pair's events dir:
+    ``name`` is ``alpha`` or ``<split>_error``, against the α index."""
+    return f"{path_prefix(k)}/aligned/{name}"
+
+
+def aligned_barrier_tag(split: str, std: bool = False) -> str:
+    """Mean (or std) barrier of the aligned paths over pairs and replicates,
+    against k (beside ``barrier_tag``'s raw one)."""
+    return f"aligned_barrier/{split}" + ("_std" if std else "")
+
+
+def independent_barrier_tag(split: str, aligned: bool = False) -> str:
+    """Mean barrier between independently trained networks, raw or aligned
+    (one value, at step 0)."""
+    return f"independent/{'aligned_barrier' if aligned else 'barrier'}/{split}"
+
+
 def children_error_tag(split: str) -> str:
     """The children's mean final error, against k."""
     return f"children/{split}_error"

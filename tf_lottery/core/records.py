@@ -21,6 +21,10 @@ and refuses a newer schema than it knows. Schema 2 (this release):
 - every entry says its status, and optional parts are ``null`` rather than
   absent, so that each concept has one shape.
 
+Added within schema 2, with defaults (absent in older files, read as the
+default): a pair's ``aligned`` path and the ``aligned_barrier`` of its
+aggregates (``--align=weights``), the settings' ``align`` ("none").
+
 Pure Python: no TensorFlow, no I/O (``store.py`` reads and writes them).
 """
 
@@ -314,6 +318,73 @@ class ParentRecord:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class MatchingRecord:
+    """What weight matching cost for one pair (``stability.alignment``).
+
+    Attributes:
+      iterations: full passes over the permutation groups.
+      converged: the last pass improved no group (False: stopped at the cap).
+      objective: sum <W₁, P(W₂)> before the first pass and after each pass.
+      groups: permutation groups of the network (its permutable axes).
+      seed: seeds the order the groups are visited in.
+      wall_time_s: the matching alone (not the path evaluation).
+      unsupported_layers: layers the spec pinned, as not understood.
+    """
+
+    iterations: int
+    converged: bool
+    objective: list[float]
+    groups: int
+    seed: int
+    wall_time_s: float
+    unsupported_layers: list[str] = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> Json:
+        return {**dataclasses.asdict(self), "objective": list(self.objective),
+                "unsupported_layers": list(self.unsupported_layers)}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> MatchingRecord:
+        return cls(iterations=int(obj["iterations"]), converged=bool(obj["converged"]),
+                   objective=_floats(obj["objective"]), groups=int(obj["groups"]),
+                   seed=int(obj["seed"]), wall_time_s=float(obj["wall_time_s"]),
+                   unsupported_layers=list(obj.get("unsupported_layers", [])))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AlignedPathRecord:
+    """A pair's path after aligning network 2 to network 1, W(α) = (1−α)·W₁ +
+    α·P(W₂), on the pair's α grid (``--align=weights``).
+
+    Attributes:
+      error, loss: split -> the curve, one value per α.
+      barrier: split -> max_α E(α) − ½(E(W₁) + E(P(W₂))).
+      matching: the alignment's cost.
+      wall_time_s: evaluating the aligned path (the matching excluded).
+    """
+
+    error: dict[str, list[float]]
+    loss: dict[str, list[float]]
+    barrier: dict[str, float]
+    matching: MatchingRecord
+    wall_time_s: float | None = None
+
+    def to_json(self) -> Json:
+        return {**{f"{s}_error": self.error[s] for s in SPLITS},
+                **{f"{s}_loss": self.loss[s] for s in SPLITS},
+                "barrier": dict(self.barrier), "matching": self.matching.to_json(),
+                "wall_time_s": self.wall_time_s}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> AlignedPathRecord:
+        return cls(error={s: _floats(obj[f"{s}_error"]) for s in SPLITS},
+                   loss={s: _floats(obj[f"{s}_loss"]) for s in SPLITS},
+                   barrier=_by_split(obj["barrier"], float),
+                   matching=MatchingRecord.from_json(obj["matching"]),
+                   wall_time_s=obj.get("wall_time_s"))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class PairRecord:
     """``pair_<i>_<j>.json``: error and loss along W(α) = (1−α)·W₁ + α·W₂
     between two networks, and the barrier of each split.
@@ -325,6 +396,8 @@ class PairRecord:
       barrier: split -> max_α E(α) − ½(E(W₁) + E(W₂)).
       rewind_step, children: k and the two children, for children of one W_k.
       replicates: the two replicates, for independently trained parents.
+      aligned: the path after aligning network 2 to network 1 (None
+        without ``--align=weights``, and in results written before it).
     """
 
     status: str
@@ -338,6 +411,7 @@ class PairRecord:
     rewind_step: int | None = None
     children: list[int] | None = None
     replicates: list[int] | None = None
+    aligned: AlignedPathRecord | None = None
 
     def to_json(self, root: str) -> Json:
         return {"schema": SCHEMA, "status": self.status,
@@ -347,7 +421,8 @@ class PairRecord:
                 **{f"{s}_loss": self.loss[s] for s in SPLITS},
                 "barrier": dict(self.barrier), "wall_time_s": self.wall_time_s,
                 "rewind_step": self.rewind_step, "children": self.children,
-                "replicates": self.replicates}
+                "replicates": self.replicates,
+                "aligned": None if self.aligned is None else self.aligned.to_json()}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], root: str,
@@ -360,7 +435,16 @@ class PairRecord:
                    loss={s: _floats(obj[f"{s}_loss"]) for s in SPLITS},
                    barrier=_by_split(obj["barrier"], float),
                    wall_time_s=obj.get("wall_time_s"), rewind_step=obj.get("rewind_step"),
-                   children=obj.get("children"), replicates=obj.get("replicates"))
+                   children=obj.get("children"), replicates=obj.get("replicates"),
+                   aligned=_optional(obj.get("aligned"), AlignedPathRecord.from_json))
+
+
+def _optional(obj: Any, parse: Callable[[Any], Any]) -> Any:
+    return None if obj is None else parse(obj)
+
+
+def _aligned_json(barriers: Mapping[str, Stat] | None) -> Json | None:
+    return None if barriers is None else {s: barriers[s].to_json() for s in SPLITS}
 
 
 def _pairs_json(pairs: list[PairRecord] | None, root: str) -> list[Json] | None:
@@ -370,16 +454,20 @@ def _pairs_json(pairs: list[PairRecord] | None, root: str) -> list[Json] | None:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ChildrenRecord:
     """Children spawned from one W_k, the paths between every two of them, and
-    the barrier over those pairs (mean ± std): ``analyze_rewind_point``."""
+    the barrier over those pairs (mean ± std): ``analyze_rewind_point``.
+    ``aligned_barrier``: the same over the pairs' aligned paths (None
+    without ``--align=weights``)."""
 
     children: list[ChildRecord]
     pairs: list[PairRecord]
     barrier: dict[str, Stat]
+    aligned_barrier: dict[str, Stat] | None = None
 
     def _json(self, root: str) -> Json:
         return {"schema": SCHEMA, "children": [c.to_json(root) for c in self.children],
                 "pairs": _pairs_json(self.pairs, root),
-                "barrier": {s: self.barrier[s].to_json() for s in SPLITS}}
+                "barrier": {s: self.barrier[s].to_json() for s in SPLITS},
+                "aligned_barrier": _aligned_json(self.aligned_barrier)}
 
     @staticmethod
     def _fields(obj: Mapping[str, Any], root: str, recorded_root: str | None
@@ -390,7 +478,9 @@ class ChildrenRecord:
                          for c in obj["children"]],
             "pairs": None if pairs is None else [PairRecord.from_json(p, root, recorded_root)
                                                  for p in pairs],
-            "barrier": _by_split(obj["barrier"], Stat.from_json)}
+            "barrier": _by_split(obj["barrier"], Stat.from_json),
+            "aligned_barrier": _optional(obj.get("aligned_barrier"),
+                                         lambda b: _by_split(b, Stat.from_json))}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -424,6 +514,7 @@ class RewindPointRecord:
       barrier: split -> mean ± std over replicates (``barrier.aggregate``).
       children_error: split -> the children's final error, mean ± std.
       stable: the mean test barrier is below the stability threshold.
+      aligned_barrier: ``barrier`` of the aligned paths (``--align=weights``).
     """
 
     status: str
@@ -432,13 +523,14 @@ class RewindPointRecord:
     barrier: dict[str, Aggregate]
     children_error: dict[str, Stat]
     stable: bool
+    aligned_barrier: dict[str, Aggregate] | None = None
 
     def to_json(self, root: str) -> Json:
         return {"schema": SCHEMA, "status": self.status, "rewind_step": self.rewind_step,
                 "replicates": [r.to_json(root) for r in self.replicates],
                 "barrier": {s: self.barrier[s].to_json() for s in SPLITS},
                 "children_error": {s: self.children_error[s].to_json() for s in SPLITS},
-                "stable": self.stable}
+                "stable": self.stable, "aligned_barrier": _aligned_json(self.aligned_barrier)}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], root: str,
@@ -449,26 +541,33 @@ class RewindPointRecord:
                                for r in obj["replicates"]],
                    barrier=_by_split(obj["barrier"], Aggregate.from_json),
                    children_error=_by_split(obj["children_error"], Stat.from_json),
-                   stable=bool(obj["stable"]))
+                   stable=bool(obj["stable"]),
+                   aligned_barrier=_optional(obj.get("aligned_barrier"),
+                                             lambda b: _by_split(b, Aggregate.from_json)))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class IndependentRecord:
-    """Paths between the final parents of every two replicates."""
+    """Paths between the final parents of every two replicates (and, with
+    ``--align=weights``, the barrier over their aligned paths)."""
 
     pairs: list[PairRecord]
     barrier: dict[str, Stat]
+    aligned_barrier: dict[str, Stat] | None = None
 
     def to_json(self, root: str) -> Json:
         return {"schema": SCHEMA, "pairs": [p.to_json(root) for p in self.pairs],
-                "barrier": {s: self.barrier[s].to_json() for s in SPLITS}}
+                "barrier": {s: self.barrier[s].to_json() for s in SPLITS},
+                "aligned_barrier": _aligned_json(self.aligned_barrier)}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], root: str,
                   recorded_root: str | None = None) -> IndependentRecord:
         _version(obj, "independent")
         return cls(pairs=[PairRecord.from_json(p, root, recorded_root) for p in obj["pairs"]],
-                   barrier=_by_split(obj["barrier"], Stat.from_json))
+                   barrier=_by_split(obj["barrier"], Stat.from_json),
+                   aligned_barrier=_optional(obj.get("aligned_barrier"),
+                                             lambda b: _by_split(b, Stat.from_json)))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -482,13 +581,16 @@ class InstabilitySettings:
     replicates: int
     child_optimizer_state: str
     train_eval_examples: int
+    align: str = "none"
 
     def to_json(self) -> Json:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> InstabilitySettings:
-        return cls(**{f.name: obj[f.name] for f in dataclasses.fields(cls)})
+        # A field added later (``align``) is absent from older results: its default.
+        return cls(**{f.name: obj[f.name] for f in dataclasses.fields(cls)
+                      if f.name in obj or f.default is dataclasses.MISSING})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -228,7 +228,7 @@ class Imp:
             label=f"IMP level {level} ")
         found = records.SparseInstabilityRecord(
             status=layout.COMPLETE, rewind_step=k, children=point.children,
-            pairs=point.pairs, barrier=point.barrier,
+            pairs=point.pairs, barrier=point.barrier, aligned_barrier=point.aligned_barrier,
             stable=barrier.is_stable(point.barrier["test"].mean,
                                      self.config.instability.stability_threshold))
         store.write(marker, found, self.model_dir)

@@ -29,9 +29,11 @@ from absl import logging
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from tf_lottery.config import ExperimentConfig
+from tf_lottery.core import records
+from tf_lottery.core.layout import SPLITS
 from tf_lottery.errors import ConfigError
 from tf_lottery.models import permutation
-from tf_lottery.stability import alignment, interpolation
+from tf_lottery.stability import alignment, barrier, interpolation, summaries
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.training.trainer import Trainer
 
@@ -126,6 +128,10 @@ def evaluate_named_path(evaluator: PathEvaluator, a: dict[str, np.ndarray],
     return evaluator.curves(path_arrays(trainer, a), path_arrays(trainer, b), label=label)
 
 
+MATCHING_SEED = 0  # the experiments' matching order (the CLI's --align_seed default)
+MATCHING_MAX_ITER = 100  # and cap on passes (--align_max_iter)
+
+
 def align_endpoints(spec: permutation.PermutationSpec, weights_a: dict[str, np.ndarray],
                     weights_b: dict[str, np.ndarray], seed: int = 0,
                     max_iter: int = 100) -> tuple[dict[str, np.ndarray], dict]:
@@ -171,3 +177,69 @@ def aligned_barriers(trainer: Trainer, config: ExperimentConfig, checkpoint_a: s
         "matching": matching,
         "aligned_checkpoint": aligned_out,
     }
+
+
+# -- in the experiments: the aligned part of a pair ------------------------------------
+
+def aligned_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str, *,
+                 label: str, events_dir: str, k: int | None
+                 ) -> records.AlignedPathRecord | None:
+    """The path from A to B aligned to A, for ``analysis.evaluate_pair``.
+
+    None unless the evaluator's ``align`` is 'weights'. The endpoints are
+    the checkpoints' evaluated weights (as on the raw path), matched with
+    seed ``MATCHING_SEED`` and at most ``MATCHING_MAX_ITER`` passes, and
+    the path is evaluated with the pair's evaluator (its α grid and
+    ``--bn_mode``: under ``recompute`` every point's BatchNorm statistics
+    are re-estimated). Its error curve goes to TensorBoard in
+    ``events_dir`` under ``layout.aligned_path_tag``.
+    """
+    if evaluator.align == "none":
+        return None
+    if evaluator.align != "weights":
+        raise ValueError(f"unknown alignment {evaluator.align!r}")
+    trainer = evaluator.trainer
+    spec = permutation.permutation_spec(trainer.model)
+    weights_a = endpoint_weights(trainer, checkpoint_a)
+    weights_b = endpoint_weights(trainer, checkpoint_b)
+    aligned_b, matching = align_endpoints(spec, weights_a, weights_b, MATCHING_SEED,
+                                          MATCHING_MAX_ITER)
+    started = time.perf_counter()
+    writer = summaries.PathWriter(events_dir, k, aligned=True)
+    try:
+        curves = evaluator.curves(path_arrays(trainer, weights_a),
+                                  path_arrays(trainer, aligned_b),
+                                  label=f"{label} aligned", on_point=writer)
+    finally:
+        writer.close()
+    record = records.AlignedPathRecord(
+        error={s: curves[f"{s}_error"] for s in SPLITS},
+        loss={s: curves[f"{s}_loss"] for s in SPLITS},
+        barrier=dict(curves["barrier"]),
+        matching=records.MatchingRecord.from_json(matching),
+        wall_time_s=round(time.perf_counter() - started, 3))
+    logging.info("%s aligned: test barrier %.4f, train barrier %.4f (matching %.2f s, "
+                 "%d passes)", label, record.barrier["test"], record.barrier["train"],
+                 record.matching.wall_time_s, record.matching.iterations)
+    return record
+
+
+def over_pairs(pairs: list[records.PairRecord]) -> dict[str, records.Stat] | None:
+    """Aligned barrier, mean ± std over ``pairs``, as the raw one
+    (``barrier.summarize``); None unless every pair has its aligned path."""
+    if not pairs or any(p.aligned is None for p in pairs):
+        return None
+    return {s: records.Stat.from_json(barrier.summarize(
+        [p.aligned.barrier[s] for p in pairs if p.aligned])) for s in SPLITS}
+
+
+def over_replicates(replicates: list[records.ReplicateRecord]
+                    ) -> dict[str, records.Aggregate] | None:
+    """Aligned barrier over replicates and their pairs, as the raw one
+    (``barrier.aggregate``); None unless every pair has its aligned path."""
+    pairs = [rep.pairs for rep in replicates]
+    if not pairs or any(over_pairs(p) is None for p in pairs):
+        return None
+    return {s: records.Aggregate.from_json(barrier.aggregate(
+        [[p.aligned.barrier[s] for p in rep if p.aligned] for rep in pairs]))
+        for s in SPLITS}

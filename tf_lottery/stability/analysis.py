@@ -46,7 +46,7 @@ from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import FieldError
-from tf_lottery.stability import barrier, summaries
+from tf_lottery.stability import aligned_paths, barrier, summaries
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.summaries import dashboards
 from tf_lottery.training import checkpoints
@@ -143,6 +143,8 @@ def evaluate_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str
         curves = evaluator.between(checkpoint_a, checkpoint_b, label=label, on_point=writer)
     finally:
         writer.close()
+    aligned = aligned_paths.aligned_pair(evaluator, checkpoint_a, checkpoint_b, label=label,
+                                         events_dir=events_dir, k=k)  # None: --align=none
     result = records.PairRecord(
         status=layout.COMPLETE,
         endpoints=[checkpoint_a, checkpoint_b],
@@ -155,6 +157,7 @@ def evaluate_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str
         rewind_step=k,
         children=list(children) if children else None,
         replicates=list(replicates) if replicates else None,
+        aligned=aligned,
     )
     store.write(out_path, result, root)
     logging.info("%s: test barrier %.4f, train barrier %.4f (%.1f s)", label,
@@ -201,7 +204,8 @@ def analyze_rewind_point(
             layout.pair_file(out_dir, i, j), k, label=f"{label}k={k} pair ({i},{j})",
             root=config.runtime.model_dir, children=(i, j)))
     return records.ChildrenRecord(children=children, pairs=pair_results,
-                                  barrier=_over_pairs(pair_results))
+                                  barrier=_over_pairs(pair_results),
+                                  aligned_barrier=aligned_paths.over_pairs(pair_results))
 
 
 # -- the experiment -----------------------------------------------------------------
@@ -216,7 +220,8 @@ def _rewind_record(config: ExperimentConfig, k: int,
             [c.metrics.error(split) for rep in replicates for c in rep.children]))
             for split in SPLITS},
         stable=barrier.is_stable(aggregate["test"].mean,
-                                 config.instability.stability_threshold))
+                                 config.instability.stability_threshold),
+        aligned_barrier=aligned_paths.over_replicates(replicates))
 
 
 def _table(points: list[records.RewindPointRecord], threshold: float) -> str:
@@ -253,7 +258,8 @@ def _independent_pairs(evaluator: PathEvaluator, model_dir: str,
             evaluator, parents[a].final_checkpoint, parents[b].final_checkpoint,
             layout.independent_pair_file(model_dir, a, b), None,
             label=f"independent parents ({a},{b})", root=model_dir, replicates=(a, b)))
-    return records.IndependentRecord(pairs=results, barrier=_over_pairs(results))
+    return records.IndependentRecord(pairs=results, barrier=_over_pairs(results),
+                                     aligned_barrier=aligned_paths.over_pairs(results))
 
 
 def _rewind_point(config: ExperimentConfig, trainer: Trainer, evaluator: PathEvaluator,
@@ -275,7 +281,8 @@ def _rewind_point(config: ExperimentConfig, trainer: Trainer, evaluator: PathEva
             out_dir=layout.rewind_point_dir(model_dir, r, k),
             label=f"replicate {r} " if config.instability.replicates > 1 else "")
         replicates.append(records.ReplicateRecord(
-            replicate=r, children=point.children, pairs=point.pairs, barrier=point.barrier))
+            replicate=r, children=point.children, pairs=point.pairs, barrier=point.barrier,
+            aligned_barrier=point.aligned_barrier))
     record = _rewind_record(config, k, replicates)
     summaries.write_barriers(model_dir, record)
     for rep in replicates:
@@ -301,6 +308,7 @@ def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
     evaluator = PathEvaluator.for_config(trainer, config)
     baseline = _independent_pairs(evaluator, model_dir, parents) if independent else None
     if baseline:
+        summaries.write_independent(model_dir, baseline)
         logging.info("Independent parents: test barrier %.4f ± %.4f, train barrier "
                      "%.4f ± %.4f", baseline.barrier["test"].mean,
                      baseline.barrier["test"].std, baseline.barrier["train"].mean,
@@ -323,7 +331,7 @@ def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
             children=ic.children, interpolation_points=ic.interpolation_points,
             stability_threshold=ic.stability_threshold, bn_mode=ic.bn_mode,
             replicates=ic.replicates, child_optimizer_state=ic.child_optimizer_state,
-            train_eval_examples=config.data.train_eval_examples),
+            train_eval_examples=config.data.train_eval_examples, align=ic.align),
         parents=parents,
         rewind_steps=points,
         independent=baseline,

@@ -53,27 +53,31 @@ class PathEvaluator:
         (e.g. to re-estimate BatchNorm statistics), or None.
       bn_mode: how BatchNorm statistics are treated ('interpolate' or
         'recompute'), recorded with every path.
+      align: 'weights' when every pair also gets its aligned path
+        (``aligned_paths.aligned_pair``), else 'none'.
     """
 
     def __init__(self, trainer: Trainer, points: int,
-                 prepare: Callable[[], None] | None = None, bn_mode: str = "interpolate"):
+                 prepare: Callable[[], None] | None = None, bn_mode: str = "interpolate",
+                 align: str = "none"):
         interpolation.alphas(points)  # at least two points
         self.trainer = trainer
         self.points = points
         self.prepare = prepare
         self.bn_mode = bn_mode
+        self.align = align
         self.variables = interpolation.path_variables(trainer.model)
 
     @classmethod
     def for_config(cls, trainer: Trainer, config: ExperimentConfig) -> PathEvaluator:
         """The instability section's paths: ``--interpolation_points`` points,
         ``--bn_mode`` (recompute: on ``--bn_recompute_batches`` batches of the
-        recipe's SGD noise)."""
+        recipe's SGD noise), ``--align``."""
         ic, t = config.instability, config.train
         prepare = (bn.BatchNormRecompute(trainer, ic.bn_recompute_batches,
                                          SgdNoise(t.data_order_seed, t.augment_seed))
                    if ic.bn_mode == "recompute" else None)
-        return cls(trainer, ic.interpolation_points, prepare, ic.bn_mode)
+        return cls(trainer, ic.interpolation_points, prepare, ic.bn_mode, ic.align)
 
     def endpoint(self, checkpoint: str) -> Weights:
         """The weights the run of ``checkpoint`` reports (its moving averages
