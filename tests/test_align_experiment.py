@@ -53,6 +53,12 @@ def test_align_none_keeps_recipes_hashes_and_run_dirs():
 
 # -- the experiment ---------------------------------------------------------------------
 
+def write_config(c):
+    """What ``main`` writes before the analysis (the report looks for it)."""
+    with open(layout.config_file(c.runtime.model_dir), "w") as f:
+        f.write(c.to_json())
+
+
 class Killed(Exception):
     pass
 
@@ -63,6 +69,7 @@ def aligned_analysis(tmp_path_factory):
     pair it evaluates (k=0, replicate 0), then relaunched."""
     model_dir = tmp_path_factory.mktemp("aligned")
     c = config(model_dir, "--align=weights", "--replicates=2")
+    write_config(c)
     real = PathEvaluator.curves
     calls = []
 
@@ -239,3 +246,40 @@ def test_cifar_resnet_with_batchnorm_aligns_a_permuted_copy_under_recompute(tmp_
         assert aligned.barrier[split] == 0.0
         assert len(set(aligned.error[split])) == 1
         assert len(set(aligned.loss[split])) == 1
+
+
+# -- the report -----------------------------------------------------------------------------
+
+def test_report_draws_and_tabulates_raw_vs_aligned(aligned_analysis, tmp_path):
+    from tf_lottery import report
+
+    _, model_dir, results, *_ = aligned_analysis
+    built = report.build(str(model_dir))
+    assert layout.ALIGNED_BARRIER_FIGURE in built.figures
+    rows = built.tables["aligned_barriers"]
+    assert [r["k"] for r in rows] == [0, 10, None]
+    for row, point in zip(rows, results.rewind_steps, strict=False):
+        for split in SPLITS:
+            assert row["raw"][split]["mean"] == point.barrier[split].mean
+            assert row["aligned"][split]["mean"] == point.aligned_barrier[split].mean
+        assert row["pairs"] == 2
+    assert rows[-1]["aligned"]["test"]["mean"] == \
+        results.independent.aligned_barrier["test"].mean
+    assert "Barriers modulo permutation" in built.markdown
+    assert "| . | independent | 1 |" in built.markdown
+    written = report.write(built, str(tmp_path / "out"))
+    assert str(tmp_path / "out" / layout.ALIGNED_BARRIER_FIGURE) in written
+
+
+def test_report_of_an_unaligned_run_adds_nothing(tmp_path):
+    from tf_lottery import report
+    from tf_lottery.reporting import alignment_figures
+
+    c = config(tmp_path, "--rewind_steps=0", "--train_steps=10")
+    write_config(c)
+    analysis.instability(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    built = report.build(str(tmp_path))
+    assert layout.ALIGNED_BARRIER_FIGURE not in built.figures
+    assert built.tables["aligned_barriers"] == []
+    assert "Barriers modulo permutation" not in built.markdown
+    assert alignment_figures.rows([]) == []

@@ -14,6 +14,9 @@ differ only in their seeds are pooled as replicates. Written to REPORT_DIR:
   ``interpolation_independent.png`` for independently trained networks);
 - ``imp.png``: test accuracy vs percent of weights remaining (log scale),
   IMP vs random pruning vs random reinitialization, dense accuracy line;
+- ``aligned_barrier.png`` (experiments run with ``--align=weights``): raw
+  vs aligned barrier vs k and for independent networks
+  (``reporting.alignment_figures``), with its table in ``report.md``;
 - ``report.md``: recipe, k → barrier → stable table, level → density →
   accuracy table, when the network becomes stable and matching, what is
   missing; ``report.json``: the same tables, unrounded.
@@ -39,7 +42,7 @@ from tf_lottery.core import layout
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.errors import ConfigError, CorruptFileError
 from tf_lottery.pruning import branches
-from tf_lottery.reporting import collect, figures, markdown, summary
+from tf_lottery.reporting import alignment_figures, collect, figures, markdown, summary
 from tf_lottery.reporting.collect import Path
 
 # Markers of the baselines' curves, in the order the branches are registered.
@@ -95,8 +98,10 @@ def build(model_dir: str, matching_tolerance: float = 0.005,
     imp = summary.imp_sections(imp_runs, matching_tolerance)
     sparse = summary.sparse_families(imp_runs, imp, sparse_level)
     figs = _figures(instab, imp, sparse)
+    aligned = alignment_figures.section(experiments)  # --align=weights: raw vs aligned
+    figs.update(aligned.figures)
     missing = unreadable + [m for e in experiments for m in e.missing]
-    described = {name: FIGURE_TEXT.get(name, "") for name in figs}
+    described = {name: FIGURE_TEXT.get(name, "") for name in figs} | aligned.described
     for name in described:
         k = layout.interpolation_figure_step(name)
         if k is not None:
@@ -108,6 +113,7 @@ def build(model_dir: str, matching_tolerance: float = 0.005,
             described[name] = f"not drawn: nothing measured yet (needs {needs})"
     text = markdown.document(f"tf_lottery report: {model_dir}", [
         markdown.recipe(experiments), markdown.instability(instab) if instab else [],
+        aligned.markdown,
         markdown.imp(imp) if imp else [], markdown.stable_and_matching(instab, sparse),
         markdown.figures(described), markdown.missing(missing)])
     tables = {
@@ -119,6 +125,7 @@ def build(model_dir: str, matching_tolerance: float = 0.005,
         "imp": [_without_paths(s) for s in imp],
         "stable_and_matching": [_without_paths(f) for f in sparse],
         "missing": missing,
+        "aligned_barriers": aligned.table,
     }
     return Report(model_dir, experiments, instab, imp, sparse, figs, missing, text, tables)
 

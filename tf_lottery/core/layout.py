@@ -71,6 +71,7 @@ REPORT_TABLES = "report.json"
 INSTABILITY_FIGURE = "instability.png"
 IMP_FIGURE = "imp.png"
 INDEPENDENT_PATHS_FIGURE = "interpolation_independent.png"
+ALIGNED_BARRIER_FIGURE = "aligned_barrier.png"  # raw vs aligned barrier (--align=weights)
 _INTERPOLATION_FIGURE = re.compile(r"interpolation_k(\d+)\.png$")
 
 
