@@ -283,3 +283,24 @@ def test_report_of_an_unaligned_run_adds_nothing(tmp_path):
     assert built.tables["aligned_barriers"] == []
     assert "Barriers modulo permutation" not in built.markdown
     assert alignment_figures.rows([]) == []
+
+
+def test_imp_sparse_instability_pairs_are_aligned_too(tmp_path):
+    """IMP's sparse instability evaluates its pairs with the same function:
+    the pruned children's pair gets its aligned path, and the level's record
+    its aligned barrier."""
+    from tests.test_imp import config as imp_config
+    from tf_lottery.pruning import imp
+
+    c = imp_config(tmp_path, "--imp_levels=1", "--instability", "--imp_instability_levels=1",
+                   "--interpolation_points=3", "--align=weights")
+    results = imp.imp(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    record = results.levels[1].instability
+    (pair,) = record.pairs
+    assert pair.aligned is not None and pair.aligned.matching.groups == 2
+    assert record.aligned_barrier == aligned_paths.over_pairs([pair])
+    for split in SPLITS:
+        assert pair.aligned.error[split][0] == pair.error[split][0]
+        assert record.aligned_barrier[split].mean == pair.aligned.barrier[split]
+    marker = layout.sparse_instability_file(str(tmp_path), 1)
+    assert store.read(marker, records.SparseInstabilityRecord, str(tmp_path)) == record
