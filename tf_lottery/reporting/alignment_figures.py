@@ -115,6 +115,18 @@ def rows(experiments: Sequence[collect.Experiment]) -> list[Row]:
             for row in _rows_of(e)]
 
 
+def _rewind_axis(ax, ks: Sequence[int]) -> None:
+    """Symlog k axis: k = 0 at the left end, one linear decade before the
+    smallest positive k; ticks at the measured k (the horizontal lines of
+    the independent pairs do not widen it)."""
+    positive = [k for k in ks if k > 0]
+    linthresh = min(positive) if positive else 1
+    ax.set_xscale("symlog", linthresh=linthresh)
+    ax.set_xlim(-0.1 * linthresh, 1.5 * max(positive) if positive else linthresh)
+    if ks:
+        ax.set_xticks(list(ks), [str(k) for k in ks])
+
+
 def figure(found: Sequence[Row]) -> Figure:
     """Test and train barrier vs k, raw and aligned, one panel per split; the
     independent pairs' barriers as horizontal lines."""
@@ -139,7 +151,7 @@ def figure(found: Sequence[Row]) -> Figure:
                     if r.experiment == name and r.k is None:
                         ax.axhline(100 * getattr(r, kind)[split].mean, linestyle=":",
                                    color=color, label=f"independent, {kind}{suffix}")
-        ax.set_xscale("symlog", linthresh=1)
+        _rewind_axis(ax, sorted({r.k for r in found if r.k is not None}))
         ax.set_xlabel("rewind step k")
         ax.set_ylabel(f"{split} error barrier (%)")
         ax.set_title(f"{split}: raw vs aligned barrier")
