@@ -16,7 +16,7 @@ def make_pipeline(config: ExperimentConfig) -> Pipeline:
     shards for ImageNet (``data.inputs.make_pipeline``)."""
     data, rt = config.data, config.runtime
     return inputs.make_pipeline(
-        data.dataset, batch_size=config.train.batch_size,
+        data.spec(), batch_size=config.train.batch_size,
         eval_batch_size=data.eval_batch_size, augment=data.augment,
         train_eval_examples=data.train_eval_examples, image_size=data.image_size,
         window_shards=data.shuffle_window_shards, data_dir=rt.data_dir,

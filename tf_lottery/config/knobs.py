@@ -95,9 +95,10 @@ def knob(default: Any, help: str, *, flag: str | None = None,
         help, flag, False, tuple(choices), check, normalize, epochs, late)})
 
 
-def derived(help: str, *, epochs: Flag | None = None) -> Any:
+def derived(help: str, *, epochs: Flag | None = None, default: Any = REQUIRED) -> Any:
     """A field computed from other flags in ``from_flags`` (no flag of its own)."""
-    return dataclasses.field(metadata={_KNOB: Knob(help, derived=True, epochs=epochs)})
+    return dataclasses.field(default=default,
+                             metadata={_KNOB: Knob(help, derived=True, epochs=epochs)})
 
 
 class Section:
@@ -105,6 +106,10 @@ class Section:
     config (``config.<section>``) and in ``config.json``."""
 
     section: ClassVar[str]
+    # Fields added after runs were recorded without them: left out of the
+    # recipe (its hash, config.json) while at their default, so that those
+    # runs keep their identity.
+    optional: ClassVar[tuple[str, ...]] = ()
     # Every section is a dataclass; declared so that type checkers know it.
     __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 

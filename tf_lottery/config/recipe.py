@@ -48,6 +48,10 @@ class ExperimentConfig:
     sections: tuple[Section, ...] = ()
 
     def __post_init__(self) -> None:
+        # A builder given by import path is identified by what it builds too.
+        model = self.model.with_architecture(self.data)
+        if model is not self.model:
+            object.__setattr__(self, "model", model)
         for part in self.parts():
             part.validate_in(self)
 
@@ -68,7 +72,7 @@ class ExperimentConfig:
         d: dict[str, Any] = {"experiment": self.experiment}
         for part in self.parts():
             if part is not self.runtime:
-                d[part.section] = dataclasses.asdict(part)
+                d[part.section] = _fields(part)
         return d
 
     def recipe_hash(self) -> str:
@@ -94,6 +98,17 @@ class ExperimentConfig:
             indent=2,
             sort_keys=True,
         )
+
+
+def _fields(part: Section) -> dict[str, Any]:
+    """A section's fields, but its ``optional`` ones while at their default (a
+    recipe from before they existed keeps its hash and config.json)."""
+    d = dataclasses.asdict(part)
+    defaults = _defaults(type(part))
+    for name in part.optional:
+        if name in defaults and d[name] == defaults[name]:
+            del d[name]
+    return d
 
 
 def _dig(d: Mapping[str, Any], path: str) -> Any:
@@ -146,15 +161,19 @@ def recipe_changes(recorded: Mapping[str, Any], config: ExperimentConfig) -> lis
     records every section). A field the recorded file lacks was added after
     the run was launched and counts as its default.
     """
-    new = config.recipe_dict()
     by_name = {cls.section: cls for cls in (*COMMON, *experiments.section_types())}
-    old: dict[str, Any] = {}
-    for key in new:
-        value = recorded.get(key)
-        if key in by_name and isinstance(value, Mapping):
-            value = {**_defaults(by_name[key]), **value}
-        old[key] = value
-    return diff_recipes(old, new)
+
+    def complete(d: Mapping[str, Any], keys) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in keys:
+            value = d.get(key)
+            if key in by_name and isinstance(value, Mapping):
+                value = {**_defaults(by_name[key]), **value}
+            out[key] = value
+        return out
+
+    new = config.recipe_dict()
+    return diff_recipes(complete(recorded, new), complete(new, new))
 
 
 def _defaults(cls: type[Section]) -> dict[str, Any]:

@@ -43,14 +43,25 @@ non_negative = at_least(0)
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelConfig(Section):
-    """Which network to build (a name in ``tf_lottery.models.registry``) and how
-    it computes: ``precision`` is a Keras mixed-precision policy (weights stay
-    float32), ``cross_replica_bn`` computes BatchNorm batch statistics over
-    the global batch instead of each replica's slice."""
+    """Which network to build and how it computes.
+
+    ``name`` is a name in ``tf_lottery.models.registry`` or the import path of
+    a user's builder, ``package.module:function`` (in Python, the function
+    itself may be given: it is replaced by its import path). A user's network
+    is identified by that path and ``architecture``, a hash of the layers it
+    builds for the data (filled in when the whole config is built), so an
+    edited builder is noticed on resume. ``precision`` is a Keras
+    mixed-precision policy (weights stay float32), ``cross_replica_bn``
+    computes BatchNorm batch statistics over the global batch instead of each
+    replica's slice."""
 
     section = "model"
+    optional = ("architecture",)
 
-    name: str = knob("lenet_300_100", "Model: registry name.", flag="model")
+    name: str = knob(
+        "lenet_300_100",
+        "Model: registry name, or a builder's import path package.module:function "
+        "((num_classes, image_shape) -> tf_keras.Model giving logits).", flag="model")
     precision: str = knob(
         "float32",
         "Model: Keras dtype policy; mixed_bfloat16 for TPUs, mixed_float16 "
@@ -60,21 +71,39 @@ class ModelConfig(Section):
         False,
         "Model: BatchNorm batch statistics over the global batch (synchronized "
         "across replicas) instead of each replica's slice.")
+    architecture: str = derived(
+        "Model: hash of the layers a builder given by import path builds ('' for "
+        "registry models).", default="")
+
+    def __post_init__(self) -> None:
+        if callable(self.name):  # a builder function handed over in Python
+            from tf_lottery.models import registry as model_registry
+
+            object.__setattr__(self, "name", model_registry.given(self.name))
+        super().__post_init__()
 
     @classmethod
     def from_flags(cls, flags: FlagReader, built: Mapping[str, Section]) -> ModelConfig:
         from tf_lottery.models import registry as model_registry
 
-        name = flags.field(cls, "name")
-        if name not in model_registry.names():
-            raise FieldError("model.name", f"={name} is not a known model "
-                             f"(known: {', '.join(model_registry.names())})")
+        model_registry.resolve(flags.field(cls, "name"))  # known, or importable
         return cls(**flags.fields(cls))
 
     def validate_in(self, config: Any) -> None:
         if self.precision == "mixed_float16" and config.runtime.strategy == "tpu":
             raise FieldError("model.precision", "=mixed_float16 is for GPUs; use "
                              "mixed_bfloat16 with {runtime.strategy}=tpu")
+
+    def with_architecture(self, data: DataConfig) -> ModelConfig:
+        """This section with ``architecture`` filled in for a builder given by
+        import path (built once, in a graph of its own); unchanged otherwise."""
+        from tf_lottery.models import registry as model_registry
+
+        if self.architecture or not model_registry.is_import_path(self.name):
+            return self
+        spec = data.spec()
+        found = model_registry.architecture(self.name, spec.num_classes, spec.image_shape)
+        return dataclasses.replace(self, architecture=found.digest)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -84,11 +113,21 @@ class DataConfig(Section):
     Built from flags, ``augment`` 'default' becomes the dataset's own recipe,
     and ``image_size`` and ``shuffle_window_shards`` are 0 for in-memory
     datasets (they apply to streamed ones, see data/streaming.py).
+
+    ``dataset`` is a registry name (``data.registry``) or any TFDS
+    image-classification builder. For the latter, and for a registry dataset
+    given other splits, what TFDS's info says (classes, image shape, split
+    sizes, version, feature keys, whether it streams) is recorded in the
+    derived fields, so that the recipe and everything read back from
+    config.json (report, export, ``tf_lottery.load``) never needs the data.
     """
 
     section = "data"
+    optional = ("train_split", "test_split", "num_classes", "image_shape",
+                "train_examples", "test_examples", "tfds_version", "features", "streamed")
 
-    dataset: str = knob("fashion_mnist", "Data: dataset name.")
+    dataset: str = knob("fashion_mnist", "Data: dataset name (a registry dataset or any "
+                        "TFDS image-classification builder, e.g. cifar100).")
     augment: str = knob(
         "default",
         "Data: training augmentation; 'default' is the dataset's recipe "
@@ -110,15 +149,37 @@ class DataConfig(Section):
         "Data: ImageNet shards read and shuffled together; each epoch visits "
         "random windows of this many random shards (more: better mixing, "
         "more host memory).", check=non_negative)
+    train_split: str = knob(
+        "", "Data: TFDS split to train on, e.g. 'train[:90%]' (default: the dataset's "
+        "training split).")
+    test_split: str = knob(
+        "", "Data: TFDS split whose error is the test error, e.g. 'train[90%:]' "
+        "(default: the dataset's test split).")
+    num_classes: int = derived("Data: classes (from TFDS's info).", default=0)
+    image_shape: tuple[int, ...] = derived(
+        "Data: stored image shape (from TFDS's info; 0: varies).", default=())
+    train_examples: int = derived("Data: size of the training split.", default=0)
+    test_examples: int = derived("Data: size of the test split.", default=0)
+    tfds_version: str = derived("Data: the TFDS dataset version read.", default="")
+    features: tuple[str, ...] = derived(
+        "Data: the (image, label) feature names of the TFDS examples.", default=())
+    streamed: bool = derived(
+        "Data: streamed from the prepared shards (too large for host memory, or "
+        "images of varying size) instead of held in host memory.", default=False)
 
     @classmethod
     def from_flags(cls, flags: FlagReader, built: Mapping[str, Section]) -> DataConfig:
         values = flags.fields(cls)
         name = values["dataset"]
-        if name not in data_registry.names():
-            raise FieldError("data.dataset", f"={name} is not a known dataset "
-                             f"(known: {', '.join(data_registry.names())})")
-        spec = data_registry.get(name)
+        if (name not in data_registry.names() or values["train_split"]
+                or values["test_split"]):
+            from tf_lottery.data import describe
+
+            values.update(describe.describe(
+                name, values["train_split"], values["test_split"],
+                flags.field(RuntimeConfig, "data_dir"),
+                flags.field(RuntimeConfig, "tfds_manual_dir")).fields())
+        spec = dataset_spec(values)
         if values["augment"] == "default":
             values["augment"] = spec.default_augment
         if values["train_eval_examples"] >= 0:
@@ -126,6 +187,42 @@ class DataConfig(Section):
                                                 spec.train_examples)
         values.update(_streaming(spec, values))
         return cls(**values)
+
+    def spec(self) -> data_registry.DatasetSpec:
+        """The dataset as the pipeline and the model see it; reads no data."""
+        spec = dataset_spec(dataclasses.asdict(self))
+        if not spec.in_memory and self.image_size:
+            spec = dataclasses.replace(spec, image_shape=(self.image_size, self.image_size, 3))
+        return spec
+
+
+def dataset_spec(values: Mapping[str, Any]) -> data_registry.DatasetSpec:
+    """The ``DatasetSpec`` of a data section's fields: the registry's, with
+    what TFDS's info said (derived fields) where it was read."""
+    name = values["dataset"]
+    if not values.get("num_classes"):
+        if name not in data_registry.names():
+            raise FieldError("data.dataset", f"={name} is not a registry dataset "
+                             f"(known: {', '.join(data_registry.names())}) and its TFDS "
+                             "info is not recorded; build the config with "
+                             "tf_lottery.make_config or from flags")
+        return data_registry.get(name)
+    streamed = bool(values.get("streamed"))
+    facts: dict[str, Any] = {
+        "num_classes": values["num_classes"], "image_shape": tuple(values["image_shape"]),
+        "train_examples": values["train_examples"], "test_examples": values["test_examples"],
+        "train_split": values.get("train_split") or "train",
+        "test_split": values.get("test_split") or "test",
+        "image_key": values["features"][0], "label_key": values["features"][1],
+        "version": values.get("tfds_version", "")}
+    if name in data_registry.names():
+        base = data_registry.get(name)
+        facts["train_split"] = values.get("train_split") or base.train_split
+        facts["test_split"] = values.get("test_split") or base.test_split
+        return dataclasses.replace(base, **facts)
+    return data_registry.DatasetSpec(
+        name=name, tfds_name=name, in_memory=not streamed,
+        default_augment="resnet" if streamed else "none", **facts)
 
 
 def _streaming(spec: data_registry.DatasetSpec, values: dict) -> dict:
@@ -138,7 +235,7 @@ def _streaming(spec: data_registry.DatasetSpec, values: dict) -> dict:
                              "takes none, flip or crop_flip")
         if values["image_size"]:
             raise FieldError("data.image_size", "applies to streamed datasets "
-                             f"(imagenet2012), not {spec.name}")
+                             f"(imagenet2012, large TFDS datasets), not {spec.name}")
         return {"image_size": 0, "shuffle_window_shards": 0}
     if augment not in IMAGENET_RECIPES:
         raise FieldError("data.augment", f"={augment} does not apply to {spec.name}; "
@@ -179,7 +276,7 @@ class TrainConfig(Section):
     @classmethod
     def from_flags(cls, flags: FlagReader, built: Mapping[str, Section]) -> TrainConfig:
         values = flags.fields(cls)
-        spec = data_registry.get(cast(DataConfig, built["data"]).dataset)
+        spec = cast(DataConfig, built["data"]).spec()
         batch = values["batch_size"]
         if batch > spec.train_examples:
             raise FieldError("train.batch_size", f"={batch} exceeds the {spec.train_examples} "

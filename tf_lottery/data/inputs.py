@@ -6,11 +6,13 @@ parameters (``tf_lottery.compose.make_pipeline``).
 
 from __future__ import annotations
 
-from tf_lottery.data import registry, sources
+import dataclasses
+
+from tf_lottery.data import registry, sources, stats
 from tf_lottery.data.pipeline import InMemoryPipeline, Pipeline
 
 
-def make_pipeline(dataset: str, *, batch_size: int, eval_batch_size: int, augment: str,
+def make_pipeline(dataset: str | registry.DatasetSpec, *, batch_size: int, eval_batch_size: int, augment: str,
                   train_eval_examples: int, image_size: int, window_shards: int,
                   data_dir: str | None, manual_dir: str | None,
                   data_cache: bool = True) -> Pipeline:
@@ -22,10 +24,18 @@ def make_pipeline(dataset: str, *, batch_size: int, eval_batch_size: int, augmen
     ``window_shards`` only apply to streamed datasets, ``data_cache`` (keep
     and reuse the decoded arrays in ``data_dir``: ``data.cache``) to those in
     memory.
+
+    ``dataset`` is a registry name or a ``DatasetSpec`` (``DataConfig.spec``);
+    a dataset outside the registry held in memory is standardized with its
+    training split's own channel statistics (``data.stats``).
     """
-    spec = registry.get(dataset)
+    spec = registry.get(dataset) if isinstance(dataset, str) else dataset
     if spec.in_memory:
         arrays = sources.load_in_memory(spec, data_dir, manual_dir, use_cache=data_cache)
+        if spec.mean is None and spec.name not in registry.names():
+            mean, std = stats.load_or_compute(data_dir, spec.name, spec.version,
+                                              spec.train_split, arrays.train_images)
+            spec = dataclasses.replace(spec, mean=mean, std=std)
         return InMemoryPipeline(spec, arrays, batch_size, eval_batch_size, augment,
                                 train_eval_examples)
     # Imported here: it imports TFDS, which an in-memory launch need not load.

@@ -1,5 +1,9 @@
 """Datasets the recipes know about: TFDS name, splits, shapes and sizes.
 
+Any other TFDS image-classification builder can be used too; its facts are
+read from TFDS's info once (``data.describe``) and recorded in the run's
+config (``config.DataConfig``).
+
 Sizes are recorded here (not read from TFDS) so that epoch-based flags resolve
 to steps before any data is read, and a run's config hash never depends on
 whether the data happened to be prepared yet.
@@ -26,6 +30,8 @@ class DatasetSpec:
       in_memory: whether the split fits in host memory (small datasets are
         indexed by step; large ones stream from TFDS files).
       manual_dir_hint: how a user provides the raw files offline.
+      image_key / label_key: the TFDS features holding image and label.
+      version: the TFDS version read ('' : TFDS's default).
     """
 
     name: str
@@ -41,6 +47,9 @@ class DatasetSpec:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     manual_dir_hint: str = ""
+    image_key: str = "image"
+    label_key: str = "label"
+    version: str = ""
 
 
 _DATASETS: dict[str, DatasetSpec] = {}

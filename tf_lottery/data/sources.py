@@ -193,14 +193,14 @@ def get_builder(
     return builder
 
 
-def _split_arrays(builder: tfds.core.DatasetBuilder, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _split_arrays(builder: tfds.core.DatasetBuilder, split: str, image_key: str = "image",
+                  label_key: str = "label") -> tuple[np.ndarray, np.ndarray]:
     # Batched reads (not batch_size=-1): same arrays, and also works under
     # tfds.testing.mock_data, whose generator has no known size.
     import tensorflow_datasets as tfds
 
-    ds = builder.as_dataset(split=split, batch_size=8192, as_supervised=True,
-                            shuffle_files=False)
-    parts = list(tfds.as_numpy(ds))
+    ds = builder.as_dataset(split=split, batch_size=8192, shuffle_files=False)
+    parts = [(p[image_key], p[label_key]) for p in tfds.as_numpy(ds)]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     return images.astype(np.uint8), labels.astype(np.int32)
@@ -223,13 +223,14 @@ def load_in_memory(
     startup.note("data_source", "cache" if arrays else "tfds")
     if arrays is None:
         builder = get_builder(spec, data_dir, manual_dir)
-        arrays = {split: _split_arrays(builder, split) for split in splits}
+        arrays = {split: _split_arrays(builder, split, spec.image_key, spec.label_key)
+                  for split in splits}
         if use_cache:
             cache.save(data_dir, spec.name, spec.tfds_name, str(builder.version),
                        os.fspath(builder.data_dir), arrays)
     (train_images, train_labels), (test_images, test_labels) = (arrays[s] for s in splits)
     expect = tuple(spec.image_shape)
-    if tuple(train_images.shape[1:]) != expect:
+    if tuple(train_images.shape[1:]) != expect or tuple(test_images.shape[1:]) != expect:
         raise ConfigError(f"{spec.name} images have shape {train_images.shape[1:]}, "
                           f"expected {expect}; check --data_dir")
     return InMemoryData(train_images, train_labels, test_images, test_labels)

@@ -113,11 +113,13 @@ def split_shards(builder: tfds.core.DatasetBuilder, split: str) -> tuple[Shard, 
         raise ConfigError(
             f"{builder.name} in {builder.data_dir} is stored as {fmt}; streaming reads "
             "TFRecord shards: prepare it with TFDS's default file format")
-    if split not in builder.info.splits:
+    try:  # a split's name, or a slice of one (train[:90%])
+        instructions = builder.info.splits[split].file_instructions
+    except (KeyError, ValueError):
         raise ConfigError(f"{builder.name} in {builder.data_dir} has no '{split}' split "
-                          f"(has: {', '.join(builder.info.splits)})")
+                          f"(has: {', '.join(builder.info.splits)})") from None
     return tuple(Shard(os.fspath(fi.filename), int(fi.skip), int(fi.take))
-                 for fi in builder.info.splits[split].file_instructions)
+                 for fi in instructions)
 
 
 def shard_order(data_order_seed: int, epoch: int, num_shards: int) -> np.ndarray:
@@ -226,9 +228,10 @@ class StreamingPipeline:
             num_parallel_calls=cycle_length, deterministic=True)
 
     def _parse(self, record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image, label = self.spec.image_key, self.spec.label_key
         example = self._features.deserialize_example(
-            record, decoders={"image": tfds.decode.SkipDecoding()})
-        return example["image"], tf.cast(example["label"], tf.int32)
+            record, decoders={image: tfds.decode.SkipDecoding()})
+        return example[image], tf.cast(example[label], tf.int32)
 
     def _decode_train(self, augment_seed: int):
         def decode(step, slot, record):

@@ -1,7 +1,7 @@
 """TFMOT ``PruneLowMagnitude`` wrappers that hold masks our code sets.
 
-``wrap_model`` wraps the kernels of Dense and Conv layers of any registry
-model in ``PruneLowMagnitude`` wrappers (``FixedMaskWrapper``) with a pruning
+``wrap_model`` wraps the kernels of Dense and Conv layers (DepthwiseConv2D
+included) of any tf_keras model in ``PruneLowMagnitude`` wrappers (``FixedMaskWrapper``) with a pruning
 schedule that never fires, so TFMOT never changes a mask: masks are computed
 by ``tf_lottery.pruning.masks`` and assigned through ``wrapper.pruning_vars``
 (as google-research/rigl's ``rigl_tf2`` does). Biases, BatchNorm and every
@@ -48,8 +48,7 @@ from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper im
 from tf_lottery.errors import FieldError
 from tf_lottery.training.trainer import TrainerHooks
 
-# Exact classes (a DepthwiseConv2D is a Conv2D subclass but has no prunable
-# kernel in TFMOT's registry).
+# Exact classes: a subclass may hold other weights than its parent's.
 PRUNABLE_TYPES = (
     tf_keras.layers.Dense,
     tf_keras.layers.Conv1D,
@@ -57,7 +56,18 @@ PRUNABLE_TYPES = (
     tf_keras.layers.Conv3D,
     tf_keras.layers.Conv2DTranspose,
     tf_keras.layers.Conv3DTranspose,
+    tf_keras.layers.DepthwiseConv2D,
 )
+
+
+def _prunable(layer: tf_keras.layers.Layer) -> tf_keras.layers.Layer:
+    """``layer``, ready for ``PruneLowMagnitude``. TFMOT's registry lists no
+    prunable weight for DepthwiseConv2D (its wrapper would hold no mask), so
+    the layer is given its own ``get_prunable_weights``, which the wrapper
+    prefers to the registry: the depthwise kernel, like any conv kernel."""
+    if type(layer) is tf_keras.layers.DepthwiseConv2D:
+        layer.get_prunable_weights = lambda: [layer.depthwise_kernel]
+    return layer
 
 
 class FixedMaskSchedule(tfmot.sparsity.keras.PruningSchedule):
@@ -138,7 +148,7 @@ def wrap_model(model: tf_keras.Model, exclude: Sequence[str] = ()) -> tf_keras.M
         if isinstance(layer, tf_keras.Model):
             return tf_keras.models.clone_model(layer, clone_function=clone)
         if _allowed(layer, exclude, used):
-            return FixedMaskWrapper(layer, pruning_schedule=FixedMaskSchedule())
+            return FixedMaskWrapper(_prunable(layer), pruning_schedule=FixedMaskSchedule())
         return layer
 
     wrapped = tf_keras.models.clone_model(model, clone_function=clone)
