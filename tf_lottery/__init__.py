@@ -16,3 +16,18 @@ if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+# The Python API (docs/api.md), imported on first use: importing the package
+# must stay cheap and must not load TensorFlow before Keras 2 is selected.
+_API = {"make_config": "tf_lottery.api", "run": "tf_lottery.api", "load": "tf_lottery.api",
+        "Run": "tf_lottery.api", "export_ticket": "tf_lottery.export",
+        "Exported": "tf_lottery.export"}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'tf_lottery' has no attribute {name!r}")

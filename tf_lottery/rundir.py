@@ -15,6 +15,7 @@ from tf_lottery import files
 from tf_lottery.config import ExperimentConfig, recipe_changes
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError, CorruptFileError
+from tf_lottery.models import registry as model_registry
 
 
 def results(model_dir: str) -> records.Results | None:
@@ -51,6 +52,12 @@ def claim(config: ExperimentConfig) -> None:
         # Only what this experiment uses: a config.json of release 0.1.0 holds
         # every section, and its recipe hash was computed over all of them.
         changed = recipe_changes(existing, config)
+        if changed == ["model.architecture"]:
+            raise ConfigError(
+                f"--model_dir={model_dir} holds a run of --model={config.model.name} as it "
+                f"was; the builder now builds a different network (changed: "
+                f"{_architecture_change(config)}); restore the builder or use a new "
+                "--model_dir")
         if changed:
             raise ConfigError(
                 f"--model_dir={model_dir} holds a run with a different config "
@@ -58,4 +65,24 @@ def claim(config: ExperimentConfig) -> None:
                 "restore the original flags"
             )
         return  # Same recipe: resume. The first launch's config.json stays.
+    if config.model.architecture:
+        files.write_json_atomic(layout.architecture_file(model_dir),
+                                _architecture(config).to_json())
     files.write_json_atomic(path, json.loads(config.to_json()))
+
+
+def _architecture(config: ExperimentConfig) -> model_registry.Architecture:
+    spec = config.data.spec()
+    return model_registry.architecture(config.model.name, spec.num_classes, spec.image_shape)
+
+
+def _architecture_change(config: ExperimentConfig) -> str:
+    """The layers in which the builder's network differs from the recorded one."""
+    try:
+        recorded = files.read_json(layout.architecture_file(config.runtime.model_dir))
+    except CorruptFileError:
+        recorded = None
+    if not recorded:
+        return "layers unknown: architecture.json is missing"
+    return model_registry.changed_layers(model_registry.Architecture.from_json(recorded),
+                                         _architecture(config))

@@ -46,6 +46,7 @@ def is_complete(record: object | None) -> bool:
 # -- files and directories of every model_dir and run directory -------------------------
 
 CONFIG_FILE = "config.json"
+ARCHITECTURE_FILE = "architecture.json"  # the layers of a builder given by import path
 RESULTS_FILE = "results.json"
 LEASE_FILE = "lease.json"
 MARKER_SUFFIX = ".json"  # a permanent checkpoint's commit marker: <dir>.json
@@ -140,6 +141,19 @@ def is_set_aside(path: str, reason: str) -> bool:
 
 def config_file(model_dir: str) -> str:
     return os.path.join(model_dir, CONFIG_FILE)
+
+
+def architecture_file(model_dir: str) -> str:
+    """The layers a user's builder built when the run was launched (to name
+    what an edited builder changed)."""
+    return os.path.join(model_dir, ARCHITECTURE_FILE)
+
+
+def export_mask_file(out: str) -> str:
+    """The mask written beside an exported network (``ticket.keras`` ->
+    ``ticket.mask.npz``; a SavedModel folder ``ticket`` -> ``ticket.mask.npz``)."""
+    root, ext = os.path.splitext(out.rstrip("/"))
+    return (root if ext in (".keras", ".h5") else out.rstrip("/")) + ".mask.npz"
 
 
 def results_file(directory: str) -> str:
@@ -467,6 +481,8 @@ def _trees() -> dict[str, list[Entry]]:
         "train": [
             (_rel(config_file(M)), ["resolved config + recipe_hash; a different recipe",
                                     "in the same dir is refused"]),
+            (_rel(architecture_file(M)), ["--model=package.module:function only: the layers",
+                                          "it built (an edited builder is refused)"]),
             (_rel(results_file(M)), ["the run's record, written last, atomically;",
                                      f'"status": "{COMPLETE}" marks a finished run']),
             (_rel(lease_file(M)), ["held while a launch writes here (host, pid, start)"]),

@@ -140,10 +140,14 @@ def build_model(
     builder = resolve(name)
     tf_keras.utils.set_random_seed(init_seed)
     height, width, channels = image_shape  # a tuple, also when given as a list
-    model = builder(num_classes, (height, width, channels))
-    if is_import_path(name):
-        model = _checked(name, model, num_classes)
-    return model
+    if not is_import_path(name):
+        return builder(num_classes, (height, width, channels))
+    try:
+        model = builder(num_classes, (height, width, channels))
+    except Exception as e:  # the user's code: one line, not a traceback
+        raise FieldError("model.name", f"={name} raised {type(e).__name__} building the "
+                         f"network: {str(e).splitlines()[0] if str(e) else ''}") from None
+    return _checked(name, model, num_classes)
 
 
 @dataclasses.dataclass(frozen=True)

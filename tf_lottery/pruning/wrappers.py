@@ -114,10 +114,10 @@ def _allowed(layer: tf_keras.layers.Layer, exclude: Sequence[str], used: set[str
     return True
 
 
-def _all_layers(model: tf_keras.Model):
+def all_layers(model: tf_keras.Model):
     for layer in model.layers:
         if isinstance(layer, tf_keras.Model):
-            yield from _all_layers(layer)
+            yield from all_layers(layer)
         else:
             yield layer
 
@@ -138,7 +138,7 @@ def wrap_model(model: tf_keras.Model, exclude: Sequence[str] = ()) -> tf_keras.M
         Dense/Conv layer, or nothing is left to prune.
     """
     used: set[str] = set()
-    candidates = [layer.name for layer in _all_layers(model)
+    candidates = [layer.name for layer in all_layers(model)
                   if type(layer) in PRUNABLE_TYPES]
 
     def clone(layer: tf_keras.layers.Layer) -> tf_keras.layers.Layer:
@@ -165,7 +165,7 @@ def wrap_model(model: tf_keras.Model, exclude: Sequence[str] = ()) -> tf_keras.M
 def pruning_vars(model: tf_keras.Model) -> dict[str, tuple[tf.Variable, tf.Variable]]:
     """``"<layer>/<weight>" -> (weight, mask)`` for every wrapped kernel."""
     out = {}
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if isinstance(layer, PruneLowMagnitude):
             for weight, mask, _ in layer.pruning_vars:
                 short = weight.name.split("/")[-1].split(":")[0]
@@ -235,8 +235,8 @@ def copy_weights(source: tf_keras.Model, target: tf_keras.Model) -> None:
     target stays consistent with its masks. Used to give a wrapped model a
     fresh initialization (random reinitialization).
     """
-    src = list(_all_layers(source))
-    dst = list(_all_layers(target))
+    src = list(all_layers(source))
+    dst = list(all_layers(target))
     if len(src) != len(dst):
         raise ValueError(f"{source.name} and {target.name} have different layers")
     for s, d in zip(src, dst, strict=True):
