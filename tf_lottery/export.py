@@ -12,7 +12,8 @@ process that never imports tf_lottery:
 - pruned weights are exactly 0 (they are in every checkpoint; multiplying by
   the mask once more makes it a property of the file, whatever wrote it);
 - the mask is written beside it as ``<out>.mask.npz`` (``layout.export_mask_file``):
-  ``"<layer>/kernel"`` -> 0/1 array, all ones for a dense network.
+  ``"<layer>/kernel"`` -> 0/1 uint8 array (``pruning.masks.save``), all ones
+  for a dense network.
 
 The weights exported are the trained ones (not an ``--ema_decay`` average),
 in float32 whatever ``--precision`` the run trained with.
@@ -37,6 +38,7 @@ from tf_lottery import api, files
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError
+from tf_lottery.pruning import masks as masks_lib
 from tf_lottery.training import checkpoints
 
 WHICH = ("final", "rewind")
@@ -185,8 +187,7 @@ def export_ticket(model_dir: str, out: str, *, level: int | None = None,
     else:
         plain.save(out, save_format="tf")
     mask_path = layout.export_mask_file(out)
-    with tf.io.gfile.GFile(mask_path, "wb") as f:
-        np.savez(f, **masks)
+    masks_lib.save(mask_path, masks)  # as a level's own mask.npz: uint8 0/1
     kept = sum(float(m.sum()) for m in masks.values())
     total = sum(m.size for m in masks.values())
     return Exported(out, mask_path, fmt, prefix, kept / total if total else 1.0)
