@@ -1,4 +1,4 @@
-"""``python -m tf_lottery.export --model_dir=D --out=PATH``: take a ticket away as a plain Keras model.
+"""``python -m tf_lottery.export --model_dir=D --out=PATH``: a ticket as a plain Keras model.
 
 Writes one network of a run -- an IMP level's subnetwork (``--level``,
 default: the sparsest level finished) or a training run's network -- at its

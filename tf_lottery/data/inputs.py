@@ -12,7 +12,8 @@ from tf_lottery.data import registry, sources, stats
 from tf_lottery.data.pipeline import InMemoryPipeline, Pipeline
 
 
-def make_pipeline(dataset: str | registry.DatasetSpec, *, batch_size: int, eval_batch_size: int, augment: str,
+def make_pipeline(dataset: str | registry.DatasetSpec, *, batch_size: int,
+                  eval_batch_size: int, augment: str,
                   train_eval_examples: int, image_size: int, window_shards: int,
                   data_dir: str | None, manual_dir: str | None,
                   data_cache: bool = True) -> Pipeline:

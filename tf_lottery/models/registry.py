@@ -163,7 +163,7 @@ class Architecture:
 
     @classmethod
     def from_json(cls, obj: dict) -> Architecture:
-        return cls(obj["digest"], tuple(tuple(x) for x in obj["layers"]))  # type: ignore
+        return cls(obj["digest"], tuple((str(a), str(b), str(c)) for a, b, c in obj["layers"]))
 
 
 def _canonical(value: Any) -> str:
@@ -183,7 +183,8 @@ def architecture(name: str, num_classes: int, image_shape: tuple[int, ...]) -> A
     key = (name, num_classes, tuple(image_shape))
     if key not in _ARCHITECTURES:
         with tf.Graph().as_default():
-            model = build_model(name, num_classes, tuple(image_shape), 0)  # type: ignore
+            height, width, channels = image_shape
+            model = build_model(name, num_classes, (height, width, channels), 0)
             layers = tuple((layer.name, type(layer).__name__,
                             _canonical(layer.get_config())) for layer in model.layers)
             config = _canonical(model.get_config()) if _has_config(model) else ""

@@ -1,10 +1,11 @@
 """TFMOT ``PruneLowMagnitude`` wrappers that hold masks our code sets.
 
 ``wrap_model`` wraps the kernels of Dense and Conv layers (DepthwiseConv2D
-included) of any tf_keras model in ``PruneLowMagnitude`` wrappers (``FixedMaskWrapper``) with a pruning
-schedule that never fires, so TFMOT never changes a mask: masks are computed
-by ``tf_lottery.pruning.masks`` and assigned through ``wrapper.pruning_vars``
-(as google-research/rigl's ``rigl_tf2`` does). Biases, BatchNorm and every
+included) of any tf_keras model in ``PruneLowMagnitude`` wrappers
+(``FixedMaskWrapper``) with a pruning schedule that never fires, so TFMOT
+never changes a mask: masks are computed by ``tf_lottery.pruning.masks`` and
+assigned through ``wrapper.pruning_vars`` (as google-research/rigl's
+``rigl_tf2`` does). Biases, BatchNorm and every
 other layer are left unwrapped and are never pruned.
 
 Keeping pruned weights at exactly 0 is this module's job, at every point
