@@ -23,13 +23,15 @@ def test_the_fixture_covers_every_flagfile():
 def with_new_knobs(before: dict) -> dict:
     """``before`` with each field added since the fixture was written at its
     default (docs/config.md: a new knob's default is today's behaviour), as
-    ``config.recipe_changes`` reads an older config.json."""
+    ``config.recipe_changes`` reads an older config.json; a section's
+    ``optional`` fields are left out at their default, in config.json too."""
     types = {cls.section: cls for cls in (*sections.COMMON, *experiments.section_types())}
     out = dict(before)
     for name, values in before.items():
         if name in types and isinstance(values, dict):
             defaults = {f.name: f.default for f in dataclasses.fields(types[name])
-                        if f.default is not dataclasses.MISSING}
+                        if f.default is not dataclasses.MISSING
+                        and f.name not in types[name].optional}
             out[name] = {**defaults, **values}
     return out
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from tf_lottery.errors import ConfigError
 from tf_lottery.models import registry
 
 
@@ -22,5 +23,5 @@ def test_init_is_a_function_of_the_seed():
 
 
 def test_unknown_model_lists_known_names():
-    with pytest.raises(KeyError, match="lenet_300_100"):
+    with pytest.raises(ConfigError, match="lenet_300_100"):
         registry.build_model("nope", 10, (28, 28, 1), init_seed=0)
