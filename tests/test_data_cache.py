@@ -48,9 +48,9 @@ def counting_decodes():
     calls = []
     decode = sources._split_arrays
 
-    def counted(builder, split):
+    def counted(builder, split, *keys):
         calls.append(split)
-        return decode(builder, split)
+        return decode(builder, split, *keys)
 
     with mock.patch.object(sources, "_split_arrays", counted):
         yield calls
