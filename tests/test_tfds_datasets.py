@@ -110,3 +110,31 @@ def test_train_on_a_dataset_outside_the_registry(mock_tfds, tmp_path):
     result = tf_lottery.run(config)
     assert isinstance(result, records.RunRecord) and result.step == 4
     assert result.metrics.test_examples == N
+
+
+@pytest.mark.parametrize("name, image_format", [("imagenette", "jpeg"), ("food101", "png")])
+def test_images_of_varying_size_stream(mock_tfds, tmp_path, name, image_format):
+    config = parse_config(f"--dataset={name}", "--train_steps=2", "--batch_size=4",
+                          f"--data_dir={tmp_path}")
+    d = config.data
+    assert d.streamed and d.augment == "resnet" and d.image_size == 224
+    assert d.image_format == image_format and tuple(d.image_shape) == (0, 0, 3)
+    spec = d.spec()
+    assert not spec.in_memory and spec.image_shape == (224, 224, 3)
+
+
+def test_a_png_is_cropped_like_the_decoded_image():
+    import tensorflow as tf
+
+    from tf_lottery.data import imagenet_preprocessing as prep
+
+    image = np.random.default_rng(0).integers(0, 256, (40, 60, 3)).astype(np.uint8)
+    png = tf.io.encode_png(image)
+    side = round(40 * prep.EVAL_CROP_FRACTION)
+    top, left = (40 - side) // 2, (60 - side) // 2
+    expect = prep._finish(prep._resize(image[top:top + side, left:left + side], 32), "resnet")
+    got = prep.preprocess_eval(png, "resnet", 32, is_jpeg=False)
+    np.testing.assert_array_equal(got.numpy(), expect.numpy())
+    seed = tf.constant([1, 2], tf.int64)
+    train = prep.preprocess_train(png, "resnet", 32, seed, is_jpeg=False)
+    assert train.shape == (32, 32, 3)

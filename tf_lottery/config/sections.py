@@ -124,7 +124,8 @@ class DataConfig(Section):
 
     section = "data"
     optional = ("train_split", "test_split", "num_classes", "image_shape",
-                "train_examples", "test_examples", "tfds_version", "features", "streamed")
+                "train_examples", "test_examples", "tfds_version", "features", "streamed",
+                "image_format")
 
     dataset: str = knob("fashion_mnist", "Data: dataset name (a registry dataset or any "
                         "TFDS image-classification builder, e.g. cifar100).")
@@ -166,6 +167,8 @@ class DataConfig(Section):
     streamed: bool = derived(
         "Data: streamed from the prepared shards (too large for host memory, or "
         "images of varying size) instead of held in host memory.", default=False)
+    image_format: str = derived(
+        "Data: how TFDS stores the images (jpeg, png).", default="")
 
     @classmethod
     def from_flags(cls, flags: FlagReader, built: Mapping[str, Section]) -> DataConfig:
@@ -214,7 +217,8 @@ def dataset_spec(values: Mapping[str, Any]) -> data_registry.DatasetSpec:
         "train_split": values.get("train_split") or "train",
         "test_split": values.get("test_split") or "test",
         "image_key": values["features"][0], "label_key": values["features"][1],
-        "version": values.get("tfds_version", "")}
+        "version": values.get("tfds_version", ""),
+        "image_format": values.get("image_format") or "jpeg"}
     if name in data_registry.names():
         base = data_registry.get(name)
         facts["train_split"] = values.get("train_split") or base.train_split

@@ -9,8 +9,9 @@ registry dataset given other splits (``--train_split=train[:90%]``).
 
 A dataset whose images fit in host memory (fixed shape, under
 ``IN_MEMORY_BYTES`` decoded) is held there like MNIST; a larger one, or one
-whose images vary in size, streams from its shards like ImageNet (JPEG
-images, resized by the ``--augment`` recipe to ``--image_size``).
+whose images vary in size, streams from its shards like ImageNet (JPEG or
+PNG images, cropped and resized by the ``--augment`` recipe to
+``--image_size``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class TfdsFacts:
     tfds_version: str
     features: tuple[str, str]
     streamed: bool
+    image_format: str
 
     def fields(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -127,14 +129,12 @@ def describe(name: str, train_split: str, test_split: str, data_dir: str | None,
     else:
         pixels = shape[0] * shape[1] * shape[2] if 0 not in shape else 0
         streamed = not pixels or sum(sizes) * pixels > IN_MEMORY_BYTES
-    if streamed and base is None:
-        if getattr(feature, "encoding_format", None) != "jpeg" or shape[2] != 3:
-            raise ConfigError(
-                f"--dataset={name} streams from its shards (images of varying size, or "
-                "too large for host memory) and streaming decodes RGB JPEG images; its "
-                f"images are {getattr(feature, 'encoding_format', None) or 'png'} with "
-                f"shape {feature.shape}")
+    image_format = getattr(feature, "encoding_format", None) or "png"  # TFDS's default
+    if streamed and image_format not in ("jpeg", "png"):
+        raise ConfigError(f"--dataset={name} streams from its shards (images of varying "
+                          "size, or too large for host memory), which decodes JPEG or PNG "
+                          f"images; its images are {image_format}")
     return TfdsFacts(
         num_classes=int(builder.info.features[label].num_classes), image_shape=shape,
         train_examples=sizes[0], test_examples=sizes[1], tfds_version=str(builder.version),
-        features=(image, label), streamed=streamed)
+        features=(image, label), streamed=streamed, image_format=image_format)

@@ -23,7 +23,8 @@
 - ``none``: the recipe's evaluation preprocessing, also for training.
 
 The random crops are decoded with ``decode_and_crop_jpeg`` (only the crop
-is decoded). Every random draw is stateless and keyed by the example's own
+is decoded); images in another encoding (a TFDS dataset outside the registry
+storing PNG) are decoded whole and then cropped, with the same windows. Every random draw is stateless and keyed by the example's own
 seed, ``example_seed(augment_seed, step, slot)``, where ``slot`` is the
 example's position in the *global* batch of ``step``: an augmentation
 depends on (augment_seed, step, slot) only, never on the number of
@@ -61,20 +62,36 @@ def example_seed(augment_seed, step, slot) -> tf.Tensor:
     return tf.random.experimental.stateless_fold_in(base, tf.cast(slot, tf.int64))
 
 
-def _random_crop(jpeg: tf.Tensor, recipe: str, seed: tf.Tensor) -> tf.Tensor:
+def _shape(encoded: tf.Tensor, jpeg: bool) -> tf.Tensor:
+    if jpeg:
+        return tf.io.extract_jpeg_shape(encoded)
+    return tf.shape(tf.io.decode_image(encoded, channels=3, expand_animations=False))
+
+
+def _decode_window(encoded: tf.Tensor, window: tf.Tensor, jpeg: bool) -> tf.Tensor:
+    """The crop [y, x, height, width] of an image; only the crop of a JPEG is decoded."""
+    if jpeg:
+        return tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    return tf.slice(image, tf.stack([window[0], window[1], 0]),
+                    tf.stack([window[2], window[3], 3]))
+
+
+def _random_crop(jpeg: tf.Tensor, recipe: str, seed: tf.Tensor,
+                 is_jpeg: bool = True) -> tf.Tensor:
     min_covered, area_range, attempts = _CROP[recipe]
-    shape = tf.io.extract_jpeg_shape(jpeg)
+    shape = _shape(jpeg, is_jpeg)
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
         shape, tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
         min_object_covered=min_covered, aspect_ratio_range=_ASPECT_RATIO_RANGE,
         area_range=area_range, max_attempts=attempts,
         use_image_if_no_bounding_boxes=True)
     window = tf.stack([begin[0], begin[1], size[0], size[1]])
-    return tf.io.decode_and_crop_jpeg(jpeg, window, channels=3)
+    return _decode_window(jpeg, window, is_jpeg)
 
 
-def _center_crop(jpeg: tf.Tensor, recipe: str) -> tf.Tensor:
-    shape = tf.io.extract_jpeg_shape(jpeg)
+def _center_crop(jpeg: tf.Tensor, recipe: str, is_jpeg: bool = True) -> tf.Tensor:
+    shape = _shape(jpeg, is_jpeg)
     height, width = shape[0], shape[1]
     if recipe == "inception":
         crop_h = tf.cast(tf.round(tf.cast(height, tf.float32) * EVAL_CROP_FRACTION), tf.int32)
@@ -85,7 +102,7 @@ def _center_crop(jpeg: tf.Tensor, recipe: str) -> tf.Tensor:
         crop_h = crop_w = side
     crop_h, crop_w = tf.maximum(crop_h, 1), tf.maximum(crop_w, 1)
     window = tf.stack([(height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w])
-    return tf.io.decode_and_crop_jpeg(jpeg, window, channels=3)
+    return _decode_window(jpeg, window, is_jpeg)
 
 
 def _resize(image_uint8: tf.Tensor, size: int) -> tf.Tensor:
@@ -125,20 +142,24 @@ def _finish(image: tf.Tensor, recipe: str) -> tf.Tensor:
     return (image - tf.constant(MEAN_RGB)) / tf.constant(STD_RGB)
 
 
-def preprocess_train(jpeg: tf.Tensor, recipe: str, size: int, seed: tf.Tensor) -> tf.Tensor:
-    """One training example: JPEG bytes -> float32 [size, size, 3]."""
+def preprocess_train(jpeg: tf.Tensor, recipe: str, size: int, seed: tf.Tensor,
+                     is_jpeg: bool = True) -> tf.Tensor:
+    """One training example: JPEG bytes (other encodings: ``is_jpeg=False``,
+    decoded whole, then cropped) -> float32 [size, size, 3]."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown ImageNet recipe {recipe!r} (known: {RECIPES})")
     seeds = tf.random.experimental.stateless_split(seed, _NUM_SEEDS)
-    image = _resize(_random_crop(jpeg, recipe, seeds[0]), size)
+    image = _resize(_random_crop(jpeg, recipe, seeds[0], is_jpeg), size)
     image = tf.image.stateless_random_flip_left_right(image, seeds[1])
     if recipe == "inception":
         image = _distort_color(image, seeds[2:])
     return _finish(image, recipe)
 
 
-def preprocess_eval(jpeg: tf.Tensor, recipe: str, size: int) -> tf.Tensor:
-    """One evaluation example: JPEG bytes -> float32 [size, size, 3]."""
+def preprocess_eval(jpeg: tf.Tensor, recipe: str, size: int, is_jpeg: bool = True
+                    ) -> tf.Tensor:
+    """One evaluation example: JPEG (or, ``is_jpeg=False``, PNG...) bytes ->
+    float32 [size, size, 3]."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown ImageNet recipe {recipe!r} (known: {RECIPES})")
-    return _finish(_resize(_center_crop(jpeg, recipe), size), recipe)
+    return _finish(_resize(_center_crop(jpeg, recipe, is_jpeg), size), recipe)

@@ -32,6 +32,8 @@ class DatasetSpec:
       manual_dir_hint: how a user provides the raw files offline.
       image_key / label_key: the TFDS features holding image and label.
       version: the TFDS version read ('' : TFDS's default).
+      image_format: how the TFDS files store images ('jpeg', 'png'); a
+        streamed dataset decodes only the crop of a JPEG.
     """
 
     name: str
@@ -50,6 +52,7 @@ class DatasetSpec:
     image_key: str = "image"
     label_key: str = "label"
     version: str = ""
+    image_format: str = "jpeg"
 
 
 _DATASETS: dict[str, DatasetSpec] = {}

@@ -181,6 +181,7 @@ class StreamingPipeline:
         self.image_size = image_size
         self.window_shards = window_shards
         self._features = features
+        self._is_jpeg = spec.image_format == "jpeg"
         self._train = train_shards
         self._test = test_shards
         self.num_train = sum(s.take for s in train_shards)
@@ -237,13 +238,15 @@ class StreamingPipeline:
         def decode(step, slot, record):
             jpeg, label = self._parse(record)
             seed = prep.example_seed(augment_seed, step, slot)
-            return prep.preprocess_train(jpeg, self.recipe, self.image_size, seed), label
+            return prep.preprocess_train(jpeg, self.recipe, self.image_size, seed,
+                                         self._is_jpeg), label
 
         return decode
 
     def _decode_eval(self, record, weight):
         jpeg, label = self._parse(record)
-        return prep.preprocess_eval(jpeg, self.recipe, self.image_size), label, weight
+        return (prep.preprocess_eval(jpeg, self.recipe, self.image_size, self._is_jpeg),
+                label, weight)
 
     # -- training -------------------------------------------------------------
 
