@@ -25,8 +25,9 @@
 The random crops are decoded with ``decode_and_crop_jpeg`` (only the crop
 is decoded); images in another encoding (a TFDS dataset outside the registry
 storing PNG) are decoded whole and then cropped, with the same windows.
-Every random draw is stateless and keyed by the example's own seed, ``example_seed(augment_seed, step, slot)``, where ``slot`` is the
-example's position in the *global* batch of ``step``: an augmentation
+Every random draw is stateless and keyed by the example's own seed,
+``example_seed(augment_seed, step, slot)``, where ``slot`` is the example's
+position in the *global* batch of ``step``: an augmentation
 depends on (augment_seed, step, slot) only, never on the number of
 replicas, hosts or tf.data threads.
 
