@@ -65,14 +65,23 @@ INDEPENDENT_DIR = "independent"
 SPARSE_INSTABILITY_DIR = "instability"
 SPARSE_INSTABILITY_FILE = "instability.json"
 
+# TensorBoard runs of the paper-level charts: summary/ (the experiment's),
+# summary/<branch>/ (one per IMP branch: imp, random_prune, ...) and
+# summary/independent/ (independent networks), so that a logdir shows the
+# paper's charts in a few runs however many children it holds.
+SUMMARY_DIR = "summary"
+INDEPENDENT_RUN = "independent"
+
 # report (default --out: <model_dir>/report)
 REPORT_DIR = "report"
 REPORT_MARKDOWN = "report.md"
 REPORT_TABLES = "report.json"
+REPORT_CSV_SUFFIX = ".csv"  # one CSV per table of report.md, named by the table
 INSTABILITY_FIGURE = "instability.png"
 IMP_FIGURE = "imp.png"
 INDEPENDENT_PATHS_FIGURE = "interpolation_independent.png"
 ALIGNED_BARRIER_FIGURE = "aligned_barrier.png"  # raw vs aligned barrier (--align=weights)
+PATHS_FIGURE = "interpolation_all.png"  # the paths of every k on one y axis
 _INTERPOLATION_FIGURE = re.compile(r"interpolation_k(\d+)\.png$")
 
 
@@ -309,6 +318,20 @@ def sparse_instability_file(model_dir: str, level: Number) -> str:
     return os.path.join(level_dir(model_dir, level), SPARSE_INSTABILITY_FILE)
 
 
+# -- TensorBoard's summary runs --------------------------------------------------------------
+
+def summary_dir(model_dir: str) -> str:
+    """The experiment's run of paper-level charts, figures, layout and hparams columns."""
+    return os.path.join(model_dir, SUMMARY_DIR)
+
+
+def summary_run(model_dir: str, name: str) -> str:
+    """A run beside it for one curve of a chart: an IMP branch by name
+    (``imp``, ``random_prune``, ...) or ``INDEPENDENT_RUN``, so that
+    TensorBoard draws each in its own colour under the same tag."""
+    return os.path.join(summary_dir(model_dir), name)
+
+
 # -- the report's files --------------------------------------------------------------------
 
 def report_dir(model_dir: str) -> str:
@@ -317,6 +340,11 @@ def report_dir(model_dir: str) -> str:
 
 def interpolation_figure(k: Number) -> str:
     return f"interpolation_k{k}.png"
+
+
+def report_csv(table: str) -> str:
+    """The CSV file of one of the report's tables (``instability`` -> ``instability.csv``)."""
+    return table + REPORT_CSV_SUFFIX
 
 
 def interpolation_figure_step(name: str) -> int | None:
@@ -384,6 +412,20 @@ def path_tag(k: Number | None, name: str) -> str:
     return f"{path_prefix(k)}/{name}"
 
 
+PATH_STEPS = 1000  # a mean path's step: α in thousandths (α = 0.5 at step 500)
+
+
+def mean_path_tag(k: Number | None, split: str) -> str:
+    """The mean error along the paths at rewind step k (None: independent
+    networks) in the summary run, against α × ``PATH_STEPS``."""
+    return f"paths/{'independent' if k is None else k_name(k)}/{split}_error"
+
+
+def figure_tag(figure: str) -> str:
+    """The TensorBoard image of one of the report's figures (``imp.png`` -> ``figures/imp``)."""
+    return "figures/" + figure.removesuffix(".png")
+
+
 def barrier_tag(split: str, std: bool = False) -> str:
     """Mean (or std) barrier over pairs and replicates, against k."""
     return f"barrier/{split}" + ("_std" if std else "")
@@ -421,10 +463,28 @@ def imp_layer_density_tag(layer: str) -> str:
 
 def imp_tag(metric: str, branch: str = "imp", vs_density: bool = False) -> str:
     """An IMP level's ``metric`` (``test_accuracy``, ``test_barrier``, ...) of
-    ``branch`` (the level itself, ``imp``, or a baseline), against the level
-    or, ``vs_density``, against the density in parts per million."""
+    ``branch`` (the level itself, ``imp``, or a baseline) in the experiment's
+    own events (release 0.1 and the report's fallback), against the level or,
+    ``vs_density``, against the density in parts per million."""
     family = "imp_vs_density" if vs_density else "imp"
     return f"{family}/{metric}" if branch == "imp" else f"{family}/{branch}/{metric}"
+
+
+PPM = 1_000_000
+
+
+def ppm_pruned(density: float) -> int:
+    """The step of a chart against density: parts per million of the prunable
+    weights *pruned*, which grows level after level (TensorBoard keeps only
+    increasing steps), dense at 0 on the left."""
+    return PPM - int(round(PPM * density))
+
+
+def branch_tag(metric: str, vs_pruned: bool = False) -> str:
+    """An IMP network's ``metric`` in its branch's summary run
+    (``summary_run(model_dir, branch)``): against the level, or
+    ``vs_pruned`` against ``ppm_pruned``."""
+    return f"{'imp_vs_pruned' if vs_pruned else 'imp'}/{metric}"
 
 
 def session_metric(split: str, quantity: str) -> str:
@@ -439,10 +499,11 @@ def session_hparam(name: str) -> str:
 
 def session_group(recipe_hash: str, *, k: int | None = None, level: int | None = None,
                   branch: str | None = None) -> str:
-    """The hparams session group of a rewind point or an IMP network."""
-    if k is not None:
-        return f"{recipe_hash}/k={k}"
-    return f"{recipe_hash}/level={level}/{branch}"
+    """The hparams session group (the dashboard's trial id) of a rewind point
+    or an IMP network: what was measured first, so that it reads even cut
+    short, then the recipe, so that experiments under one logdir stay apart."""
+    what = f"k={k}" if k is not None else f"level {level} {branch}"
+    return f"{what} (recipe {recipe_hash[:8]})"
 
 
 # Custom-scalars charts select tags by regular expression; ``{split}`` in a
@@ -454,6 +515,12 @@ SPLIT_PATTERN = "(test|train)"
 def tag_pattern(tag: str, prefix_only: bool = False) -> str:
     """The anchored regular expression of ``tag`` (tags hold no metacharacters)."""
     return "^" + tag.replace("{split}", SPLIT_PATTERN) + ("" if prefix_only else "$")
+
+
+def mean_path_pattern(split: str) -> str:
+    """Every mean path's tag of ``split``: each k's and the independent networks'."""
+    family, _, name = mean_path_tag(None, split).split("/")
+    return f"^{family}/[^/]+/{name}$"
 
 
 def imp_pattern(metric: str, vs_density: bool = False, baselines: bool = True) -> str:
@@ -500,11 +567,17 @@ def _trees() -> dict[str, list[Entry]]:
                                      "rewind point's record, independent"]),
             (_rel(rewind_point_file(M, k)), ["rewind step k over the replicates (written when",
                                              "k is finished)"]),
-            ("events.out.tfevents.*", [f"{barrier_tag(both)}, {barrier_tag(both, std=True)},",
-                                       f"{children_error_tag(both)} against k; with",
-                                       f"--align=weights {aligned_barrier_tag(both)} (and _std)",
-                                       f"against k, {independent_barrier_tag(both)} and",
-                                       f"{independent_barrier_tag(both, aligned=True)} at 0"]),
+            (_rel(summary_dir(M), True), [
+                f"TensorBoard: {barrier_tag(both)}, {barrier_tag(both, std=True)},",
+                f"{children_error_tag(both)} against k;",
+                f"{mean_path_tag(k, both)} against α × {PATH_STEPS};",
+                f"{figure_tag('<figure>')} images; layout, hparams columns;",
+                f"with --align=weights {aligned_barrier_tag(both)} (and _std)",
+                f"against k, {independent_barrier_tag(both)} and",
+                f"{independent_barrier_tag(both, aligned=True)} at 0"]),
+            (_rel(summary_run(M, INDEPENDENT_RUN), True),
+             [f"{barrier_tag(both)} (and {aligned_barrier_tag(both)}) of",
+              "independent networks at every k"]),
             (_rel(parent_dir(M, "<r>"), True), [f"the parent run (its {run_parts})"]),
             (_rel(child_dir(point, "<i>"), True), ["child runs (each a run as above)"]),
             (_rel(pair), ["a pair's E(α) curves and barriers (with --align=weights",
@@ -522,10 +595,13 @@ def _trees() -> dict[str, list[Entry]]:
             (_rel(results_file(M)), ["a record per level and baseline; "
                                      f'"status": "{RUNNING}"', f'until all is done, then '
                                      f'"{COMPLETE}"']),
-            ("events.out.tfevents.*", [f"{imp_tag('<metric>')}, {imp_tag('<metric>', '<b>')} "
-                                       "against the level,",
-                                       f"{imp_tag('<metric>', vs_density=True)} against the "
-                                       "density (ppm)"]),
+            (_rel(summary_dir(M), True), [
+                f"TensorBoard: {IMP_DENSITY}, {imp_layer_density_tag('<layer>')} against",
+                f"the level; {figure_tag('<figure>')} images; layout, hparams columns"]),
+            (_rel(summary_run(M, "<branch>"), True), [
+                f"{branch_tag('<metric>')} against the level, {branch_tag('<metric>', True)}",
+                "against the ppm of weights pruned; a run per branch",
+                "(imp, random_prune, ...)"]),
             (_rel(level_dir(M, 0), True), [f"the dense run: {run_parts}"]),
             (_rel(level_dir(M, "<L>"), True), ["the level's run; its W_k is the masked one"]),
             (_rel(mask_file(level_dir(M, "<L>"))), ["the level's mask (one uint8 array per",

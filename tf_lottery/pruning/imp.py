@@ -50,14 +50,13 @@ from absl import logging
 from tf_lottery import chief, experiment
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout, records, store
-from tf_lottery.core.layout import SPLITS
 from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.pruning import branches, wrappers
 from tf_lottery.pruning import masks as masks_lib
 from tf_lottery.pruning.rewind import RewindManager
 from tf_lottery.stability import analysis, barrier
 from tf_lottery.stability.path_evaluator import PathEvaluator
-from tf_lottery.summaries import dashboards
+from tf_lottery.summaries import dashboards, figures
 from tf_lottery.training.trainer import RunSpec, SgdNoise, Trainer
 
 
@@ -102,8 +101,7 @@ class Imp:
             self.summarized.update((r.level, name) for name in r.baselines)
             if r.instability is not None:
                 self.summarized.add((r.level, "instability"))
-        self.writer = chief.summary_writer(self.model_dir)
-        dashboards.write_experiment(self.writer, config, dashboards.imp_layout(config))
+        dashboards.write_imp_metadata(config)
         self.records: dict[int, records.LevelRecord] = {}
 
     # -- levels ---------------------------------------------------------------
@@ -278,29 +276,13 @@ class Imp:
             held = self.records[level]
             self.records[level] = dataclasses.replace(
                 held, baselines={**held.baselines, branch: record})
-        if (level, branch) not in self.summarized:
-            self._summarize(level, branch, record)
+        new = (level, branch) not in self.summarized
+        if new:
+            dashboards.write_level(self.config, self.records[level], branch)
             self.summarized.add((level, branch))
         self._write(layout.RUNNING)
-
-    def _summarize(self, level: int, branch: str, record: Any) -> None:
-        ppm = int(round(1e6 * self.records[level].density))
-        if branch == "instability":
-            scalars = {f"{split}_barrier": record.barrier[split].mean for split in SPLITS}
-        else:
-            scalars = {f"{split}_accuracy": record.accuracy(split) for split in SPLITS}
-        with self.writer.as_default():
-            if branch == branches.IMP:
-                tf.summary.scalar(layout.IMP_DENSITY, record.density, step=level)
-                for name, value in record.layer_density.items():
-                    tf.summary.scalar(layout.imp_layer_density_tag(name), value, step=level)
-            tag_branch = branches.IMP if branch == "instability" else branch
-            for metric, value in scalars.items():
-                tf.summary.scalar(layout.imp_tag(metric, tag_branch), value, step=level)
-                tf.summary.scalar(layout.imp_tag(metric, tag_branch, vs_density=True), value,
-                                  step=ppm)
-        self.writer.flush()
-        dashboards.write_level_session(self.config, self.records[level], branch)
+        if new:
+            figures.refresh_figures(self.model_dir)
 
     def _write(self, status: str) -> records.ImpResults:
         c = self.cfg

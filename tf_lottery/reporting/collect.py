@@ -215,6 +215,23 @@ class _Reader:
             self._scalars[directory] = events.read_scalars(directory)
         return self._scalars[directory]
 
+    def experiment_scalars(self) -> dict[str, dict[int, float]]:
+        """The experiment's own scalars under the tags of its model_dir's
+        events (release 0.1), merged with its summary runs' (``summary/``,
+        and ``summary/<branch>/``'s IMP tags as ``layout.imp_tag`` of that
+        branch): one view of both layouts."""
+        merged = {tag: dict(values) for tag, values in self.scalars().items()}
+        for tag, values in self.scalars(layout.summary_dir(self.path)).items():
+            merged.setdefault(tag, {}).update(values)
+        for branch in (branches.IMP, *branches.baseline_names()):
+            found = self.scalars(layout.summary_run(self.path, branch))
+            for metric in ("test_accuracy", "train_accuracy", "test_barrier",
+                           "train_barrier"):
+                if layout.branch_tag(metric) in found:
+                    merged.setdefault(layout.imp_tag(metric, branch), {}).update(
+                        found[layout.branch_tag(metric)])
+        return merged
+
 
 # -- instability ---------------------------------------------------------------------
 
@@ -312,7 +329,7 @@ def _read_unfinished_point(run: InstabilityRun, reader: _Reader, k: int) -> None
                 done += 1
         pairs.append(rep_pairs)
         names.append(rep_names)
-    root_scalars = reader.scalars()
+    root_scalars = reader.experiment_scalars()
     from_events = {s: root_scalars.get(layout.barrier_tag(s), {}) for s in SPLITS}
     if all(k in from_events[s] for s in SPLITS):
         stats = {s: Stat(from_events[s][k],
@@ -419,7 +436,7 @@ def _read_imp(run: ImpRun, results: records.ImpResults | None, reader: _Reader) 
             None, layout.RESULTS_FILE)
     expected = range(p.levels + 1)
     if any(level not in run.levels for level in expected):
-        _imp_levels_from_events(run, reader.scalars())
+        _imp_levels_from_events(run, reader.experiment_scalars())
     baseline_levels = p.baseline_levels or range(1, p.levels + 1)
     instability_levels = (p.instability_levels or expected) if p.instability else ()
     untrained: list[int] = []

@@ -157,9 +157,14 @@ def imp(series: Sequence[Series], dense: Sequence[Reference]) -> Figure:
     return fig
 
 
-def save(fig: Figure, path: str) -> None:
-    """Writes ``fig`` as PNG to ``path`` (local or ``gs://``)."""
+def png(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes (for a file, or a TensorBoard image)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def save(fig: Figure, path: str) -> None:
+    """Writes ``fig`` as PNG to ``path`` (local or ``gs://``)."""
     with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(buffer.getvalue())
+        f.write(png(fig))

@@ -48,7 +48,7 @@ from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import FieldError
 from tf_lottery.stability import aligned_paths, barrier, summaries
 from tf_lottery.stability.path_evaluator import PathEvaluator
-from tf_lottery.summaries import dashboards
+from tf_lottery.summaries import dashboards, figures
 from tf_lottery.training import checkpoints
 from tf_lottery.training.trainer import (
     FromCheckpoint,
@@ -289,6 +289,7 @@ def _rewind_point(config: ExperimentConfig, trainer: Trainer, evaluator: PathEva
         dashboards.write_rewind_point_session(
             layout.rewind_point_dir(model_dir, rep.replicate, k), config, k, rep)
     store.write(marker, record, model_dir)
+    figures.refresh_figures(model_dir)
     return record
 
 
@@ -308,7 +309,7 @@ def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
     evaluator = PathEvaluator.for_config(trainer, config)
     baseline = _independent_pairs(evaluator, model_dir, parents) if independent else None
     if baseline:
-        summaries.write_independent(model_dir, baseline)
+        summaries.write_independent(model_dir, baseline, config.train.rewind_steps)
         logging.info("Independent parents: test barrier %.4f ± %.4f, train barrier "
                      "%.4f ± %.4f", baseline.barrier["test"].mean,
                      baseline.barrier["test"].std, baseline.barrier["train"].mean,

@@ -1,32 +1,42 @@
 """TensorBoard output of the instability analysis.
 
-Tags (``tensorboard --logdir=<model_dir>``; named in ``core.layout``):
+Tags (``tensorboard --logdir=<model_dir>``; named in ``core.layout``), in
+the experiment's summary run ``summary/`` unless said otherwise:
 
-- ``interpolation/k_<k>/test_error``, ``.../train_error``, ``.../alpha`` in
-  each pair's run directory (``replicate_<r>/k_<k>/pair_<i>_<j>``), against
-  the α index (step i is α = i / (points − 1), also recorded as ``alpha``);
-  ``interpolation/independent/...`` for independently initialized parents;
 - ``barrier/test``, ``barrier/train`` (mean over pairs and replicates) and
-  ``barrier/test_std``, ``barrier/train_std`` in ``model_dir`` against the
-  rewind step k: the paper's instability-vs-k figure;
+  ``barrier/test_std``, ``barrier/train_std`` against the rewind step k: the
+  paper's instability-vs-k figure; the same ``barrier/*`` tags in
+  ``summary/independent/`` hold the barrier between independently trained
+  networks at every k, so the two draw as two colours of one chart;
 - ``children/test_error``, ``children/train_error``: the children's mean
-  final error against k.
+  final error against k;
+- ``paths/k_<k>/test_error``, ``.../train_error`` (and
+  ``paths/independent/...``): the mean error along the paths at k, against
+  α × ``layout.PATH_STEPS``; one chart overlays every k;
+- ``interpolation/k_<k>/test_error``, ``.../train_error``, ``.../alpha`` in
+  each pair's own run directory (``replicate_<r>/k_<k>/pair_<i>_<j>``),
+  against the α index: each pair's curve, written point by point.
 
 With ``--align=weights`` also (``stability.aligned_paths``):
 
 - ``interpolation/k_<k>/aligned/test_error``, ... beside each pair's raw
   curve (``interpolation/independent/aligned/...`` for independent parents);
 - ``aligned_barrier/test``, ``aligned_barrier/train`` (and ``_std``) against
-  k, charted with the raw barrier;
+  k, charted with the raw barrier (in ``summary/independent/`` too);
 - ``independent/barrier/<split>`` and ``independent/aligned_barrier/<split>``
   (step 0): raw and aligned barrier between independently trained networks.
 
 A custom-scalars layout groups these charts; each replicate's rewind point
-is a row of the hparams dashboard (``summaries/dashboards.py``).
+is a row of the hparams dashboard (``summaries/dashboards.py``); the
+report's figures are images of ``summary/`` (``summaries/figures.py``).
+Every writer goes through ``chief.summary_writer``: only the chief writes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import tensorflow as tf
 
 from tf_lottery import chief
@@ -36,81 +46,100 @@ from tf_lottery.core.layout import SPLITS
 from tf_lottery.summaries import dashboards, tensorboard
 
 
-def _path_patterns(k: int | None, aligned: bool) -> list[str]:
-    tags = [layout.path_tag(k, "{split}_error")]
-    if aligned:
-        tags.append(layout.aligned_path_tag(k, "{split}_error"))
-    return [layout.tag_pattern(t) for t in tags]
-
-
-def layout_charts(rewind_steps: tuple[int, ...], independent: bool,
+def layout_charts(rewind_steps: Sequence[int], independent: bool,
                   aligned: bool = False) -> tensorboard.Layout:
-    """Custom-scalars layout: barrier vs k, then one chart per k's paths
-    (with ``aligned``, raw and aligned side by side)."""
-    paths = [(f"error along the path at k={k} (x: alpha index)", _path_patterns(k, aligned))
-             for k in rewind_steps]
-    if independent:
-        paths.append(("error along the path between independent networks "
-                      "(x: alpha index)", _path_patterns(None, aligned)))
+    """Custom-scalars layout: barrier vs k, then the paths of every k on one
+    chart (with ``aligned``, raw and aligned barriers side by side, and each
+    k's pair curves raw and aligned)."""
+    versus = " and independent networks" if independent else ""
     charts = {
         "instability": [
-            ("error barrier vs rewind step k",
+            (f"error barrier vs rewind step k: dense{versus} (x: k)",
              [layout.tag_pattern(layout.barrier_tag("{split}"))]),
             ("barrier std (pairs, replicates) vs k",
              [layout.tag_pattern(layout.barrier_tag("{split}", std=True))]),
             ("children's final error vs k",
              [layout.tag_pattern(layout.children_error_tag("{split}"))]),
         ],
-        "interpolation paths": paths,
+        "interpolation paths": [
+            (f"mean {split} error along the path, every k{versus} "
+             f"(x: alpha x {layout.PATH_STEPS})", [layout.mean_path_pattern(split)])
+            for split in SPLITS],
     }
     if aligned:
         charts["instability"].insert(1, (
             "raw vs aligned error barrier vs k",
             [layout.tag_pattern(layout.barrier_tag("{split}")),
              layout.tag_pattern(layout.aligned_barrier_tag("{split}"))]))
-        if independent:
-            charts["instability"].insert(2, (
-                "raw vs aligned barrier between independent networks",
-                [layout.tag_pattern(layout.independent_barrier_tag("{split}", a))
-                 for a in (False, True)]))
+        ks: list[int | None] = [*rewind_steps, *([None] if independent else [])]
+        charts["interpolation paths"] += [
+            (f"each pair's path at {'k=' + str(k) if k is not None else 'independent'}: "
+             "raw and aligned (x: alpha index)",
+             [layout.tag_pattern(layout.path_tag(k, "{split}_error")),
+              layout.tag_pattern(layout.aligned_path_tag(k, "{split}_error"))])
+            for k in ks]
     return charts
 
 
 def write_run_metadata(model_dir: str, config: ExperimentConfig, independent: bool) -> None:
-    """Layout and hparams columns, written into ``model_dir``."""
-    writer = chief.summary_writer(model_dir)
-    dashboards.write_experiment(writer, config, layout_charts(
+    """Layout and hparams columns, written into ``model_dir``'s summary run."""
+    dashboards.write_metadata(model_dir, config, layout_charts(
         config.train.rewind_steps, independent, config.instability.align != "none"))
-    writer.close()
+
+
+def _mean_path(pairs: Sequence[records.PairRecord], split: str) -> list[tuple[int, float]]:
+    """The mean error curve of pairs on one α grid, as (α × PATH_STEPS, error)."""
+    grid = pairs[0].alphas
+    same = [p for p in pairs if p.alphas == grid]
+    mean = np.mean([p.error[split] for p in same], axis=0)
+    return [(int(round(layout.PATH_STEPS * a)), float(e))
+            for a, e in zip(grid, mean, strict=True)]
 
 
 def write_barriers(model_dir: str, record: records.RewindPointRecord) -> None:
-    """Barrier and children's error at rewind step k, into ``model_dir``."""
-    writer = chief.summary_writer(model_dir)
-    with writer.as_default(step=record.rewind_step):
-        for split in SPLITS:
-            tf.summary.scalar(layout.barrier_tag(split), record.barrier[split].mean)
-            tf.summary.scalar(layout.barrier_tag(split, std=True), record.barrier[split].std)
-            tf.summary.scalar(layout.children_error_tag(split),
-                              record.children_error[split].mean)
-            if record.aligned_barrier is not None:
-                aligned = record.aligned_barrier[split]
-                tf.summary.scalar(layout.aligned_barrier_tag(split), aligned.mean)
-                tf.summary.scalar(layout.aligned_barrier_tag(split, std=True), aligned.std)
-    writer.close()
+    """Barrier (raw, and aligned with --align=weights), children's error and
+    mean path at rewind step k, into the summary run."""
+    k = record.rewind_step
+    pairs = [p for rep in record.replicates for p in rep.pairs]
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for split in SPLITS:
+        scalars[layout.barrier_tag(split)] = [(k, record.barrier[split].mean)]
+        scalars[layout.barrier_tag(split, std=True)] = [(k, record.barrier[split].std or 0.0)]
+        scalars[layout.children_error_tag(split)] = [(k, record.children_error[split].mean)]
+        if record.aligned_barrier is not None:
+            aligned = record.aligned_barrier[split]
+            scalars[layout.aligned_barrier_tag(split)] = [(k, aligned.mean)]
+            scalars[layout.aligned_barrier_tag(split, std=True)] = [(k, aligned.std or 0.0)]
+        if pairs:
+            scalars[layout.mean_path_tag(k, split)] = _mean_path(pairs, split)
+    tensorboard.write_scalars(layout.summary_dir(model_dir), scalars)
 
 
-def write_independent(model_dir: str, record: records.IndependentRecord) -> None:
-    """Raw (and aligned) barrier between independent networks, at step 0."""
-    writer = chief.summary_writer(model_dir)
-    with writer.as_default(step=0):
-        for split in SPLITS:
-            tf.summary.scalar(layout.independent_barrier_tag(split),
-                              record.barrier[split].mean)
-            if record.aligned_barrier is not None:
-                tf.summary.scalar(layout.independent_barrier_tag(split, aligned=True),
-                                  record.aligned_barrier[split].mean)
-    writer.close()
+def write_independent(model_dir: str, record: records.IndependentRecord,
+                      rewind_steps: Sequence[int] = ()) -> None:
+    """The barrier between independently trained networks: at step 0 under
+    its own tags (raw and aligned), and at every rewind step in
+    ``summary/independent/`` (a level line beside the dense curve), with
+    their mean path."""
+    aligned = record.aligned_barrier
+    at_zero = {layout.independent_barrier_tag(split): [(0, record.barrier[split].mean)]
+               for split in SPLITS}
+    if aligned is not None:
+        at_zero.update({layout.independent_barrier_tag(split, aligned=True):
+                        [(0, aligned[split].mean)] for split in SPLITS})
+    if record.pairs:
+        at_zero.update({layout.mean_path_tag(None, split): _mean_path(record.pairs, split)
+                        for split in SPLITS})
+    tensorboard.write_scalars(layout.summary_dir(model_dir), at_zero)
+    every_k = {layout.barrier_tag(split): [(k, record.barrier[split].mean)
+                                           for k in rewind_steps] for split in SPLITS}
+    if aligned is not None:
+        every_k.update({layout.aligned_barrier_tag(split): [(k, aligned[split].mean)
+                                                            for k in rewind_steps]
+                        for split in SPLITS})
+    if rewind_steps:
+        tensorboard.write_scalars(layout.summary_run(model_dir, layout.INDEPENDENT_RUN),
+                                  every_k)
 
 
 class PathWriter:

@@ -2,55 +2,65 @@
 
 ``tensorboard --logdir=<model_dir>`` (or a folder of several model_dirs):
 
-- **Custom scalars** group the paper's charts: error barrier against the
-  rewind step k and the error along each interpolation path (instability
-  analysis, ``stability/summaries.py``), IMP test accuracy against the level
-  and against the density with its baselines, density per level and layer,
-  and the sparse error barrier (IMP, written here). TensorBoard merges the
-  layouts of all runs under the logdir.
+- **Images** (``summary/``): the report's own figures (``figures/<name>``),
+  redrawn each time a piece of the experiment finishes (``figures.py``).
+- **Custom scalars** group the paper's charts, read from a few runs under
+  ``summary/`` (``core.layout.summary_dir``): error barrier against the
+  rewind step k with the independent networks' barrier, the mean error
+  along the paths of every k on one chart (instability analysis,
+  ``stability/summaries.py``), IMP test accuracy against the level and
+  against the ppm of weights pruned, one run (one colour) per branch (IMP
+  and each baseline), density per level and layer, and the sparse error
+  barrier (IMP, written here). TensorBoard merges the layouts of all runs
+  under the logdir. Per-run training curves stay in their run directories
+  (the Scalars tab).
 - **HParams**: every measurement is one *session* (one row): a rewind point
   of the instability analysis (one per replicate and k, in
   ``replicate_<r>/k_<k>/``), and every IMP level and baseline (in its run
-  directory). A row holds the whole recipe (``model.name``,
-  ``optimizer.learning_rate``, …) plus ``session.rewind_step``,
+  directory). A row holds ``session.experiment``, ``session.rewind_step``,
   ``session.level``, ``session.density`` and ``session.branch`` (``dense``,
-  or an IMP branch of ``pruning.branches``: ``imp`` or a baseline), and the metrics
-  ``session/{test,train}_barrier`` and ``session/{test,train}_accuracy``.
-  Replicates of one measurement share a session group, so the dashboard can
-  average them. Every experiment declares the same columns (every recipe
-  field of every experiment; a run leaves those of sections it does not use
-  empty), so runs of different experiments under one logdir compare in one
-  table.
+  or an IMP branch of ``pruning.branches``: ``imp`` or a baseline), shown
+  first, the metrics ``session/{test,train}_barrier`` and
+  ``session/{test,train}_accuracy``, and the whole recipe (``model.name``,
+  ``optimizer.learning_rate``, …), hidden until asked for. Replicates of
+  one measurement share a session group, named by what was measured
+  (``k=6 (recipe …)``, ``level 2 imp (recipe …)``), so the dashboard can
+  average them. Every experiment declares the same columns, so runs of
+  different experiments under one logdir compare in one table.
 """
 
 from __future__ import annotations
 
-import tensorflow as tf
-
+from tf_lottery import chief
 from tf_lottery.config import ExperimentConfig, recipe_fields
 from tf_lottery.core import layout, records
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.summaries import tensorboard
 
-SESSION_FIELDS = tuple(layout.session_hparam(name)
-                       for name in ("rewind_step", "level", "density", "branch"))
+SESSION_FIELDS = tuple(layout.session_hparam(name) for name in (
+    "experiment", "rewind_step", "level", "density", "branch"))
 METRICS = {layout.session_metric(split, quantity): f"{split} {title}"
            for quantity, title in (("barrier", "error barrier"), ("accuracy", "accuracy"))
            for split in SPLITS}
 IMP_CATEGORY = "IMP with rewinding"
+INSTABILITY = "instability"  # the sparse-instability "branch" of write_level
 
 
-def write_experiment(writer: tf.summary.SummaryWriter, config: ExperimentConfig,
-                     charts: tensorboard.Layout) -> None:
-    """An experiment's layout and the hparams columns, into its ``model_dir``."""
+def write_metadata(model_dir: str, config: ExperimentConfig,
+                   charts: tensorboard.Layout) -> None:
+    """An experiment's custom-scalars layout and hparams columns, into its
+    summary run (``layout.summary_dir``)."""
+    writer = chief.summary_writer(layout.summary_dir(model_dir))
     tensorboard.write_layout(writer, charts)
-    tensorboard.write_hparams_config(
-        writer, [*recipe_fields(), *SESSION_FIELDS], METRICS)
+    tensorboard.write_hparams_config(writer, [*SESSION_FIELDS, *recipe_fields()], METRICS,
+                                     shown=SESSION_FIELDS)
+    writer.close()
 
 
 def _session_hparams(config: ExperimentConfig, *, rewind_step: int, level: int,
                      density: float, branch: str) -> dict[str, tensorboard.HParamValue]:
     return {**tensorboard.flat_hparams(config),
+            layout.session_hparam("experiment"): config.experiment,
             layout.session_hparam("rewind_step"): rewind_step,
             layout.session_hparam("level"): level,
             layout.session_hparam("density"): density,
@@ -74,12 +84,51 @@ def write_rewind_point_session(run_dir: str, config: ExperimentConfig, k: int,
         layout.session_group(config.recipe_hash(), k=k), metrics, step=k)
 
 
-def write_level_session(config: ExperimentConfig, level: records.LevelRecord,
-                        branch: str) -> None:
-    """An IMP level's record (``results.json``'s ``levels[i]``) in the hparams
-    table: ``branch`` 'imp' or a baseline is a new session in that network's
-    run dir; 'instability' adds the sparse barriers to the level's session."""
-    if branch == "instability":
+# -- IMP ------------------------------------------------------------------------------
+
+def write_imp_metadata(config: ExperimentConfig) -> None:
+    """The IMP experiment's layout and hparams columns (``imp_layout``)."""
+    write_metadata(config.runtime.model_dir, config, imp_layout(config))
+
+
+def write_level(config: ExperimentConfig, level: records.LevelRecord, branch: str) -> None:
+    """An IMP level's finished network (``branch`` 'imp' or a baseline) or
+    its sparse instability (``branch`` ``INSTABILITY``) in TensorBoard.
+
+    Scalars go to the branch's summary run (``layout.summary_run``), against
+    the level and against the ppm of weights pruned (so that the steps grow
+    as pruning proceeds); the level's density to ``summary/``; the hparams
+    row to the network's own run dir. ``level`` is the level's record in
+    ``results.json`` holding the finished piece.
+    """
+    model_dir = config.runtime.model_dir
+    step, pruned = level.level, layout.ppm_pruned(level.density)
+    if branch == INSTABILITY:
+        assert level.instability is not None
+        barrier = level.instability.barrier
+        values = {f"{split}_barrier": barrier[split].mean for split in SPLITS}
+        run = layout.summary_run(model_dir, "imp")
+    else:
+        network = level if branch == "imp" else level.baselines[branch]
+        values = {f"{split}_accuracy": network.accuracy(split) for split in SPLITS}
+        run = layout.summary_run(model_dir, branch)
+    tensorboard.write_scalars(run, {
+        tag: [(at, value)] for metric, value in values.items()
+        for tag, at in ((layout.branch_tag(metric), step),
+                        (layout.branch_tag(metric, vs_pruned=True), pruned))})
+    if branch == "imp":
+        tensorboard.write_scalars(layout.summary_dir(model_dir), {
+            layout.IMP_DENSITY: [(step, level.density)],
+            **{layout.imp_layer_density_tag(name): [(step, value)]
+               for name, value in level.layer_density.items()}})
+    _write_level_session(config, level, branch)
+
+
+def _write_level_session(config: ExperimentConfig, level: records.LevelRecord,
+                         branch: str) -> None:
+    """The hparams row of a network; sparse instability adds its barriers to
+    the level's row."""
+    if branch == INSTABILITY:
         assert level.instability is not None
         barrier = level.instability.barrier
         tensorboard.write_session(
@@ -100,12 +149,15 @@ def write_level_session(config: ExperimentConfig, level: records.LevelRecord,
 
 
 def imp_layout(config: ExperimentConfig) -> tensorboard.Layout:
-    """Custom-scalars charts of an IMP run (tags written by ``pruning/imp.py``)."""
+    """Custom-scalars charts of an IMP run (tags written by ``write_level``):
+    each chart draws IMP and every baseline, one run (colour) each."""
     charts = [
-        ("test accuracy vs level: IMP and baselines", [layout.imp_pattern("test_accuracy")]),
-        ("test accuracy vs density (x: parts per million of weights remaining)",
-         [layout.imp_pattern("test_accuracy", vs_density=True)]),
-        ("train accuracy vs level: IMP and baselines", [layout.imp_pattern("train_accuracy")]),
+        ("test accuracy vs level: IMP and baselines (one run each)",
+         [layout.tag_pattern(layout.branch_tag("test_accuracy"))]),
+        ("test accuracy vs weights pruned (x: parts per million pruned; dense at 0)",
+         [layout.tag_pattern(layout.branch_tag("test_accuracy", vs_pruned=True))]),
+        ("train accuracy vs level: IMP and baselines",
+         [layout.tag_pattern(layout.branch_tag("train_accuracy"))]),
         ("density of the prunable weights vs level", [layout.tag_pattern(layout.IMP_DENSITY)]),
         ("per-layer density vs level",
          [layout.tag_pattern(layout.imp_layer_density_tag(""), prefix_only=True)]),
@@ -114,10 +166,9 @@ def imp_layout(config: ExperimentConfig) -> tensorboard.Layout:
         k = config.pruning.rewind_step
         charts += [
             (f"sparse error barrier at k={k} vs level",
-             [layout.imp_pattern("{split}_barrier", baselines=False)]),
-            (f"sparse error barrier at k={k} vs density (x: parts per million)",
-             [layout.imp_pattern("{split}_barrier", vs_density=True, baselines=False)]),
+             [layout.tag_pattern(layout.branch_tag("{split}_barrier"))]),
+            (f"sparse error barrier at k={k} vs weights pruned (x: parts per million "
+             "pruned)", [layout.tag_pattern(layout.branch_tag("{split}_barrier",
+                                                              vs_pruned=True))]),
         ]
-    charts.append(("test accuracy while training (every run under the logdir)",
-                   [layout.tag_pattern(layout.eval_tag("test", "accuracy"))]))
     return {IMP_CATEGORY: charts}

@@ -1,4 +1,5 @@
-"""TensorBoard plumbing: custom-scalars layouts, hparams experiments and sessions.
+"""TensorBoard plumbing: custom-scalars layouts, hparams experiments and sessions,
+scalars and images.
 
 Everything goes through TensorBoard's own plugin APIs (``custom_scalar`` and
 ``hparams``). What the paper's dashboards contain is ``dashboards.py``'s job.
@@ -12,6 +13,7 @@ import tensorflow as tf
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import summary as custom_scalar_summary
 from tensorboard.plugins.hparams import api as hparams_api
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from tf_lottery import chief
 from tf_lottery.config import ExperimentConfig
@@ -61,16 +63,54 @@ def flat_hparams(config: ExperimentConfig) -> dict[str, HParamValue]:
     return out
 
 
-def write_hparams_config(writer: tf.summary.SummaryWriter, hparams: Iterable[str],
-                         metrics: Mapping[str, str]) -> None:
-    """Declares the hparams dashboard's columns: ``hparams`` (names) and
-    ``metrics`` (scalar tag -> display name), read in each session's run dir."""
+def write_hparams_config(writer: tf.summary.SummaryWriter, hparams: Sequence[str],
+                         metrics: Mapping[str, str], shown: Iterable[str] = ()) -> None:
+    """Declares the hparams dashboard's columns: ``hparams`` (names, in this
+    order) and ``metrics`` (scalar tag -> display name), read in each
+    session's run dir.
+
+    The dashboard lists first, and shows by default, the hparams it is told
+    *differ* between sessions (then the others, each group by name): those
+    are ``shown`` (e.g. the session's rewind step, level, density, branch),
+    while the recipe's fields, the same in every row of one experiment, stay
+    one click away.
+    """
+    shown = set(shown)
+    pb = hparams_api.hparams_config_pb(
+        hparams=[hparams_api.HParam(name) for name in dict.fromkeys(hparams)],
+        metrics=[hparams_api.Metric(tag, display_name=name) for tag, name in metrics.items()])
+    value = pb.value[0]
+    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in shown
+    value.metadata.plugin_data.content = data.SerializeToString()
     with writer.as_default():
-        hparams_api.hparams_config(
-            hparams=[hparams_api.HParam(name) for name in sorted(set(hparams))],
-            metrics=[hparams_api.Metric(tag, display_name=name)
-                     for tag, name in metrics.items()])
+        tf.summary.experimental.write_raw_pb(pb.SerializeToString(), step=0)
     writer.flush()
+
+
+def write_image(run_dir: str, tag: str, png: bytes, step: int) -> None:
+    """Appends a PNG (a report figure) to ``run_dir`` as TensorBoard image ``tag``.
+
+    The Images tab shows the latest step; a step written again by a resumed
+    experiment replaces the one before (TensorBoard drops the older events
+    of a step that comes again).
+    """
+    image = tf.io.decode_png(png, channels=4)
+    writer = chief.summary_writer(run_dir)
+    with writer.as_default():
+        tf.summary.image(tag, image[tf.newaxis], step=step)
+    writer.close()
+
+
+def write_scalars(run_dir: str, points: Mapping[str, Iterable[tuple[int, float]]]) -> None:
+    """Appends scalars (tag -> (step, value) pairs) to ``run_dir``."""
+    writer = chief.summary_writer(run_dir)
+    with writer.as_default():
+        for tag, values in points.items():
+            for step, value in values:
+                tf.summary.scalar(tag, value, step=step)
+    writer.close()
 
 
 def write_session(run_dir: str, hparams: Mapping[str, HParamValue], group: str,
