@@ -42,7 +42,7 @@ from tf_lottery.core import layout
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.errors import ConfigError, CorruptFileError
 from tf_lottery.pruning import branches
-from tf_lottery.reporting import alignment_figures, collect, figures, markdown, summary
+from tf_lottery.reporting import alignment_figures, collect, csv_tables, figures, markdown, summary
 from tf_lottery.reporting.collect import Path
 
 # Markers of the baselines' curves, in the order the branches are registered.
@@ -55,6 +55,8 @@ FIGURE_TEXT = {
                        "pruning, random reinitialization, dense accuracy",
     layout.INDEPENDENT_PATHS_FIGURE: "error along the path between independently "
                                      "initialized and trained networks",
+    layout.PATHS_FIGURE: "the mean paths of every k (and of independent networks) "
+                         "overlaid on one shared y axis, a panel per split",
 }
 
 
@@ -71,27 +73,50 @@ class Report:
     tables: dict
 
 
-def build(model_dir: str, matching_tolerance: float = 0.005,
-          sparse_level: int | None = None) -> Report:
-    """Reads every experiment under ``model_dir`` into figures and tables.
+def roots(model_dir: str) -> list[str]:
+    """The folders of ``--model_dir``: one, or a comma-separated list."""
+    found = [r.strip().rstrip("/") or "/" for r in model_dir.split(",") if r.strip()]
+    if not found:
+        raise ConfigError("--model_dir is empty: the experiment(s) to report on")
+    return found
 
-    Raises:
-      ConfigError: ``model_dir`` is not a directory or holds no experiment.
-    """
-    root = model_dir.rstrip("/") or "/"
-    paths = collect.find_experiments(root)
-    if not paths:
-        raise ConfigError(f"--model_dir={model_dir} holds no experiment (no config.json "
-                          "found); point it at a tf_lottery --model_dir or a folder of them")
+
+def _load(model_dir: str) -> tuple[list[collect.Experiment], list[str]]:
+    """The experiments under every folder of ``model_dir``, named relative to
+    their folder (prefixed by the folder's name when there are several)."""
+    folders = roots(model_dir)
+    prefix = {root: (os.path.basename(root) if len(folders) > 1 else "") for root in folders}
+    if len(set(prefix.values())) < len(folders):  # two folders of the same name
+        prefix = {root: root for root in folders}
     experiments, unreadable = [], []
-    for path in paths:
-        try:
-            experiments.append(collect.load(path, path[len(root):].strip("/") or "."))
-        except CorruptFileError as e:  # the others are still reported
-            unreadable.append(str(e))
+    for root in folders:
+        paths = collect.find_experiments(root)
+        if not paths:
+            raise ConfigError(f"--model_dir={root} holds no experiment (no config.json "
+                              "found); point it at a tf_lottery --model_dir or a folder of "
+                              "them")
+        for path in paths:
+            name = "/".join(p for p in (prefix[root], path[len(root):].strip("/")) if p)
+            try:
+                experiments.append(collect.load(path, name or "."))
+            except CorruptFileError as e:  # the others are still reported
+                unreadable.append(str(e))
     if not experiments:
         raise ConfigError(f"--model_dir={model_dir}: no experiment can be read: "
                           + "; ".join(unreadable))
+    return experiments, unreadable
+
+
+def build(model_dir: str, matching_tolerance: float = 0.005,
+          sparse_level: int | None = None) -> Report:
+    """Reads every experiment under ``model_dir`` (a folder, or several
+    separated by commas) into figures and tables.
+
+    Raises:
+      ConfigError: a folder of ``model_dir`` is not a directory or holds no
+        experiment.
+    """
+    experiments, unreadable = _load(model_dir)
     instab = summary.instability_sections(
         [e for e in experiments if isinstance(e, collect.InstabilityRun)])
     imp_runs = [e for e in experiments if isinstance(e, collect.ImpRun)]
@@ -131,7 +156,8 @@ def build(model_dir: str, matching_tolerance: float = 0.005,
 
 
 def write(report: Report, out_dir: str) -> list[str]:
-    """Writes the figures, ``report.md`` and ``report.json``; returns their paths."""
+    """Writes the figures, ``report.md``, ``report.json`` and a CSV per table
+    (``csv_tables.tables``); returns their paths."""
     tf.io.gfile.makedirs(out_dir)
     written = []
     for name, fig in report.figures.items():
@@ -139,7 +165,10 @@ def write(report: Report, out_dir: str) -> list[str]:
         figures.save(fig, path)
         written.append(path)
     for name, content in ((layout.REPORT_MARKDOWN, report.markdown),
-                          (layout.REPORT_TABLES, json.dumps(report.tables, indent=2) + "\n")):
+                          (layout.REPORT_TABLES, json.dumps(report.tables, indent=2) + "\n"),
+                          *((layout.report_csv(table), text) for table, text
+                            in csv_tables.tables(report.instability, report.imp,
+                                                 report.sparse).items())):
         path = os.path.join(out_dir, name)
         with tf.io.gfile.GFile(path, "w") as f:
             f.write(content)
@@ -160,7 +189,8 @@ def _suffix(label: str) -> str:
     return f" [{label}]" if label else ""
 
 
-def _path_series(name: str, paths: Sequence[Path], split: str) -> figures.Series | None:
+def _path_series(name: str, paths: Sequence[Path], split: str,
+                 linestyle: str | None = None) -> figures.Series | None:
     """Mean ± std over complete paths with a common α grid."""
     if not paths:
         return None
@@ -171,13 +201,38 @@ def _path_series(name: str, paths: Sequence[Path], split: str) -> figures.Series
     return figures.Series(f"{split} error, {name} (n={len(same)})", grid,
                           list(curves.mean(axis=0)),
                           None if std is None else list(std),
-                          linestyle="-" if split == "test" else "--", marker=None)
+                          linestyle=linestyle or ("-" if split == "test" else "--"),
+                          marker=None)
 
 
 def _figures(instab: Sequence[summary.InstabilitySection],
              imp: Sequence[summary.ImpSection],
              sparse: Sequence[summary.SparseFamily]) -> dict[str, Figure]:
     out: dict[str, Figure] = {}
+    barrier_fig = _instability_figure(instab, imp, sparse)
+    if barrier_fig is not None:
+        out[layout.INSTABILITY_FIGURE] = barrier_fig
+    out.update(_path_figures(instab, imp, sparse))
+    imp_fig = _imp_figure(imp)
+    if imp_fig is not None:
+        out[layout.IMP_FIGURE] = imp_fig
+    return out
+
+
+def _family_sections(family: summary.SparseFamily, imp: Sequence[summary.ImpSection]
+                     ) -> list[summary.ImpSection]:
+    return sorted((s for s in imp if s.runs[0] in family.runs), key=lambda s: s.rewind_step)
+
+
+def _sparse_levels(family: summary.SparseFamily) -> list[int]:
+    """The levels drawn for an IMP family: level 0 (the dense network, as IMP
+    trained it) and the family's own level."""
+    return sorted({0, family.level})
+
+
+def _instability_figure(instab: Sequence[summary.InstabilitySection],
+                        imp: Sequence[summary.ImpSection],
+                        sparse: Sequence[summary.SparseFamily]) -> Figure | None:
     curves: dict[str, list[figures.Series]] = {s: [] for s in SPLITS}
     references: dict[str, list[figures.Reference]] = {s: [] for s in SPLITS}
     for s in instab:
@@ -193,48 +248,72 @@ def _figures(instab: Sequence[summary.InstabilitySection],
                     "independent networks" + _suffix(s.label), s.independent[split].mean,
                     s.independent[split].std, linestyle=":", color="gray"))
     for f in sparse:
-        measured = [r for r in f.rows if r.barrier]
-        for split in SPLITS:
-            if measured:
+        for level in _sparse_levels(f):
+            rows = [(s.rewind_step, r) for s in _family_sections(f, imp) for r in s.rows
+                    if r.level == level and r.barrier]
+            if not rows:
+                continue
+            density = rows[0][1].density
+            for split in SPLITS:
                 curves[split].append(figures.Series(
-                    f"IMP subnetwork, {100 * f.density:.3g}% weights (level {f.level})"
-                    + _suffix(f.label), [r.k for r in measured],
-                    [r.barrier[split].mean for r in measured if r.barrier],
-                    [r.barrier[split].std for r in measured if r.barrier], marker="s"))
+                    f"IMP subnetwork, {100 * density:.3g}% weights (level {level})"
+                    + _suffix(f.label), [k for k, _ in rows],
+                    [r.barrier[split].mean for _, r in rows if r.barrier],
+                    [r.barrier[split].std for _, r in rows if r.barrier],
+                    marker="s" if level else "D", linestyle="-" if level else "-."))
     thresholds = [s.threshold for s in instab] + [section.threshold for section in imp]
     threshold = next((t for t in thresholds if t is not None), 0.02)
-    if any(curves.values()):
-        out[layout.INSTABILITY_FIGURE] = figures.instability(curves, threshold, references)
+    if not any(curves.values()):
+        return None
+    return figures.instability(curves, threshold, references)
 
-    by_k: dict[int, list[figures.Series]] = {}
+
+def _path_figures(instab: Sequence[summary.InstabilitySection],
+                  imp: Sequence[summary.ImpSection],
+                  sparse: Sequence[summary.SparseFamily]) -> dict[str, Figure]:
+    """``interpolation_k<k>.png`` per k and the independent networks', on one
+    shared y axis, and ``interpolation_all.png`` overlaying them all."""
+    by_k: dict[int, list[tuple[str, list[Path]]]] = {}
     for s in instab:
         for k, paths in s.paths.items():
-            for split in SPLITS:
-                series = _path_series("dense" + _suffix(s.label), paths, split)
-                if series:
-                    by_k.setdefault(k, []).append(series)
-    for section in imp:
-        family = next((f for f in sparse if section.runs[0] in f.runs), None)
-        row = next((r for r in section.rows if family and r.level == family.level), None)
-        for split in SPLITS:
-            series = _path_series(
-                f"IMP level {row.level}, {100 * row.density:.3g}% weights"
-                + _suffix(section.label), section.paths.get(row.level, []), split
-            ) if row else None
-            if series:
-                by_k.setdefault(section.rewind_step, []).append(series)
-    for k in sorted(by_k):
-        out[layout.interpolation_figure(k)] = figures.interpolation(
-            f"Error along the linear path between children spawned at k = {k}", by_k[k])
-    independent = [series for s in instab for split in SPLITS for series in
-                   [_path_series("independent networks" + _suffix(s.label),
-                                 s.independent_paths, split)] if series]
-    if independent:
+            by_k.setdefault(k, []).append(("dense" + _suffix(s.label), paths))
+    for f in sparse:
+        for section in _family_sections(f, imp):
+            for row in section.rows:
+                if row.level in _sparse_levels(f) and section.paths.get(row.level):
+                    by_k.setdefault(section.rewind_step, []).append((
+                        f"IMP level {row.level}, {100 * row.density:.3g}% weights"
+                        + _suffix(section.label), section.paths[row.level]))
+    independent = [("independent networks" + _suffix(s.label), s.independent_paths)
+                   for s in instab if s.independent_paths]
+    per_k = {k: [series for name, paths in by_k[k] for split in SPLITS
+                 for series in [_path_series(name, paths, split)] if series]
+             for k in sorted(by_k)}
+    alone = [series for name, paths in independent for split in SPLITS
+             for series in [_path_series(name, paths, split)] if series]
+    ylim = figures.paths_ylim([s for group in (*per_k.values(), alone) for s in group])
+    out = {layout.interpolation_figure(k): figures.interpolation(
+        f"Error along the linear path between children spawned at k = {k}", series, ylim)
+        for k, series in per_k.items() if series}
+    if alone:
         out[layout.INDEPENDENT_PATHS_FIGURE] = figures.interpolation(
-            "Error along the path between independently trained networks", independent)
+            "Error along the path between independently trained networks", alone, ylim)
+    overlay = {split: [series for k in sorted(by_k) for name, paths in by_k[k]
+                       for series in [_path_series(f"k = {k}, {name}", paths, split, "-")]
+                       if series] for split in SPLITS}
+    for split in SPLITS:
+        overlay[split] += [series for name, paths in independent
+                           for series in [_path_series(name, paths, split, ":")] if series]
+    if len(by_k) + bool(independent) > 1:
+        out[layout.PATHS_FIGURE] = figures.paths_overlay(overlay)
+    return out
 
+
+def _imp_figure(imp: Sequence[summary.ImpSection]) -> Figure | None:
     accuracy: list[figures.Series] = []
     dense: list[figures.Reference] = []
+    bands: list[figures.Band] = []
+    barriers: list[figures.Series] = []
     for section in imp:
         tag = _suffix(section.label)
         if section.rows:
@@ -255,18 +334,32 @@ def _figures(instab: Sequence[summary.InstabilitySection],
             dense.append(figures.Reference(
                 "dense (level 0)" + tag, section.dense.mean,
                 section.dense.std if (section.dense.n or 0) >= 2 else None, color="gray"))
-    if accuracy:
-        out[layout.IMP_FIGURE] = figures.imp(accuracy, dense)
-    return out
+            if section.tolerance is not None:
+                bands.append(figures.Band(
+                    f"matching (within τ = {100 * section.tolerance:.2g}% of dense)" + tag,
+                    section.dense.mean - section.tolerance, section.dense.mean))
+        measured = [r for r in section.rows if r.barrier]
+        for split in SPLITS:
+            if measured:
+                barriers.append(figures.Series(
+                    f"{split} barrier at k = {section.rewind_step}" + tag,
+                    [100 * r.density for r in measured],
+                    [r.barrier[split].mean for r in measured if r.barrier],
+                    [r.barrier[split].std for r in measured if r.barrier],
+                    linestyle="-" if split == "test" else "--"))
+    if not accuracy:
+        return None
+    return figures.imp(accuracy, dense, bands, barriers)
 
 
 # -- command line --------------------------------------------------------------------
 
 def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("model_dir", None, "Report: an experiment's --model_dir, or a "
-                        "folder of several (local or gs://).", flag_values=fv)
-    flags.DEFINE_string("out", None, "Report: output folder (default: <model_dir>/report).",
-                        flag_values=fv)
+                        "folder of several, or a comma-separated list of such folders "
+                        "(local or gs://).", flag_values=fv)
+    flags.DEFINE_string("out", None, "Report: output folder (default: <model_dir>/report; "
+                        "required with several --model_dir folders).", flag_values=fv)
     flags.DEFINE_float("matching_tolerance", 0.005,
                        "Report: τ of 'matching' (accuracy within τ of the dense network's) "
                        "when there is a single dense run; with replicate runs τ is one std "
@@ -290,7 +383,11 @@ def main(argv: list[str]) -> int:
         if FLAGS.matching_tolerance < 0:
             raise ConfigError(f"--matching_tolerance must be >= 0, got "
                               f"{FLAGS.matching_tolerance}")
-        out = FLAGS.out or layout.report_dir(FLAGS.model_dir)
+        folders = roots(FLAGS.model_dir)
+        if len(folders) > 1 and not FLAGS.out:
+            raise ConfigError(f"--out is required with several --model_dir folders "
+                              f"({len(folders)} given): where should the report go?")
+        out = FLAGS.out or layout.report_dir(folders[0])
         report = build(FLAGS.model_dir, FLAGS.matching_tolerance, FLAGS.sparse_level)
         written = write(report, out)
     except ConfigError as e:

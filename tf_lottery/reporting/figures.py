@@ -4,6 +4,12 @@ Each function takes prepared series and returns a ``Figure`` (tests inspect
 its axes and lines); ``save`` writes it as PNG through ``tf.io.gfile``.
 Errors, barriers and accuracies are plotted in percent.
 
+Legends sit outside the axes (below the panels, or to their right) so they
+never cover a curve. Reference lines far above the curves (the barrier of
+independently trained networks, ~25 % against the dense curve's ~1 %) are
+not drawn on the axis, which would flatten the curves; their legend entry
+gives their value instead ("off scale").
+
 Rewind steps k are on a log axis, but k = 0 has no logarithm: the axis is
 ``symlog`` with a linear segment from 0 to the smallest positive k, so k = 0
 sits at the left end, one segment before the first positive k.
@@ -47,11 +53,37 @@ class Reference:
     color: str = "black"
 
 
-def _new(width: float, height: float, ncols: int = 1) -> tuple[Figure, list]:
+@dataclasses.dataclass(frozen=True)
+class Band:
+    """A horizontal band (e.g. the accuracies that count as matching)."""
+
+    label: str
+    low: float
+    high: float
+    color: str = "green"
+
+
+OFF_SCALE = 1.5  # a reference this many times above the curves' top is not drawn
+
+
+def _new(width: float, height: float, ncols: int = 1, sharey: bool = False
+         ) -> tuple[Figure, list]:
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    axes = fig.subplots(1, ncols, squeeze=False, sharey=sharey)[0]
     return fig, list(axes)
+
+
+def _legend_below(fig: Figure, ax) -> None:
+    """One legend for the figure, below its panels (whose entries are the same)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", fontsize="small",
+               ncols=min(3, max(1, len(labels))))
+
+
+def _legend_right(ax) -> None:
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              borderaxespad=0.0)
 
 
 def _percent(values: Sequence[float | None] | None) -> np.ndarray | None:
@@ -70,7 +102,13 @@ def _plot(ax, series: Series, color=None) -> None:
                         color=line.get_color(), alpha=0.2, linewidth=0)
 
 
-def _reference(ax, ref: Reference) -> None:
+def _reference(ax, ref: Reference, top: float | None = None) -> None:
+    """Draws ``ref``; above ``top`` (percent) it is named in the legend only."""
+    if top is not None and 100.0 * ref.y > top:
+        spread = f" ± {100 * ref.std:.2f}%" if ref.std else ""
+        ax.plot([], [], linestyle=ref.linestyle, color=ref.color, linewidth=1,
+                label=f"{ref.label}: {100 * ref.y:.2f}%{spread} (off scale)")
+        return
     ax.axhline(100.0 * ref.y, linestyle=ref.linestyle, color=ref.color, linewidth=1,
                label=ref.label)
     if ref.std:
@@ -97,63 +135,125 @@ def _rewind_axis(ax, ks: Sequence[int]) -> None:
     ax.set_xlabel("rewind step k (log scale; k = 0 at the left end)")
 
 
+def _curves_top(series: Sequence[Series]) -> float:
+    """The highest point (percent) of the curves and their std bands."""
+    tops = [100.0 * (y + (sd or 0.0)) for s in series
+            for y, sd in zip(s.y, s.std or [None] * len(s.y), strict=True) if y is not None]
+    return max(tops, default=0.0)
+
+
 def instability(curves: Mapping[str, Sequence[Series]], threshold: float,
                 references: Mapping[str, Sequence[Reference]] | None = None) -> Figure:
     """Error barrier against the rewind step k, one panel per split (test,
-    train): the paper's Figures 3 (dense) and 5 (IMP subnetworks)."""
+    train): the paper's Figures 3 (dense) and 5 (IMP subnetworks). A
+    reference far above the curves is named in the legend, not drawn."""
     splits = list(curves)
-    fig, axes = _new(5.2 * len(splits), 4.0, ncols=len(splits))
+    fig, axes = _new(5.2 * len(splits), 4.6, ncols=len(splits))
     for ax, split in zip(axes, splits, strict=True):
         for series in curves[split]:
             _plot(ax, series)
+        top = max(_curves_top(curves[split]), 100.0 * threshold) * OFF_SCALE
         _reference(ax, Reference(f"stability threshold ({100 * threshold:g}%)", threshold,
                                  color="red"))
         for ref in (references or {}).get(split, ()):
-            _reference(ax, ref)
+            _reference(ax, ref, top)
         _rewind_axis(ax, [int(k) for s in curves[split] for k in s.x])
         ax.set_ylabel(f"{SPLIT_TITLES[split]} (%)")
         ax.set_title(f"Instability: {SPLIT_TITLES[split]} vs rewind step")
         ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+    _legend_below(fig, axes[0])
     return fig
 
 
-def interpolation(title: str, series: Sequence[Series]) -> Figure:
-    """Error along the linear path W(α) = (1−α)·W₁ + α·W₂, mean ± std over pairs."""
-    fig, (ax,) = _new(6.0, 4.0)
+def interpolation(title: str, series: Sequence[Series],
+                  ylim: tuple[float, float] | None = None) -> Figure:
+    """Error along the linear path W(α) = (1−α)·W₁ + α·W₂, mean ± std over
+    pairs; ``ylim`` (percent) shares one y axis among several such figures."""
+    fig, (ax,) = _new(6.0, 4.4)
     for s in series:
         _plot(ax, s)
     ax.set_xlabel("interpolation α")
     ax.set_ylabel("error (%)")
     ax.set_xlim(0.0, 1.0)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    _legend_below(fig, ax)
     return fig
 
 
-def imp(series: Sequence[Series], dense: Sequence[Reference]) -> Figure:
-    """Test accuracy against the percent of weights remaining (log scale,
-    sparsest to the right, as in the lottery ticket papers): IMP and the
-    random baselines, with the dense network's accuracy."""
-    fig, (ax,) = _new(6.5, 4.5)
-    for s in series:
-        _plot(ax, s)
-    for ref in dense:
-        _reference(ax, ref)
-    _fit_y(ax, [*(v for s in series for v in s.y), *(r.y for r in dense)])
-    xs = sorted({float(x) for s in series for x in s.x}, reverse=True)
+def paths_ylim(series: Sequence[Series]) -> tuple[float, float]:
+    """One y range (percent) for every path figure: 0 to the highest curve."""
+    return 0.0, _curves_top(series) * 1.05 or 1.0
+
+
+def paths_overlay(by_split: Mapping[str, Sequence[Series]]) -> Figure:
+    """The mean path of every k (and of independent networks) on one shared y
+    axis, a panel per split: the paper's Figures 2 and 4."""
+    splits = list(by_split)
+    fig, axes = _new(5.2 * len(splits), 4.8, ncols=len(splits), sharey=True)
+    for ax, split in zip(axes, splits, strict=True):
+        for s in by_split[split]:
+            _plot(ax, s)
+        ax.set_xlabel("interpolation α")
+        ax.set_xlim(0.0, 1.0)
+        ax.set_title(f"{split} error along the path, every k")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("error (%)")
+    axes[0].set_ylim(*paths_ylim([s for split in splits for s in by_split[split]]))
+    _legend_below(fig, axes[0])
+    return fig
+
+
+def _density_axis(ax, xs: Sequence[float]) -> None:
+    xs = sorted({float(x) for x in xs}, reverse=True)
     ax.set_xscale("log")
     if xs:
         ax.set_xlim(xs[0] * 1.15, xs[-1] / 1.15)  # inverted: dense at the left
         ax.set_xticks(xs, [f"{x:.3g}" for x in xs], rotation=60, fontsize="small")
         ax.minorticks_off()
     ax.set_xlabel("percent of prunable weights remaining (log scale)")
+
+
+def imp(series: Sequence[Series], dense: Sequence[Reference],
+        matching: Sequence[Band] = (), barriers: Sequence[Series] = ()) -> Figure:
+    """Test accuracy against the percent of weights remaining (log scale,
+    sparsest to the right, as in the lottery ticket papers): IMP and the
+    random baselines, with the dense network's accuracy and the band of
+    accuracies that count as matching; with ``barriers`` (sparse
+    instability, every measured level, level 0 included) a second panel
+    of the error barrier against the same axis."""
+    fig, axes = _new(6.5 + 5.0 * bool(barriers), 4.9, ncols=1 + bool(barriers))
+    ax = axes[0]
+    for s in series:
+        _plot(ax, s)
+    for ref in dense:
+        _reference(ax, ref)
+    for band in matching:
+        ax.axhspan(100.0 * band.low, 100.0 * band.high, color=band.color, alpha=0.12,
+                   linewidth=0, label=band.label)
+    _fit_y(ax, [*(v for s in series for v in s.y), *(r.y for r in dense),
+                *(b.low for b in matching)])
+    _density_axis(ax, [x for s in series for x in s.x])
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("IMP with rewinding vs random baselines")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    if not barriers:
+        _legend_below(fig, ax)
+        return fig
+    _legend_right(ax)
+    if barriers:
+        bx = axes[1]
+        for s in barriers:
+            _plot(bx, s)
+        _density_axis(bx, [x for s in barriers for x in s.x])
+        bx.set_ylim(bottom=0.0)
+        bx.set_ylabel("error barrier (%)")
+        bx.set_title("Sparse instability at the rewind step")
+        bx.grid(True, alpha=0.3)
+        _legend_right(bx)
     return fig
 
 
