@@ -19,25 +19,40 @@ import _thread
 import signal
 import sys
 
-import tensorflow as tf
-from absl import app, flags, logging
+from tf_lottery.config import helptext
 
-from tf_lottery import chief, compose, files, lease, rundir, startup
-from tf_lottery import config as config_lib
-from tf_lottery.core import layout, records
-from tf_lottery.data.pipeline import Pipeline
-from tf_lottery.errors import ConfigError
-from tf_lottery.training import strategy as strategy_lib
-
-config_lib.define_flags()
 # An action of this launch, not part of the config (nor of config.json).
-flags.DEFINE_boolean(
-    "force_unlock", False,
+FORCE_UNLOCK_HELP = (
     "Runtime: take over --model_dir's lease (lease.json) although its holder looks "
     "alive: for when you know that launch is gone (its machine was preempted or "
     "deleted). Not needed after a crash on the same host, nor once the lease went "
     "unrefreshed for 5 minutes (tf_lottery.lease.STALE_AFTER_S): such a lease is "
     "taken over anyway.")
+
+if __name__ == "__main__" and helptext.asked(sys.argv):
+    # --help answers before TensorFlow loads (seconds, not half a minute).
+    from absl import flags as _flags
+
+    from tf_lottery import config as _config
+    _help_flags = _flags.FlagValues()
+    _config.define_flags(_help_flags)
+    _flags.DEFINE_boolean("force_unlock", False, FORCE_UNLOCK_HELP, flag_values=_help_flags)
+    print(helptext.grouped(_help_flags, __doc__ or "", ["force_unlock"]), end="")
+    sys.exit(0)
+
+import tensorflow as tf
+from absl import app, flags, logging
+
+from tf_lottery import chief, compose, files, lease, quiet, rundir, startup
+from tf_lottery import config as config_lib
+from tf_lottery.core import layout, records
+from tf_lottery.data.pipeline import Pipeline
+from tf_lottery.errors import ConfigError
+from tf_lottery.reporting import console
+from tf_lottery.training import strategy as strategy_lib
+
+config_lib.define_flags()
+flags.DEFINE_boolean("force_unlock", False, FORCE_UNLOCK_HELP)
 
 
 def run(config: config_lib.ExperimentConfig, force_unlock: bool = False
@@ -110,6 +125,7 @@ def main(argv: list[str]) -> int:
         return 2
     startup.mark("main")
     logging.set_verbosity(logging.INFO)
+    quiet.install()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         config = config_lib.config_from_flags()
@@ -121,6 +137,8 @@ def main(argv: list[str]) -> int:
         m = results.metrics
         print(f"tf_lottery: test accuracy {m.test_accuracy:.4f}, "
               f"train accuracy {m.train_accuracy:.4f}")
+    else:  # the experiment's summary table, also on a relaunch of a finished run
+        print(console.summary(results, config.runtime.model_dir))
     return 0
 
 

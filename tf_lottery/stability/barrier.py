@@ -62,10 +62,13 @@ def is_stable(barrier: float, threshold: float) -> bool:
 
 def format_table(rows: Sequence[tuple[int, dict, dict, bool]], threshold: float) -> str:
     """The log's summary: rewind step k, test and train barrier (mean ± std,
-    in percent), and whether k is stable (test barrier below ``threshold``)."""
+    in percent; no std for a single pair, n = 1), and whether k is stable
+    (test barrier below ``threshold``)."""
     lines = [f"{'k':>8}  {'test barrier':>17}  {'train barrier':>17}  "
              f"stable (test < {100 * threshold:g}%)"]
     for k, test, train, stable in rows:
-        cells = [f"{100 * s['mean']:7.2f}% ± {100 * s['std']:5.2f}%" for s in (test, train)]
+        cells = [f"{100 * s['mean']:7.2f}% ± {100 * s['std']:5.2f}%"
+                 if s.get("std") is not None and (s.get("n") or 2) >= 2
+                 else f"{100 * s['mean']:7.2f}%" for s in (test, train)]
         lines.append(f"{k:>8}  {cells[0]:>17}  {cells[1]:>17}  {'yes' if stable else 'no'}")
     return "\n".join(lines)

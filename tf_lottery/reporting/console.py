@@ -1,0 +1,88 @@
+"""The summary table an experiment prints at its end (and again on a relaunch
+of a finished run), from its ``results.json`` record alone.
+
+- instability: k -> test and train barrier -> stable? -> children's test
+  accuracy, then the row of independently trained networks;
+- IMP: level -> density -> test accuracy -> each baseline's -> the sparse
+  test barrier and whether it is stable;
+- train: the run's test and train accuracy.
+
+A mean ± std shows its std only where there is one (n >= 2): a single pair
+has a barrier, not a spread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tf_lottery.core import records
+from tf_lottery.core.records import Stat
+from tf_lottery.pruning import branches
+
+NONE = "—"
+
+
+def pct(x: float | None) -> str:
+    return NONE if x is None else f"{100 * x:.2f}%"
+
+
+def cell(s: Stat | None) -> str:
+    """mean ± std in percent; the std only where it describes a spread (n >= 2)."""
+    if s is None:
+        return NONE
+    if s.std is not None and (s.n is None or s.n >= 2):
+        return f"{pct(s.mean)} ± {pct(s.std)}"
+    return pct(s.mean)
+
+
+def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    return "\n".join("  ".join(f"{str(c):>{w}}" for c, w in zip(row, widths, strict=True))
+                     .rstrip() for row in (header, *rows))
+
+
+def instability_table(results: records.InstabilityResults) -> str:
+    threshold = results.settings.stability_threshold
+    rows = []
+    for point in results.rewind_steps:
+        children = [c.metrics.test_accuracy for rep in point.replicates for c in rep.children]
+        rows.append([str(point.rewind_step), cell(point.barrier["test"]),
+                     cell(point.barrier["train"]), "yes" if point.stable else "no",
+                     pct(sum(children) / len(children)) if children else NONE])
+    if results.independent is not None:
+        b = results.independent.barrier
+        rows.append(["independent", cell(b["test"]), cell(b["train"]), NONE, NONE])
+    return _grid(["k", "test barrier", "train barrier", f"stable (test < {pct(threshold)})",
+                  "children's test accuracy"], rows)
+
+
+def imp_table(results: records.ImpResults) -> str:
+    names = [n for n in branches.baseline_names()
+             if any(n in level.baselines for level in results.levels)]
+    sparse = any(level.instability is not None for level in results.levels)
+    header = ["level", "density", "test accuracy", *(branches.get(n).title for n in names)]
+    if sparse:
+        header += [f"test barrier at k = {results.rewind_step}", "stable"]
+    rows = []
+    for level in results.levels:
+        row = [str(level.level), pct(level.density), pct(level.test_accuracy),
+               *(pct(level.baselines[n].test_accuracy) if n in level.baselines else NONE
+                 for n in names)]
+        if sparse:
+            found = level.instability
+            row += [cell(found.barrier["test"]) if found else NONE,
+                    NONE if found is None else ("yes" if found.stable else "no")]
+        rows.append(row)
+    return _grid(header, rows)
+
+
+def summary(results: records.Results, model_dir: str) -> str:
+    """The experiment's closing summary: a title line and its table."""
+    if isinstance(results, records.InstabilityResults):
+        return f"Instability analysis of {model_dir}:\n{instability_table(results)}"
+    if isinstance(results, records.ImpResults):
+        return (f"IMP with rewinding to k = {results.rewind_step} ({results.status}) of "
+                f"{model_dir}:\n{imp_table(results)}")
+    m = results.metrics
+    return (f"{model_dir}: test accuracy {pct(m.test_accuracy)}, train accuracy "
+            f"{pct(m.train_accuracy)}")
