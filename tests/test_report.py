@@ -1,6 +1,7 @@
 """The report: figures and tables from real (tiny) runs, partial runs, event files."""
 
 import contextlib
+import csv
 import itertools
 import json
 import os
@@ -110,8 +111,24 @@ def png_size(path):
     return struct.unpack(">II", head[16:24])
 
 
-def legend(ax):
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+def legend(where):
+    """The legend texts of an axes, or of a figure's own legend (below its panels)."""
+    box = where.legends[0] if hasattr(where, "legends") and where.legends else where.get_legend()
+    return [t.get_text() for t in box.get_texts()]
+
+
+def assert_legends_clear_of_data(fig):
+    """No legend overlaps an axes' plotting area (legends sit outside the data)."""
+    fig.canvas.draw()
+    boxes = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    assert boxes
+    for box in boxes:
+        extent = box.get_window_extent()
+        for ax in fig.axes:
+            area = ax.get_window_extent()
+            overlap = (min(extent.x1, area.x1) - max(extent.x0, area.x0),
+                       min(extent.y1, area.y1) - max(extent.y0, area.y0))
+            assert min(overlap) <= 0, (legend(box.axes or fig), ax.get_title())
 
 
 def test_cli_report_of_finished_runs_has_every_figure_and_the_summaries_numbers(
@@ -124,9 +141,10 @@ def test_cli_report_of_finished_runs_has_every_figure_and_the_summaries_numbers(
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 experiment(s)" in proc.stdout and "missing" not in proc.stdout
     expected = {"instability.png", "interpolation_k0.png", "interpolation_k6.png", "imp.png",
-                "report.md", "report.json"}
+                "interpolation_all.png", "report.md", "report.json", "instability.csv",
+                "imp.csv", "stable_and_matching.csv", "paths.csv"}
     assert set(os.listdir(out)) == expected
-    for name in expected - {"report.md", "report.json"}:
+    for name in (n for n in expected if n.endswith(".png")):
         width, height = png_size(out / name)
         assert 500 <= width <= 2000 and 400 <= height <= 1000, (name, width, height)
 
@@ -174,39 +192,108 @@ def test_cli_report_of_finished_runs_has_every_figure_and_the_summaries_numbers(
     assert family["level"] == 2 and [r["k"] for r in family["rows"]] == [0]
     assert "## Missing" in text and "Nothing: every experiment is complete." in text
 
+    # The CSVs hold the same numbers as report.json, unrounded.
+    with open(out / "instability.csv") as f:
+        dense = list(csv.DictReader(f))
+    assert [int(r["k"]) for r in dense] == [0, 6]
+    for row, record in zip(dense, records, strict=True):
+        assert float(row["test_barrier_mean"]) == record.barrier["test"].mean
+        assert row["stable"] == str(record.stable)
+    with open(out / "imp.csv") as f:
+        imp_csv = list(csv.DictReader(f))
+    assert [float(r["test_accuracy_mean"]) for r in imp_csv] == [
+        lv.test_accuracy for lv in levels]
+    assert float(imp_csv[2]["random_prune_test_accuracy_mean"]) == \
+        levels[2].baselines["random_prune"].test_accuracy
+    assert float(imp_csv[2]["test_barrier_mean"]) == sparse["test"].mean
+    with open(out / "paths.csv") as f:
+        paths = list(csv.DictReader(f))
+    pair = records[0].replicates[0].pairs[0]
+    k0 = [r for r in paths if r["network"] == "dense" and r["k"] == "0"
+          and r["split"] == "test"]
+    assert [float(r["error_mean"]) for r in k0] == pair.error["test"]
+
 
 def test_figures_have_the_expected_series(runs):
     root, *_ = runs
     built = report.build(str(root))
     assert set(built.figures) == {"instability.png", "interpolation_k0.png",
-                                  "interpolation_k6.png", "imp.png"}
+                                  "interpolation_k6.png", "interpolation_all.png", "imp.png"}
+    for fig in built.figures.values():
+        assert_legends_clear_of_data(fig)
     density = 100 * built.imp[0].rows[2].density
-    test, train = built.figures["instability.png"].axes
-    for ax in (test, train):
-        assert legend(ax) == ["dense", f"IMP subnetwork, {density:.3g}% weights (level 2)",
-                              "stability threshold (2%)"]
+    fig = built.figures["instability.png"]
+    test, train = fig.axes
+    assert legend(fig) == ["dense", f"IMP subnetwork, {density:.3g}% weights (level 2)",
+                           "stability threshold (2%)"]
+    for ax, split in ((test, "test"), (train, "train")):
         dense, sparse = ax.get_lines()[:2]
         assert list(dense.get_xdata()) == [0, 6] and list(sparse.get_xdata()) == [0]
         assert ax.get_xscale() == "symlog"
+        assert ax.get_xlabel().startswith("rewind step k")
+        assert ax.get_ylabel() == f"{split} error barrier (%)"
     np.testing.assert_allclose(
         test.get_lines()[0].get_ydata(), [100 * r.barrier["test"].mean
                                           for r in built.instability[0].rows])
 
-    (ax,) = built.figures["interpolation_k0.png"].axes
-    assert legend(ax) == ["test error, dense (n=1)", "train error, dense (n=1)",
-                          f"test error, IMP level 2, {density:.3g}% weights (n=1)",
-                          f"train error, IMP level 2, {density:.3g}% weights (n=1)"]
+    fig = built.figures["interpolation_k0.png"]
+    (ax,) = fig.axes
+    assert legend(fig) == ["test error, dense (n=1)", "train error, dense (n=1)",
+                           f"test error, IMP level 2, {density:.3g}% weights (n=1)",
+                           f"train error, IMP level 2, {density:.3g}% weights (n=1)"]
     assert all(len(line.get_xdata()) == 5 for line in ax.get_lines())
-    (ax,) = built.figures["interpolation_k6.png"].axes
-    assert len(legend(ax)) == 2
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("interpolation α", "error (%)")
+    pair = built.instability[0].paths[0][0]
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(),
+                               [100 * e for e in pair.error["test"]])
+    (ax6,) = built.figures["interpolation_k6.png"].axes
+    assert len(legend(built.figures["interpolation_k6.png"])) == 2
+    assert ax6.get_ylim() == ax.get_ylim()  # one y scale for every k
 
-    (ax,) = built.figures["imp.png"].axes
+    # Every k's mean path on one shared y axis, a panel per split.
+    fig = built.figures["interpolation_all.png"]
+    test, train = fig.axes
+    assert test.get_ylim() == train.get_ylim() == ax.get_ylim()
+    assert legend(fig) == ["test error, k = 0, dense (n=1)",
+                           f"test error, k = 0, IMP level 2, {density:.3g}% weights (n=1)",
+                           "test error, k = 6, dense (n=1)"]
+    top = test.get_ylim()[1]
+    for line in (*test.get_lines(), *train.get_lines()):
+        assert max(line.get_ydata()) <= top
+
+    fig = built.figures["imp.png"]
+    ax, barrier_ax = fig.axes
     assert legend(ax) == ["IMP, rewind to k = 0", "random pruning", "random reinitialization",
-                          "dense (level 0)"]
+                          "dense (level 0)", "matching (within τ = 0.5% of dense)"]
     imp_line, prune, reinit = ax.get_lines()[:3]
     assert list(imp_line.get_xdata()) == [100 * r.density for r in built.imp[0].rows]
     assert list(prune.get_xdata()) == list(reinit.get_xdata()) == [density]
     assert ax.get_xscale() == "log" and ax.get_xlim()[0] > ax.get_xlim()[1]  # dense left
+    dense = built.imp[0].dense.mean
+    (band,) = [p for p in ax.patches if p.get_label().startswith("matching")]
+    ys = band.get_xy()[:, 1] if hasattr(band, "get_xy") else None
+    assert ys is not None and min(ys) == pytest.approx(100 * (dense - 0.005))
+    assert max(ys) == pytest.approx(100 * dense)
+    assert barrier_ax.get_ylabel() == "error barrier (%)"
+    assert [line.get_label() for line in barrier_ax.get_lines()] == [
+        "test barrier at k = 0", "train barrier at k = 0"]
+    assert list(barrier_ax.get_lines()[0].get_xdata()) == [density]
+
+
+def test_independent_barrier_off_scale_keeps_the_dense_curve_readable():
+    """An independent-networks barrier far above the dense curve is named in
+    the legend with its value, not drawn: the dense 0-2 % range stays readable."""
+    dense = figures.Series("dense", [0, 100, 500], [0.009, 0.004, 0.001], [0.002, 0.001, 0.0])
+    near = figures.Reference("near", 0.015, linestyle=":")
+    far = figures.Reference("independent networks", 0.257, 0.01, linestyle=":")
+    fig = figures.instability({"test": [dense]}, 0.02, {"test": [near, far]})
+    (ax,) = fig.axes
+    assert ax.get_ylim()[1] < 5  # percent: the curve spans the axis, not 0.4 % of it
+    assert legend(fig) == ["dense", "stability threshold (2%)", "near",
+                           "independent networks: 25.70% ± 1.00% (off scale)"]
+    drawn = [line.get_ydata()[0] for line in ax.get_lines() if line.get_label() == "near"]
+    assert drawn == [1.5]
+    assert_legends_clear_of_data(fig)
 
 
 def test_partly_finished_runs_plot_what_exists_and_name_what_is_missing(runs):
@@ -222,8 +309,7 @@ def test_partly_finished_runs_plot_what_exists_and_name_what_is_missing(runs):
     assert [r.k for r in partial.instability[0].rows] == [0]
     assert [r.level for r in partial.imp[0].rows] == [0, 1]
     # The instability figure holds the dense point at k=0 only: no IMP level 2 yet.
-    test, _ = partial.figures["instability.png"].axes
-    assert legend(test) == ["dense", "stability threshold (2%)"]
+    assert legend(partial.figures["instability.png"]) == ["dense", "stability threshold (2%)"]
 
 
 def copy_summaries(src, dst, drop):
@@ -288,6 +374,20 @@ def test_a_model_dir_on_another_filesystem_goes_through_gfile(runs):
         target + "/level_02/x.json"
 
 
+def test_several_model_dirs_given_by_commas(runs, tmp_path):
+    root, *_ = runs
+    built = report.build(f"{root / 'instability'},{root / 'imp'}")
+    assert [e.name for e in built.experiments] == ["instability", "imp"]
+    assert built.tables["instability"] == report.build(str(root)).tables["instability"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "tf_lottery.report",
+         f"--model_dir={root / 'instability'},{root / 'imp'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "--out is required" in proc.stderr
+    with pytest.raises(ConfigError, match="not a directory"):
+        report.build(f"{root / 'imp'},{tmp_path / 'absent'}")
+
+
 def test_an_empty_or_absent_model_dir_is_a_one_line_error(tmp_path):
     with pytest.raises(ConfigError, match="not a directory"):
         report.build(str(tmp_path / "absent"))
@@ -315,7 +415,8 @@ def test_tensorboard_sessions_and_layouts_read_like_the_paper(runs):
 
     group, hparams, metrics = session(root / "instability" / "replicate_0" / "k_000000006")
     record = instability.rewind_steps[1]
-    assert group.endswith("/k=6") and hparams["session.rewind_step"] == 6
+    assert group.startswith("k=6 (recipe ") and hparams["session.rewind_step"] == 6
+    assert hparams["session.experiment"] == "instability"
     assert hparams["session.branch"] == "dense" and hparams["model.name"] == "lenet_300_100"
     assert metrics["session/test_barrier"] == np.float32(record.barrier["test"].mean)
 
@@ -323,7 +424,7 @@ def test_tensorboard_sessions_and_layouts_read_like_the_paper(runs):
     for branch, run_dir in (("imp", level.run_dir),
                             ("random_prune", level.baselines["random_prune"].run_dir)):
         group, hparams, metrics = session(run_dir)
-        assert group.endswith(f"/level=2/{branch}") and hparams["session.level"] == 2
+        assert group.startswith(f"level 2 {branch} (recipe ") and hparams["session.level"] == 2
         assert hparams["session.density"] == pytest.approx(level.density)
         network = level if branch == "imp" else level.baselines[branch]
         assert metrics["session/test_accuracy"] == np.float32(network.test_accuracy)
@@ -334,7 +435,7 @@ def test_tensorboard_sessions_and_layouts_read_like_the_paper(runs):
 
     for model_dir, category in ((root / "imp", "IMP with rewinding"),
                                 (root / "instability", "instability")):
-        acc = read(model_dir)
+        acc = read(model_dir / "summary")
         layout = layout_pb2.Layout()
         layout.ParseFromString(tf.make_ndarray(
             acc.Tensors("custom_scalars__config__")[0].tensor_proto).item())

@@ -27,9 +27,9 @@ instability experiment's own machinery (``stability.analysis``).
 
 Layout under ``--model_dir``: ``core.layout`` (``layout.tree("imp")`` draws
 it). ``results.json`` holds a record per level (``core.records.LevelRecord``,
-status 'running' until everything is done); the event files in model_dir
-hold imp/* against the level and imp_vs_density/* against the density in
-parts per million.
+status 'running' until everything is done); TensorBoard's summary runs
+(``summaries.dashboards.write_level``) hold each branch's accuracy against
+the level and against the parts per million pruned.
 
 Runs are ``Trainer.train`` runs, so a finished level is never redone and a
 killed one resumes from its last checkpoint; masks are written atomically
