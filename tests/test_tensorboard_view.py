@@ -186,3 +186,35 @@ def test_hparams_list_the_session_columns_first(served):
         "startIndex": 0, "sliceSize": 100})
     names = {g["name"].split(" (recipe ")[0] for g in groups["sessionGroups"]}
     assert {"k=0", "k=6", "level 0 imp", "level 2 imp", "level 2 random_prune"} <= names
+
+
+def test_summary_table_at_the_end_and_on_relaunch(served):
+    """The table the CLI prints: the independent networks' row, no std for a
+    single pair; printed again by a relaunch of the finished run."""
+    from tf_lottery.reporting import console
+
+    _, root, instability, imp_results = served
+    text = console.summary(instability, str(root / "instability"))
+    rows = {line.split()[0]: line for line in text.splitlines()[2:]}
+    assert set(rows) == {"0", "6", "independent"}
+    b = instability.independent.barrier["test"]
+    assert b.n == 1 and f"{100 * b.mean:.2f}%" in rows["independent"]
+    assert "±" not in rows["independent"]
+    assert f"{100 * instability.rewind_steps[1].barrier['test'].std:.2f}%" in rows["6"]
+    text = console.summary(imp_results, str(root / "imp"))
+    header, *levels = text.splitlines()[1:]
+    assert "random pruning" in header and "test barrier at k = 0" in header
+    assert [line.split()[0] for line in levels] == ["0", "1", "2"]
+    sparse = imp_results.levels[2].instability.barrier["test"]
+    assert levels[2].split()[-2:] == [f"{100 * sparse.mean:.2f}%",
+                                      "yes" if imp_results.levels[2].instability.stable
+                                      else "no"]
+
+    again = subprocess.run(
+        [sys.executable, "-m", "tests.mock_main", *INSTABILITY,
+         f"--model_dir={root / 'instability'}"],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already complete" in again.stdout
+    assert console.summary(instability, str(root / "instability")) in again.stdout
