@@ -249,17 +249,17 @@ def _instability_figure(instab: Sequence[summary.InstabilitySection],
                     s.independent[split].std, linestyle=":", color="gray"))
     for f in sparse:
         for level in _sparse_levels(f):
-            rows = [(s.rewind_step, r) for s in _family_sections(f, imp) for r in s.rows
-                    if r.level == level and r.barrier]
-            if not rows:
+            measured = [(s.rewind_step, r.density, r.barrier)
+                        for s in _family_sections(f, imp) for r in s.rows
+                        if r.level == level and r.barrier]
+            if not measured:
                 continue
-            density = rows[0][1].density
             for split in SPLITS:
                 curves[split].append(figures.Series(
-                    f"IMP subnetwork, {100 * density:.3g}% weights (level {level})"
-                    + _suffix(f.label), [k for k, _ in rows],
-                    [r.barrier[split].mean for _, r in rows if r.barrier],
-                    [r.barrier[split].std for _, r in rows if r.barrier],
+                    f"IMP subnetwork, {100 * measured[0][1]:.3g}% weights (level {level})"
+                    + _suffix(f.label), [k for k, _, _ in measured],
+                    [b[split].mean for _, _, b in measured],
+                    [b[split].std for _, _, b in measured],
                     marker="s" if level else "D", linestyle="-" if level else "-."))
     thresholds = [s.threshold for s in instab] + [section.threshold for section in imp]
     threshold = next((t for t in thresholds if t is not None), 0.02)
