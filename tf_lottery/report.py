@@ -2,7 +2,8 @@
 figures and tables from whatever experiments DIR holds.
 
 DIR is one experiment's ``--model_dir`` or a folder of several (searched a
-few levels deep for ``config.json``), local or ``gs://``. Runs whose recipes
+few levels deep for ``config.json``), or a comma-separated list of such
+folders (then ``--out`` is required), local or ``gs://``. Runs whose recipes
 differ only in their seeds are pooled as replicates. Written to REPORT_DIR:
 
 - ``instability.png``: test and train error barrier vs rewind step k, mean ±
@@ -11,15 +12,19 @@ differ only in their seeds are pooled as replicates. Written to REPORT_DIR:
   point per rewind step) — the paper's Figures 3 and 5;
 - ``interpolation_k<k>.png``: test and train error along the path between
   children spawned at k, mean ± std over pairs (and
-  ``interpolation_independent.png`` for independently trained networks);
+  ``interpolation_independent.png`` for independently trained networks),
+  all on one y scale; ``interpolation_all.png``: every k's mean path
+  overlaid on that shared axis (the paper's Figures 2 and 4);
 - ``imp.png``: test accuracy vs percent of weights remaining (log scale),
-  IMP vs random pruning vs random reinitialization, dense accuracy line;
+  IMP vs random pruning vs random reinitialization, dense accuracy line and
+  matching band (and the sparse barrier against the same axis);
 - ``aligned_barrier.png`` (experiments run with ``--align=weights``): raw
   vs aligned barrier vs k and for independent networks
   (``reporting.alignment_figures``), with its table in ``report.md``;
 - ``report.md``: recipe, k → barrier → stable table, level → density →
   accuracy table, when the network becomes stable and matching, what is
-  missing; ``report.json``: the same tables, unrounded.
+  missing; ``report.json``: the same tables, unrounded; a CSV per table
+  (``reporting/csv_tables.py``), with the values behind the path figures.
 
 A partly finished experiment gives the figures of what exists; what is not
 there yet is named in ``report.md`` and on stdout.
