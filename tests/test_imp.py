@@ -159,15 +159,24 @@ def test_imp_end_to_end_three_levels_with_baselines_and_resume(tmp_path):
     assert not np.any(reinit[key][~survivors])
     assert_checkpoint_is_masked(os.path.join(reinit_dir, "final", "ckpt"))
 
-    # TensorBoard: accuracy against the level and against density (ppm).
-    tags = {}
-    for path in glob.glob(str(tmp_path / "events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for v in event.summary.value:
-                tags.setdefault(v.tag, []).append(event.step)
-    assert sorted(tags["imp/test_accuracy"]) == [0, 1, 2, 3]
-    assert tags["imp/random_prune/test_accuracy"] == [2]
-    assert round(1e6 * level2.density) in tags["imp_vs_density/test_accuracy"]
+    # TensorBoard: a summary run per branch, accuracy against the level and
+    # against the ppm pruned (steps that grow as pruning proceeds).
+    def steps(run):
+        tags = {}
+        for path in glob.glob(os.path.join(run, "events.out.tfevents.*")):
+            for event in tf.compat.v1.train.summary_iterator(path):
+                for v in event.summary.value:
+                    tags.setdefault(v.tag, []).append(event.step)
+        return tags
+
+    imp_run = steps(layout.summary_run(str(tmp_path), "imp"))
+    assert imp_run["imp/test_accuracy"] == [0, 1, 2, 3]
+    pruned = imp_run["imp_vs_pruned/test_accuracy"]
+    assert pruned == sorted(pruned) and pruned[0] == 0
+    assert pruned[2] == layout.ppm_pruned(level2.density)
+    assert steps(layout.summary_run(str(tmp_path), "random_prune"))[
+        "imp/test_accuracy"] == [2]
+    assert steps(layout.summary_dir(str(tmp_path)))["imp/density"] == [0, 1, 2, 3]
 
     # A finished run is not touched again.
     before = mtimes(str(tmp_path / "level_01"))
@@ -271,7 +280,8 @@ def test_sparse_instability_children_keep_the_level_mask(tmp_path):
         str(tmp_path), 1), 0, 1), records.PairRecord, str(tmp_path))
     assert pair.barrier["test"] == record.barrier["test"].mean
     tags = set()
-    for path in glob.glob(str(tmp_path / "events.out.tfevents.*")):
+    for path in glob.glob(os.path.join(layout.summary_run(str(tmp_path), "imp"),
+                                       "events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(path):
             tags.update((v.tag, event.step) for v in event.summary.value)
     assert ("imp/test_barrier", 1) in tags and ("imp/train_barrier", 1) in tags

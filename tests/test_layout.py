@@ -86,14 +86,22 @@ def test_tags_and_the_charts_that_select_them():
         "imp_vs_density/random_prune/test_accuracy"
     assert layout.eval_tag("test", "accuracy") == "eval/test_accuracy"
     assert layout.session_metric("test", "barrier") == "session/test_barrier"
-    chart = layout.imp_pattern("test_accuracy")
-    assert chart == "^imp/([a-z_]+/)?test_accuracy$"
-    for branch in ("imp", "random_prune", "random_reinit"):
-        assert re.match(chart, layout.imp_tag("test_accuracy", branch))
-    assert not re.match(chart, layout.imp_tag("train_accuracy"))
-    barriers = layout.imp_pattern("{split}_barrier", baselines=False)
+    # IMP: one summary run per branch, the same tags in each.
+    assert layout.summary_run("/m", "random_prune") == "/m/summary/random_prune"
+    assert layout.branch_tag("test_accuracy") == "imp/test_accuracy"
+    assert layout.branch_tag("test_accuracy", vs_pruned=True) == "imp_vs_pruned/test_accuracy"
+    assert [layout.ppm_pruned(d) for d in (1.0, 0.8, 0.64)] == [0, 200_000, 360_000]
+    barriers = layout.tag_pattern(layout.branch_tag("{split}_barrier"))
     assert barriers == "^imp/(test|train)_barrier$"
-    assert all(re.match(barriers, layout.imp_tag(f"{s}_barrier")) for s in layout.SPLITS)
+    assert all(re.match(barriers, layout.branch_tag(f"{s}_barrier")) for s in layout.SPLITS)
+    paths = layout.mean_path_pattern("test")
+    assert re.match(paths, layout.mean_path_tag(0, "test"))
+    assert re.match(paths, layout.mean_path_tag(None, "test"))
+    assert not re.match(paths, layout.mean_path_tag(0, "train"))
+    assert layout.figure_tag(layout.IMP_FIGURE) == "figures/imp"
+    assert layout.session_group("0123456789ab", k=6) == "k=6 (recipe 01234567)"
+    assert layout.session_group("0123456789ab", level=2, branch="imp") == \
+        "level 2 imp (recipe 01234567)"
     assert layout.tag_pattern(layout.path_tag(0, "{split}_error")) == \
         "^interpolation/k_000000000/(test|train)_error$"
     assert re.match(layout.tag_pattern(layout.imp_layer_density_tag(""), prefix_only=True),

@@ -523,12 +523,6 @@ def mean_path_pattern(split: str) -> str:
     return f"^{family}/[^/]+/{name}$"
 
 
-def imp_pattern(metric: str, vs_density: bool = False, baselines: bool = True) -> str:
-    """The IMP levels' ``metric`` tags, and with ``baselines`` every baseline's."""
-    family, rest = imp_tag(metric, vs_density=vs_density).split("/", 1)
-    return tag_pattern(f"{family}/" + ("([a-z_]+/)?" if baselines else "") + rest)
-
-
 # -- the documented trees ------------------------------------------------------------------
 
 Entry = tuple[str, Sequence[str]]  # (path under the model_dir, description lines)
