@@ -254,9 +254,10 @@ def test_figures_have_the_expected_series(runs):
     fig = built.figures["interpolation_all.png"]
     test, train = fig.axes
     assert test.get_ylim() == train.get_ylim() == ax.get_ylim()
-    assert legend(fig) == ["test error, k = 0, dense (n=1)",
-                           f"test error, k = 0, IMP level 2, {density:.3g}% weights (n=1)",
-                           "test error, k = 6, dense (n=1)"]
+    assert legend(fig) == ["k = 0, dense (n=1)",
+                           f"k = 0, IMP level 2, {density:.3g}% weights (n=1)",
+                           "k = 6, dense (n=1)"]
+    assert [line.get_label() for line in train.get_lines()] == legend(fig)
     top = test.get_ylim()[1]
     for line in (*test.get_lines(), *train.get_lines()):
         assert max(line.get_ydata()) <= top
@@ -446,4 +447,4 @@ def test_level_lists_and_png_writer(tmp_path):
     assert collect.level_list([5, 1, 2, 3, 9, 10]) == "1-3, 5, 9-10"
     fig = figures.interpolation("t", [figures.Series("a", [0, 1], [0.1, 0.2], [0.01, 0.02])])
     figures.save(fig, str(tmp_path / "a.png"))
-    assert png_size(tmp_path / "a.png") == (720, 480)
+    assert png_size(tmp_path / "a.png") == (720, 528)

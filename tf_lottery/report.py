@@ -195,15 +195,18 @@ def _suffix(label: str) -> str:
 
 
 def _path_series(name: str, paths: Sequence[Path], split: str,
-                 linestyle: str | None = None) -> figures.Series | None:
-    """Mean ± std over complete paths with a common α grid."""
+                 linestyle: str | None = None, overlay: bool = False
+                 ) -> figures.Series | None:
+    """Mean ± std over complete paths with a common α grid (``overlay``: in a
+    figure with a panel per split, so the label does not name the split)."""
     if not paths:
         return None
     grid = paths[0].alphas
     same = [p for p in paths if p.alphas == grid]
     curves = np.array([p.error[split] for p in same], dtype=float)
     std = curves.std(axis=0, ddof=1) if len(same) > 1 else None
-    return figures.Series(f"{split} error, {name} (n={len(same)})", grid,
+    label = f"{name} (n={len(same)})" if overlay else f"{split} error, {name} (n={len(same)})"
+    return figures.Series(label, grid,
                           list(curves.mean(axis=0)),
                           None if std is None else list(std),
                           linestyle=linestyle or ("-" if split == "test" else "--"),
@@ -304,11 +307,13 @@ def _path_figures(instab: Sequence[summary.InstabilitySection],
         out[layout.INDEPENDENT_PATHS_FIGURE] = figures.interpolation(
             "Error along the path between independently trained networks", alone, ylim)
     overlay = {split: [series for k in sorted(by_k) for name, paths in by_k[k]
-                       for series in [_path_series(f"k = {k}, {name}", paths, split, "-")]
+                       for series in [_path_series(f"k = {k}, {name}", paths, split, "-",
+                                                   overlay=True)]
                        if series] for split in SPLITS}
     for split in SPLITS:
         overlay[split] += [series for name, paths in independent
-                           for series in [_path_series(name, paths, split, ":")] if series]
+                           for series in [_path_series(name, paths, split, ":", overlay=True)]
+                           if series]
     if len(by_k) + bool(independent) > 1:
         out[layout.PATHS_FIGURE] = figures.paths_overlay(overlay)
     return out
