@@ -158,6 +158,8 @@ def imp_layout(config: ExperimentConfig) -> tensorboard.Layout:
          [layout.tag_pattern(layout.branch_tag("test_accuracy", vs_pruned=True))]),
         ("train accuracy vs level: IMP and baselines",
          [layout.tag_pattern(layout.branch_tag("train_accuracy"))]),
+        ("train accuracy vs weights pruned (x: parts per million pruned)",
+         [layout.tag_pattern(layout.branch_tag("train_accuracy", vs_pruned=True))]),
         ("density of the prunable weights vs level", [layout.tag_pattern(layout.IMP_DENSITY)]),
         ("per-layer density vs level",
          [layout.tag_pattern(layout.imp_layer_density_tag(""), prefix_only=True)]),
