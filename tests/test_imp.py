@@ -170,13 +170,13 @@ def test_imp_end_to_end_three_levels_with_baselines_and_resume(tmp_path):
         return tags
 
     imp_run = steps(layout.summary_run(str(tmp_path), "imp"))
-    assert imp_run["imp/test_accuracy"] == [0, 1, 2, 3]
-    pruned = imp_run["imp_vs_pruned/test_accuracy"]
-    assert pruned == sorted(pruned) and pruned[0] == 0
-    assert pruned[2] == layout.ppm_pruned(level2.density)
+    assert sorted(imp_run["imp/test_accuracy"]) == [0, 1, 2, 3]
+    pruned = [layout.ppm_pruned(lv.density) for lv in levels]
+    assert sorted(imp_run["imp_vs_pruned/test_accuracy"]) == pruned
+    assert pruned[0] == 0 and pruned == sorted(set(pruned))
     assert steps(layout.summary_run(str(tmp_path), "random_prune"))[
         "imp/test_accuracy"] == [2]
-    assert steps(layout.summary_dir(str(tmp_path)))["imp/density"] == [0, 1, 2, 3]
+    assert sorted(steps(layout.summary_dir(str(tmp_path)))["imp/density"]) == [0, 1, 2, 3]
 
     # A finished run is not touched again.
     before = mtimes(str(tmp_path / "level_01"))

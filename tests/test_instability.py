@@ -198,8 +198,16 @@ def test_cli_end_to_end_writes_summary_and_tensorboard(tmp_path):
     assert results["parents"][0]["init_seed"] != results["parents"][1]["init_seed"]
     assert len(results["independent"]["pairs"]) == 1
 
-    root, acc = scalars(str(model_dir))
+    # The summary table ends the run, with the independent networks' row.
+    table = proc.stdout[proc.stdout.index("Instability analysis of"):].splitlines()
+    assert [line.split()[0] for line in table[2:]] == ["0", "10", "independent"]
+
+    root, acc = scalars(str(model_dir / "summary"))
+    independent, _ = scalars(str(model_dir / "summary" / "independent"))
     for split in ("test", "train"):
+        assert independent[f"barrier/{split}"] == pytest.approx(
+            {r["rewind_step"]: results["independent"]["barrier"][split]["mean"]
+             for r in records})
         assert root[f"barrier/{split}"] == pytest.approx(
             {r["rewind_step"]: r["barrier"][split]["mean"] for r in records})
         assert root[f"barrier/{split}_std"] == pytest.approx(
