@@ -176,8 +176,12 @@ def test_results_round_trip_and_older_results_still_load(aligned_analysis):
 
 def test_tensorboard_has_raw_and_aligned_side_by_side(aligned_analysis):
     _, model_dir, results, *_ = aligned_analysis
-    root, acc = scalars(str(model_dir))
+    root, acc = scalars(layout.summary_dir(str(model_dir)))
+    independent, _ = scalars(layout.summary_run(str(model_dir), layout.INDEPENDENT_RUN))
     for split in SPLITS:
+        assert independent[layout.aligned_barrier_tag(split)] == pytest.approx(
+            {r.rewind_step: results.independent.aligned_barrier[split].mean
+             for r in results.rewind_steps})
         assert root[layout.aligned_barrier_tag(split)] == pytest.approx(
             {r.rewind_step: r.aligned_barrier[split].mean for r in results.rewind_steps})
         assert root[layout.independent_barrier_tag(split, aligned=True)] == pytest.approx(

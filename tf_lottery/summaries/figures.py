@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from absl import logging
 
+from tf_lottery import chief
 from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError, CorruptFileError
 from tf_lottery.summaries import tensorboard
@@ -38,6 +39,8 @@ def refresh_figures(model_dir: str) -> int | None:
     a picture must never stop the experiment it describes (its numbers are in
     ``results.json`` and ``python -m tf_lottery.report`` redraws it).
     """
+    if not chief.is_chief():  # the other workers write no TensorBoard events
+        return None
     from tf_lottery import report  # the report reads every experiment kind
     from tf_lottery.reporting import figures
 
