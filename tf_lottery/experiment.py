@@ -8,11 +8,14 @@ and returns the record it wrote to ``model_dir/results.json``
 
 from __future__ import annotations
 
+from typing import Any
+
 import tensorflow as tf
 
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import records
 from tf_lottery.data.pipeline import Pipeline
+from tf_lottery.tasks.graph import Task
 from tf_lottery.training.trainer import FromSeed, RunSpec, SgdNoise, Trainer
 
 
@@ -29,8 +32,19 @@ def parent_run(config: ExperimentConfig, run_dir: str | None = None) -> RunSpec:
     )
 
 
+def run_train(worker: Any, task: Task) -> None:
+    """The 'train' experiment's one task: the recipe's run in the model_dir."""
+    trainer = worker.cached("trainer", lambda: Trainer(worker.config, worker.strategy,
+                                                       worker.pipeline))
+    trainer.train(parent_run(worker.config))
+
+
 def train(config: ExperimentConfig, strategy: tf.distribute.Strategy,
           pipeline: Pipeline) -> records.RunRecord:
-    """Trains the recipe once, keeping rewind checkpoints W_k."""
-    trainer = Trainer(config, strategy, pipeline)
-    return trainer.train(parent_run(config))
+    """Trains the recipe once, keeping rewind checkpoints W_k (its one task,
+    ``tasks.inline``)."""
+    from tf_lottery.tasks import inline
+
+    results = inline.run(config, strategy, pipeline)
+    assert isinstance(results, records.RunRecord)
+    return results

@@ -38,6 +38,32 @@ def write_json_atomic(path: str, obj: Any) -> None:
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
+def create_json_exclusive(path: str, obj: Any) -> bool:
+    """Writes JSON at ``path`` only if nothing is there; True if this call did.
+
+    Local paths: a complete temporary file hard-linked into place, which
+    fails if ``path`` exists (``O_EXCL`` semantics), so exactly one of several
+    racing writers wins. Object stores (``gs://``) have no create-if-absent
+    in ``tf.io.gfile``: there it is check-then-write (see ``lease`` for the
+    same limit).
+    """
+    tmp = layout.temporary(path, uuid.uuid4().hex)
+    if "://" in path:
+        if tf.io.gfile.exists(path):
+            return False
+        write_json_atomic(path, obj)
+        return True
+    with open(tmp, "w") as f:
+        f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.remove(tmp)
+
+
 def read_json(path: str, parse: Callable[[Any], Any] | None = None) -> Any | None:
     """The parsed file (``parse(obj)`` if given), or None if it does not exist.
 

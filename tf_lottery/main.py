@@ -4,9 +4,15 @@ flags -> config -> (strategy, data) -> lease -> experiment. Relaunching the
 same command resumes; a finished run is reported and left untouched. The
 strategy and the data are the launch's environment checks and come before
 anything is written; then the launch takes the lease of --model_dir (one
-writer at a time, see ``lease``) and only then writes there. In a
+executor at a time, see ``lease``) and only then writes there. In a
 multi-worker launch that is the chief alone; the other workers write a scratch
 directory of their own (``chief``).
+
+An experiment is a graph of tasks (``tf_lottery.tasks``; docs/tasks.md).
+Besides running all of it (``--executor=inline``, the default, or
+``--executor=ray``), a launch may list it (``--list_tasks``: JSON lines,
+nothing written) or run one task (``--task=ID`` or ``--task_index=N``):
+such a launch holds only that task's lease, so many run side by side.
 """
 
 from __future__ import annotations
@@ -16,18 +22,55 @@ import tf_lottery  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 # isort: split
 
 import _thread
+import json
 import signal
 import sys
 
 from tf_lottery.config import helptext
 
-# An action of this launch, not part of the config (nor of config.json).
+# Actions of this launch, not part of the config (nor of config.json): they
+# never change the recipe or its hash.
 FORCE_UNLOCK_HELP = (
     "Runtime: take over --model_dir's lease (lease.json) although its holder looks "
     "alive: for when you know that launch is gone (its machine was preempted or "
     "deleted). Not needed after a crash on the same host, nor once the lease went "
     "unrefreshed for 5 minutes (tf_lottery.lease.STALE_AFTER_S): such a lease is "
     "taken over anyway.")
+LAUNCH_FLAGS = ("force_unlock", "list_tasks", "task", "task_index", "executor",
+                "ray_address", "task_resources")
+
+
+def define_launch_flags(fv):
+    """The launch actions: the lease, and what to run of the task graph and where."""
+    from absl import flags as absl_flags
+
+    absl_flags.DEFINE_boolean("force_unlock", False, FORCE_UNLOCK_HELP, flag_values=fv)
+    absl_flags.DEFINE_boolean(
+        "list_tasks", False,
+        "Tasks: print the experiment's task graph as JSON lines (id, deps, kind, "
+        "cost_steps, status) and exit; writes nothing.", flag_values=fv)
+    absl_flags.DEFINE_string(
+        "task", None,
+        "Tasks: run exactly this task (an id from --list_tasks, e.g. "
+        "replicate_0/k_000000100/child_1) once its dependencies are complete.",
+        flag_values=fv)
+    absl_flags.DEFINE_integer(
+        "task_index", None,
+        "Tasks: run the N-th task (from 0) of --list_tasks' order, for array jobs "
+        "(Kubernetes Indexed Jobs, SLURM arrays).", lower_bound=0, flag_values=fv)
+    absl_flags.DEFINE_enum(
+        "executor", "inline", ["inline", "ray"],
+        "Tasks: run every pending task in this process, in order ('inline'), or as "
+        "Ray tasks respecting dependencies ('ray').", flag_values=fv)
+    absl_flags.DEFINE_string(
+        "ray_address", None,
+        "Tasks: with --executor=ray, the Ray cluster to join (e.g. 10.0.0.2:6379, "
+        "or 'auto'); default: start a local Ray instance.", flag_values=fv)
+    absl_flags.DEFINE_string(
+        "task_resources", "",
+        "Tasks: with --executor=ray, the resources each task holds, as NAME:AMOUNT "
+        "items (e.g. GPU:1,CPU:4 or TPU:1).", flag_values=fv)
+
 
 if __name__ == "__main__" and helptext.asked(sys.argv):
     # --help answers before TensorFlow loads (seconds, not half a minute).
@@ -36,8 +79,8 @@ if __name__ == "__main__" and helptext.asked(sys.argv):
     from tf_lottery import config as _config
     _help_flags = _flags.FlagValues()
     _config.define_flags(_help_flags)
-    _flags.DEFINE_boolean("force_unlock", False, FORCE_UNLOCK_HELP, flag_values=_help_flags)
-    print(helptext.grouped(_help_flags, __doc__ or "", ["force_unlock"]), end="")
+    define_launch_flags(_help_flags)
+    print(helptext.grouped(_help_flags, __doc__ or "", LAUNCH_FLAGS), end="")
     sys.exit(0)
 
 import tensorflow as tf
@@ -49,19 +92,57 @@ from tf_lottery.core import layout, records
 from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import ConfigError
 from tf_lottery.reporting import console
+from tf_lottery.tasks import cli as tasks_cli
 from tf_lottery.training import strategy as strategy_lib
 
 config_lib.define_flags()
-flags.DEFINE_boolean("force_unlock", False, FORCE_UNLOCK_HELP)
+define_launch_flags(flags.FLAGS)
 
 
-def run(config: config_lib.ExperimentConfig, force_unlock: bool = False
-        ) -> records.Results:
+def parse_resources(text: str) -> dict[str, float]:
+    """``--task_resources``: ``GPU:1,CPU:4`` -> ``{"GPU": 1.0, "CPU": 4.0}``."""
+    found: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, amount = item.partition(":")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = -1.0
+        if not sep or not name or value < 0 or name in found:
+            raise ConfigError(f"--task_resources={text}: items are NAME:AMOUNT with "
+                              f"distinct names and AMOUNT >= 0 (e.g. GPU:1,CPU:4), got "
+                              f"{item!r}")
+        found[name] = value
+    return found
+
+
+def _ray_experiment(address: str | None, resources: dict[str, float]):
+    """The Ray executor as an experiment function (imported only when asked for)."""
+    def run_on_ray(config, strategy, pipeline):
+        try:
+            from tf_lottery.tasks import ray_executor
+        except ImportError as e:
+            raise ConfigError(f"--executor=ray needs Ray and tf_lottery.tasks.ray_executor "
+                              f"({e}); install tf_lottery[ray], or use --executor=inline"
+                              ) from None
+        return ray_executor.run(config, address=address, resources=resources)
+
+    return run_on_ray
+
+
+def run(config: config_lib.ExperimentConfig, force_unlock: bool = False,
+        executor: str = "inline", ray_address: str | None = None,
+        resources: dict[str, float] | None = None) -> records.Results:
     """Runs (or resumes) the experiment ``config`` describes; returns its record.
 
-    ``force_unlock`` takes over the lease of a launch that looks alive.
+    ``force_unlock`` takes over the lease of a launch that looks alive;
+    ``executor`` is 'inline' (this process) or 'ray' (``ray_address``, each
+    task holding ``resources``). Either way this launch holds the lease of
+    the model_dir while it runs: one executor per model_dir.
     """
-    run_experiment = config_lib.experiments.get(config.experiment).load()
+    run_experiment = (config_lib.experiments.get(config.experiment).load()
+                      if executor == "inline" else _ray_experiment(ray_address,
+                                                                   resources or {}))
     startup.mark("experiment")
     model_dir = config.runtime.model_dir
     if config.runtime.deterministic:
@@ -127,9 +208,23 @@ def main(argv: list[str]) -> int:
     logging.set_verbosity(logging.INFO)
     quiet.install()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    f = flags.FLAGS
     try:
         config = config_lib.config_from_flags()
-        results = run(config, force_unlock=flags.FLAGS.force_unlock)
+        if f.list_tasks:
+            for line in tasks_cli.list_tasks(config):
+                print(json.dumps(line))
+            return 0
+        if f.task is not None or f.task_index is not None:
+            if f.task is not None and f.task_index is not None:
+                raise ConfigError("--task and --task_index both name a task; give one")
+            ran = tasks_cli.run_task(config, f.task, f.task_index,
+                                     force_unlock=f.force_unlock)
+            print(f"tf_lottery: task {ran} is complete.")
+            return 0
+        results = run(config, force_unlock=f.force_unlock, executor=f.executor,
+                      ray_address=f.ray_address,
+                      resources=parse_resources(f.task_resources))
     except ConfigError as e:
         print(f"tf_lottery: error: {config_lib.cli_message(e)}", file=sys.stderr)
         return 2

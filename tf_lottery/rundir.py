@@ -30,16 +30,15 @@ def is_complete(model_dir: str) -> bool:
     return layout.is_complete(results(model_dir))
 
 
-def claim(config: ExperimentConfig) -> None:
-    """Creates ``model_dir`` for ``config`` or checks it already holds it.
+def check(config: ExperimentConfig) -> bool:
+    """Whether ``model_dir`` already holds ``config``'s recipe (False: it holds
+    none yet); reads only.
 
     Raises:
-      ConfigError: the directory is unwritable, or holds a different recipe.
-      CorruptFileError: its config.json is damaged: the recipe of what the
-        directory holds is unknown, so nothing may be added to it.
+      ConfigError: it holds a different recipe.
+      CorruptFileError: its config.json is damaged.
     """
     model_dir = config.runtime.model_dir
-    files.ensure_writable_dir(model_dir)
     path = layout.config_file(model_dir)
     try:
         existing = files.read_json(path)
@@ -48,27 +47,50 @@ def claim(config: ExperimentConfig) -> None:
             path, e.reason, "restore it from a copy; or, if you are sure this launch "
             "has the flags of the first one, move it aside and relaunch (it is written "
             "again from the flags)") from None
-    if existing is not None:
-        # Only what this experiment uses: a config.json of release 0.1.0 holds
-        # every section, and its recipe hash was computed over all of them.
-        changed = recipe_changes(existing, config)
-        if changed == ["model.architecture"]:
-            raise ConfigError(
-                f"--model_dir={model_dir} holds a run of --model={config.model.name} as it "
-                f"was; the builder now builds a different network (changed: "
-                f"{_architecture_change(config)}); restore the builder or use a new "
-                "--model_dir")
-        if changed:
-            raise ConfigError(
-                f"--model_dir={model_dir} holds a run with a different config "
-                f"(differs in: {', '.join(changed)}); use a new --model_dir or "
-                "restore the original flags"
-            )
-        return  # Same recipe: resume. The first launch's config.json stays.
+    if existing is None:
+        return False
+    # Only what this experiment uses: a config.json of release 0.1.0 holds
+    # every section, and its recipe hash was computed over all of them.
+    changed = recipe_changes(existing, config)
+    if changed == ["model.architecture"]:
+        raise ConfigError(
+            f"--model_dir={model_dir} holds a run of --model={config.model.name} as it "
+            f"was; the builder now builds a different network (changed: "
+            f"{_architecture_change(config)}); restore the builder or use a new "
+            "--model_dir")
+    if changed:
+        raise ConfigError(
+            f"--model_dir={model_dir} holds a run with a different config "
+            f"(differs in: {', '.join(changed)}); use a new --model_dir or "
+            "restore the original flags"
+        )
+    return True
+
+
+def claim(config: ExperimentConfig) -> None:
+    """Creates ``model_dir`` for ``config`` or checks it already holds it.
+
+    config.json is created exclusively (``files.create_json_exclusive``), so
+    of several launches racing on a new model_dir (``--task`` launches hold
+    no model_dir lease) exactly one writes it and the others compare their
+    recipe with it. The first launch's config.json stays.
+
+    Raises:
+      ConfigError: the directory is unwritable, or holds a different recipe.
+      CorruptFileError: its config.json is damaged: the recipe of what the
+        directory holds is unknown, so nothing may be added to it.
+    """
+    model_dir = config.runtime.model_dir
+    files.ensure_writable_dir(model_dir)
+    if check(config):
+        return  # Same recipe: resume.
     if config.model.architecture:
+        # Before config.json: a config.json always has its architecture.json.
         files.write_json_atomic(layout.architecture_file(model_dir),
                                 _architecture(config).to_json())
-    files.write_json_atomic(path, json.loads(config.to_json()))
+    path = layout.config_file(model_dir)
+    if not files.create_json_exclusive(path, json.loads(config.to_json())):
+        check(config)  # another launch created it meanwhile: the same recipe?
 
 
 def _architecture(config: ExperimentConfig) -> model_registry.Architecture:

@@ -218,6 +218,36 @@ class PruningConfig(Section):
                              f"[0, {train_steps}] (the run's T)")
 
 
+def _load(code: str) -> Any:
+    module, attribute = code.split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskKind:
+    """One kind of task of an experiment's graph (``tf_lottery.tasks``).
+
+    Attributes:
+      code: ``"module:function"``; the function takes (worker, task), builds
+        what it needs from the worker's config and the task (never from what
+        an earlier task left in memory) and writes its output atomically.
+      output: ``"run"``: a run directory ``<model_dir>/<id>/`` whose
+        results.json says when it is done; ``"record"``: a record file
+        ``<model_dir>/<id>.json``.
+    """
+
+    code: str
+    output: str
+
+    def load(self) -> Callable[..., None]:
+        return _load(self.code)
+
+
+def _kinds(module: str, **outputs: str) -> dict[str, TaskKind]:
+    """``kind=output`` entries whose code is ``module:run_<kind>``."""
+    return {kind: TaskKind(f"{module}:run_{kind}", output) for kind, output in outputs.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class Experiment:
     """One experiment: what ``--experiment=<name>`` runs.
@@ -226,8 +256,17 @@ class Experiment:
       name: the ``--experiment`` value.
       summary: what it does, for ``--experiment``'s help.
       code: ``"module:function"``, imported when the experiment runs; the
-        function takes (config, strategy, pipeline) and returns the summary it
-        wrote to ``results.json``.
+        function takes (config, strategy, pipeline), runs the experiment's
+        task graph in this process (``tasks.inline``) and returns the summary
+        it wrote to ``results.json``.
+      planner: ``"module:function"``: config -> the experiment's tasks
+        (``tasks.planners``), a pure function.
+      kinds: every task kind the planner uses, by name.
+      refresh: ``"module:function"`` or None; the function takes the config
+        and the task that just finished and rebuilds model_dir-level views
+        from the finished pieces (IMP's 'running' results.json, the report's
+        figures in TensorBoard). Executors call it after each task, holding
+        the model_dir's lease; tasks never do (see docs/tasks.md).
       sections: the config sections it adds to the recipe, always.
       optional: ``(section, "section.field")``: a section it adds when that
         boolean field of another of its sections is true.
@@ -236,31 +275,50 @@ class Experiment:
     name: str
     summary: str
     code: str
+    planner: str
+    kinds: Mapping[str, TaskKind]
     sections: tuple[type[Section], ...] = ()
     optional: tuple[tuple[type[Section], str], ...] = ()
+    refresh: str | None = None
 
     def section_types(self, value: Callable[[str], Any]) -> tuple[type[Section], ...]:
         """The sections it uses; ``value("section.field")`` reads a switch."""
         return (*self.sections, *(cls for cls, switch in self.optional if value(switch)))
 
     def load(self) -> Callable[..., dict]:
-        module, function = self.code.split(":")
-        return getattr(importlib.import_module(module), function)
+        return _load(self.code)
 
+    def load_planner(self) -> Callable[..., list]:
+        return _load(self.planner)
+
+    def load_refresh(self) -> Callable[..., None] | None:
+        return _load(self.refresh) if self.refresh else None
+
+
+_PLANNERS = "tf_lottery.tasks.planners"
+RUN, RECORD = "run", "record"
 
 EXPERIMENTS = {e.name: e for e in (
     Experiment(
         "train", "trains the recipe once, saving rewind checkpoints",
-        "tf_lottery.experiment:train"),
+        "tf_lottery.experiment:train", f"{_PLANNERS}:train",
+        _kinds("tf_lottery.experiment", train=RECORD)),
     Experiment(
         "instability", "runs the instability analysis (children from each W_k, "
         "interpolation, error barriers)",
-        "tf_lottery.stability.analysis:instability", sections=(InstabilityConfig,)),
+        "tf_lottery.stability.analysis:instability", f"{_PLANNERS}:instability",
+        _kinds("tf_lottery.stability.analysis", parent=RUN, independent_pair=RECORD,
+               child=RUN, pair=RECORD, rewind_point=RECORD, instability_results=RECORD),
+        sections=(InstabilityConfig,), refresh="tf_lottery.stability.analysis:refresh_views"),
     Experiment(
         "imp", "runs IMP with rewinding (levels, baselines and, with --instability, "
         "the instability analysis of each level's subnetwork)",
-        "tf_lottery.pruning.imp:imp", sections=(PruningConfig,),
-        optional=((InstabilityConfig, "pruning.instability"),)),
+        "tf_lottery.pruning.imp:imp", f"{_PLANNERS}:imp",
+        _kinds("tf_lottery.pruning.imp", dense=RUN, level=RUN, baseline=RUN,
+               sparse_child=RUN, sparse_pair=RECORD, sparse_instability=RECORD,
+               imp_results=RECORD),
+        sections=(PruningConfig,), optional=((InstabilityConfig, "pruning.instability"),),
+        refresh="tf_lottery.pruning.imp:refresh_results"),
 )}
 
 

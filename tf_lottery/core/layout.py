@@ -72,6 +72,9 @@ SPARSE_INSTABILITY_FILE = "instability.json"
 SUMMARY_DIR = "summary"
 INDEPENDENT_RUN = "independent"
 
+# tasks (tasks/): each task's lease, apart from every output
+LEASES_DIR = "leases"
+
 # report (default --out: <model_dir>/report)
 REPORT_DIR = "report"
 REPORT_MARKDOWN = "report.md"
@@ -332,6 +335,35 @@ def summary_run(model_dir: str, name: str) -> str:
     return os.path.join(summary_dir(model_dir), name)
 
 
+# -- tasks (tf_lottery.tasks) ----------------------------------------------------------------
+# A task's id is the path of its output relative to the model_dir: a run
+# directory (``replicate_0/parent``, holding its results.json) or a record
+# file without its ``.json`` (``k_000000100``, ``results``).
+
+def task_id(path: str, root: str = "") -> str:
+    """The id of the task whose output is ``path`` (built with ``root`` as
+    the model_dir): relative to ``root``, without ``.json``."""
+    rel = relative(root, path) if root else path
+    return rel[:-len(".json")] if rel.endswith(".json") else rel
+
+
+def task_run_dir(model_dir: str, task: str) -> str:
+    """The run directory of a task that trains a network (its results.json)."""
+    return os.path.join(model_dir, task)
+
+
+def task_record_file(model_dir: str, task: str) -> str:
+    """The record file of a task that writes one (a pair, an aggregate)."""
+    return os.path.join(model_dir, task + ".json")
+
+
+def task_lease_dir(model_dir: str, task: str) -> str:
+    """Where a task's lease lives: under ``leases/``, apart from its outputs,
+    so that no task's writes (a pair redrawing its curves, a run directory
+    nested in another) ever touch another task's lease."""
+    return os.path.join(model_dir, LEASES_DIR, task)
+
+
 # -- the report's files --------------------------------------------------------------------
 
 def report_dir(model_dir: str) -> str:
@@ -546,7 +578,10 @@ def _trees() -> dict[str, list[Entry]]:
                                           "it built (an edited builder is refused)"]),
             (_rel(results_file(M)), ["the run's record, written last, atomically;",
                                      f'"status": "{COMPLETE}" marks a finished run']),
-            (_rel(lease_file(M)), ["held while a launch writes here (host, pid, start)"]),
+            (_rel(lease_file(M)), ["held while an executor (inline, ray) runs here",
+                                   "(host, pid, start)"]),
+            (_rel(lease_file(task_lease_dir(M, "<task id>"))),
+             ["held while a task runs (tf_lottery.tasks)"]),
             ("events.out.tfevents.*", [
                 f"TensorBoard: {TRAIN_LOSS}, {TRAIN_BATCH_ACCURACY}, {TRAIN_LEARNING_RATE},",
                 ", ".join(eval_tag(s, m) for s in SPLITS for m in ("accuracy", "loss"))]),

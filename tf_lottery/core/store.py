@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from tf_lottery import files
 from tf_lottery.core import layout, records
+from tf_lottery.errors import ConfigError, CorruptFileError
 
 R = TypeVar("R", covariant=True)
 
@@ -67,3 +68,28 @@ def read_run(run_dir: str) -> records.RunRecord | None:
 
 def write_run(run_dir: str, record: records.RunRecord) -> None:
     write(layout.results_file(run_dir), record, run_dir)
+
+
+class IncompletePieceError(ConfigError):
+    """A task read a piece it depends on that is absent, damaged or unfinished."""
+
+
+def read_done(path: str, kind: Kind[R], root: str, recorded_root: str | None = None) -> R:
+    """The finished piece at ``path``, which the caller depends on.
+
+    Never sets anything aside: the piece belongs to another task.
+
+    Raises:
+      IncompletePieceError: the piece is absent, damaged or unfinished (its
+        task must run, or run again, first).
+    """
+    try:
+        found = read(path, kind, root, recorded_root)
+    except CorruptFileError as e:
+        raise IncompletePieceError(f"{path} is damaged ({e.reason}); run the task that "
+                                   "writes it again") from None
+    if not layout.is_complete(found):
+        raise IncompletePieceError(f"{path} is not complete; run the task that writes it "
+                                   "first")
+    assert found is not None
+    return found

@@ -34,13 +34,19 @@ the level and against the parts per million pruned.
 Runs are ``Trainer.train`` runs, so a finished level is never redone and a
 killed one resumes from its last checkpoint; masks are written atomically
 before their run starts and reloaded, never recomputed, on resume.
+
+Each network is a task (``tasks.planners.imp`` plans them; the
+``run_<kind>`` functions below run them): level 0 (dense), each pruned
+level, each baseline, each sparse-instability child and pair and the
+level's instability record, then the results, assembled from the levels'
+own records (``assemble``). While tasks remain, an executor holding the
+model_dir's lease rebuilds a 'running' results.json after each task
+(``refresh_results``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -57,7 +63,8 @@ from tf_lottery.pruning.rewind import RewindManager
 from tf_lottery.stability import analysis, barrier
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.summaries import dashboards, figures
-from tf_lottery.training.trainer import RunSpec, SgdNoise, Trainer
+from tf_lottery.tasks.graph import Task
+from tf_lottery.training.trainer import SgdNoise, Trainer
 
 
 def branch_dir(model_dir: str, level: int, name: str) -> str:
@@ -73,227 +80,292 @@ def make_trainer(config: ExperimentConfig, strategy: tf.distribute.Strategy,
                    hooks=wrappers.masked_training(config.pruning.exclude))
 
 
-class Imp:
-    """Runs (or resumes) the levels and baselines an IMP config describes."""
+# -- what every IMP task builds on ----------------------------------------------------------
 
-    def __init__(self, config: ExperimentConfig, strategy: tf.distribute.Strategy,
-                 pipeline: Pipeline):
-        self.config = config
-        self.cfg = config.pruning
-        self.model_dir = config.runtime.model_dir
-        self.trainer = make_trainer(config, strategy, pipeline)
-        self.rule = masks_lib.PruningRule(self.cfg.scope, self.cfg.rates())
-        self.rewind = RewindManager(layout.level_dir(self.model_dir, 0), self.cfg.rewind_step,
-                                    self.cfg.rewind_optimizer)
-        t = config.train
-        # Every level and baseline sees the recipe's SGD noise, as in the
-        # lottery ticket experiments: only the mask (or init) differs.
-        self.noise = SgdNoise(t.data_order_seed, t.augment_seed)
-        self.results_path = layout.results_file(self.model_dir)
-        # Damaged: set aside; it is rebuilt from the levels' own results.
-        previous = store.read_summary(self.results_path, records.ImpResults, self.model_dir,
-                                      self.model_dir)
-        # (level, branch) pairs already in TensorBoard: a resumed run does not
-        # write them twice.
-        self.summarized: set[tuple[int, str]] = set()
-        for r in previous.levels if previous else []:
-            self.summarized.add((r.level, branches.IMP))
-            self.summarized.update((r.level, name) for name in r.baselines)
-            if r.instability is not None:
-                self.summarized.add((r.level, "instability"))
-        dashboards.write_imp_metadata(config)
-        self.records: dict[int, records.LevelRecord] = {}
+def _trainer(worker: Any) -> Trainer:
+    """The worker's masked Trainer: every run states its start and mask."""
+    return worker.cached("masked_trainer", lambda: make_trainer(
+        worker.config, worker.strategy, worker.pipeline))
 
-    # -- levels ---------------------------------------------------------------
 
-    def run(self) -> records.ImpResults:
-        """IMP levels 0..N first (the main result), then the baselines."""
-        masks = self._train_dense()
-        started = time.perf_counter()
-        for level in range(1, self.cfg.levels + 1):
-            masks = self._level_masks(level, masks)
-            record = self._train_branch(level, masks, branches.get(branches.IMP))
-            self._finish(level, branches.IMP, record)
-            logging.info(
-                "IMP level %d/%d: density %.4f, test accuracy %.4f (%.1f s) | ETA of "
-                "the levels %.0f s", level, self.cfg.levels, record.density,
-                record.test_accuracy, record.wall_time_s,
-                (time.perf_counter() - started) / level * (self.cfg.levels - level))
-        for level in self.cfg.baseline_levels or range(1, self.cfg.levels + 1):
-            level_masks = masks_lib.load(
-                layout.mask_file(layout.level_dir(self.model_dir, level)))
-            for name in self.cfg.baselines:
-                baseline = self._train_branch(level, level_masks, branches.get(name))
-                self._finish(level, name, baseline)
-                logging.info("IMP level %d %s: test accuracy %.4f (%.1f s)", level, name,
-                             baseline.test_accuracy, baseline.wall_time_s)
-        if self.cfg.instability:
-            self._instability()
-        return self._write(layout.COMPLETE)
+def _evaluator(worker: Any) -> PathEvaluator:
+    return worker.cached("masked_evaluator",
+                         lambda: PathEvaluator.for_config(_trainer(worker), worker.config))
 
-    def _train_dense(self) -> dict[str, np.ndarray]:
-        t = self.config.train
-        run_dir = layout.level_dir(self.model_dir, 0)
-        ones = masks_lib.ones_like(wrappers.weight_values(self.trainer.model))
-        self._save_masks(run_dir, ones)
-        spec = dataclasses.replace(
-            experiment.parent_run(self.config, run_dir),
-            rewind_steps=tuple(sorted({*t.rewind_steps, self.cfg.rewind_step})))
-        results = self.trainer.train(spec)
-        self._finish(0, branches.IMP,
-                     records.LevelRecord(**self._network(0, ones, results, run_dir)))
-        return ones
 
-    def _level_masks(self, level: int, previous: dict[str, np.ndarray]
-                     ) -> dict[str, np.ndarray]:
-        """Level ``level``'s mask: saved, or pruned from level-1's W_T."""
-        run_dir = layout.level_dir(self.model_dir, level)
+def _rewind(config: ExperimentConfig) -> RewindManager:
+    cfg = config.pruning
+    return RewindManager(layout.level_dir(config.runtime.model_dir, 0), cfg.rewind_step,
+                         cfg.rewind_optimizer)
+
+
+def _noise(config: ExperimentConfig) -> SgdNoise:
+    """Every level and baseline sees the recipe's SGD noise, as in the lottery
+    ticket experiments: only the mask (or init) differs."""
+    t = config.train
+    return SgdNoise(t.data_order_seed, t.augment_seed)
+
+
+def _level_mask(config: ExperimentConfig, level: int) -> dict[str, np.ndarray]:
+    return masks_lib.load(layout.mask_file(layout.level_dir(config.runtime.model_dir, level)))
+
+
+def _save_masks(run_dir: str, masks: dict[str, np.ndarray]) -> None:
+    """Written once, before the run that uses them starts; reloaded on resume."""
+    chief.makedirs(run_dir)
+    path = layout.mask_file(run_dir)
+    if not chief.exists(path):
+        masks_lib.save(path, masks)
+
+
+def _network(level: int, masks: dict[str, np.ndarray], results: records.RunRecord,
+             run_dir: str) -> dict[str, Any]:
+    """The fields of a level's or baseline's ``records.NetworkRecord``."""
+    m = results.metrics
+    return {
+        "level": level,
+        "density": masks_lib.density(masks),
+        "remaining_weights": masks_lib.count(masks),
+        "prunable_weights": masks_lib.size(masks),
+        "layer_density": masks_lib.layer_densities(masks),
+        "test_accuracy": m.test_accuracy,
+        "test_error": m.test_error,
+        "train_accuracy": m.train_accuracy,
+        "train_error": m.train_error,
+        "wall_time_s": results.wall_time_s_last_session,
+        "run_dir": run_dir,
+    }
+
+
+def _branch_record(config: ExperimentConfig, level: int, name: str,
+                   results: records.RunRecord) -> Any:
+    """A finished branch's record: a ``LevelRecord`` for 'imp', else a
+    ``BaselineRecord``; its mask is the branch's own if it drew one."""
+    run_dir = branch_dir(config.runtime.model_dir, level, name)
+    branch = branches.get(name)
+    masks = (masks_lib.load(layout.mask_file(run_dir)) if branch.mask is not None
+             else _level_mask(config, level))
+    network = _network(level, masks, results, run_dir)
+    if name == branches.IMP:
+        return records.LevelRecord(**network)
+    seed = branch.seed(config.pruning.baseline_seed, level)
+    return records.BaselineRecord(**network, seed=seed if branch.draws else None)
+
+
+def _train_branch(worker: Any, level: int, level_masks: dict[str, np.ndarray],
+                  branch: branches.Branch) -> Any:
+    """Trains ``branch`` at ``level`` from W_k: its mask (drawn once and
+    saved, if its own), its init, the level's mask otherwise."""
+    config = worker.config
+    run_dir = branch_dir(config.runtime.model_dir, level, branch.name)
+    seed = branch.seed(config.pruning.baseline_seed, level)
+    masks, init = level_masks, None
+    if branch.mask is not None:
         path = layout.mask_file(run_dir)
         if chief.exists(path):
-            return masks_lib.load(path)
-        before_dir = layout.level_dir(self.model_dir, level - 1)
-        before = store.read(layout.results_file(before_dir), records.RunRecord, before_dir)
-        if not layout.is_complete(before):
-            raise RuntimeError(f"level {level - 1} has no {layout.RESULTS_FILE}: it is "
-                               "pruned only once it has finished")
-        assert before is not None
-        self.trainer.restore_from(before.final_checkpoint, reset_optimizer=True)
-        held = wrappers.get_masks(self.trainer.model)
-        if any(not np.array_equal(held[n], previous[n]) for n in previous):
-            raise RuntimeError(f"level {level - 1}'s final checkpoint does not hold "
-                               f"the mask saved in its {layout.MASK_FILE}")
-        weights = wrappers.weight_values(self.trainer.model)
-        targets = masks_lib.level_densities(
-            list(previous), self.cfg.prune_fraction, level, self.rule)
-        new = masks_lib.prune(weights, previous, targets, self.rule)
-        self._save_masks(run_dir, new)
-        return new
-
-    def _train_branch(self, level: int, level_masks: dict[str, np.ndarray],
-                      branch: branches.Branch) -> Any:
-        """Trains ``branch`` at ``level`` from W_k: its mask (drawn once and
-        saved, if its own), its init, the level's mask otherwise."""
-        run_dir = branch_dir(self.model_dir, level, branch.name)
-        seed = branch.seed(self.cfg.baseline_seed, level)
-        masks, init = level_masks, None
-        if branch.mask is not None:
-            path = layout.mask_file(run_dir)
-            if chief.exists(path):
-                masks = masks_lib.load(path)
-            else:
-                masks = branch.mask(level_masks, seed)
-                self._save_masks(run_dir, masks)
-        if branch.init is not None:
-            init = branch.init(seed)
-        results = self.trainer.train(self._spec(run_dir, masks, init))
-        network = self._network(level, masks, results, run_dir)
-        if branch.name == branches.IMP:
-            return records.LevelRecord(**network)
-        return records.BaselineRecord(**network, seed=seed if branch.draws else None)
-
-    def _instability(self) -> None:
-        """Sparse instability: children of each level's masked W_k, their barrier.
-
-        The children start from level 0's W_k with the level's mask (the
-        level's own starting point) and keep it, so every point of their path
-        has the level's zeros; the analysis itself is the instability
-        experiment's (``stability.analysis``), with its --children,
-        --interpolation_points, --bn_mode and --child_optimizer_state.
-        """
-        evaluator = PathEvaluator.for_config(self.trainer, self.config)
-        for level in self.cfg.instability_levels or range(self.cfg.levels + 1):
-            record = self._sparse_instability(evaluator, level)
-            self._finish(level, "instability", record)
-            logging.info("IMP level %d: test barrier %.4f at k=%d (%s)", level,
-                         record.barrier["test"].mean, record.rewind_step,
-                         "stable" if record.stable else "unstable")
-
-    def _sparse_instability(self, evaluator: PathEvaluator,
-                            level: int) -> records.SparseInstabilityRecord:
-        """The level's instability.json: found complete, or computed and written."""
-        marker = layout.sparse_instability_file(self.model_dir, level)
-        found = store.read_complete(marker, records.SparseInstabilityRecord, self.model_dir,
-                                    self.model_dir)
-        if found is not None:
-            return found
-        k = self.cfg.rewind_step
-        point = analysis.analyze_rewind_point(
-            self.trainer, evaluator, self.config, k=k,
-            start_from=self.rewind.checkpoint, parent_noise=self.noise,
-            out_dir=layout.sparse_instability_dir(self.model_dir, level),
-            then=self.rewind.after_restore(
-                masks_lib.load(layout.mask_file(layout.level_dir(self.model_dir, level)))),
-            label=f"IMP level {level} ")
-        found = records.SparseInstabilityRecord(
-            status=layout.COMPLETE, rewind_step=k, children=point.children,
-            pairs=point.pairs, barrier=point.barrier, aligned_barrier=point.aligned_barrier,
-            stable=barrier.is_stable(point.barrier["test"].mean,
-                                     self.config.instability.stability_threshold))
-        store.write(marker, found, self.model_dir)
-        return found
-
-    def _spec(self, run_dir: str, masks: dict[str, np.ndarray],
-              init: Callable[[Trainer], None] | None = None) -> RunSpec:
-        return self.rewind.run_spec(run_dir, self.config.train.train_steps, self.noise,
-                                    masks, init, self.config.runtime.eval_every)
-
-    # -- bookkeeping ----------------------------------------------------------
-
-    @staticmethod
-    def _save_masks(run_dir: str, masks: dict[str, np.ndarray]) -> None:
-        chief.makedirs(run_dir)
-        path = layout.mask_file(run_dir)
-        if not chief.exists(path):
-            masks_lib.save(path, masks)
-
-    @staticmethod
-    def _network(level: int, masks: dict[str, np.ndarray], results: records.RunRecord,
-                 run_dir: str) -> dict[str, Any]:
-        """The fields of a level's or baseline's ``records.NetworkRecord``."""
-        m = results.metrics
-        return {
-            "level": level,
-            "density": masks_lib.density(masks),
-            "remaining_weights": masks_lib.count(masks),
-            "prunable_weights": masks_lib.size(masks),
-            "layer_density": masks_lib.layer_densities(masks),
-            "test_accuracy": m.test_accuracy,
-            "test_error": m.test_error,
-            "train_accuracy": m.train_accuracy,
-            "train_error": m.train_error,
-            "wall_time_s": results.wall_time_s_last_session,
-            "run_dir": run_dir,
-        }
-
-    def _finish(self, level: int, branch: str, record: Any) -> None:
-        """Files a finished run under its level, in TensorBoard and results.json."""
-        if branch == branches.IMP:
-            self.records[level] = record
-        elif branch == "instability":
-            self.records[level] = dataclasses.replace(self.records[level],
-                                                      instability=record)
+            masks = masks_lib.load(path)
         else:
-            held = self.records[level]
-            self.records[level] = dataclasses.replace(
-                held, baselines={**held.baselines, branch: record})
-        new = (level, branch) not in self.summarized
-        if new:
-            dashboards.write_level(self.config, self.records[level], branch)
-            self.summarized.add((level, branch))
-        self._write(layout.RUNNING)
-        if new:
-            figures.refresh_figures(self.model_dir)
+            masks = branch.mask(level_masks, seed)
+            _save_masks(run_dir, masks)
+    if branch.init is not None:
+        init = branch.init(seed)
+    spec = _rewind(config).run_spec(run_dir, config.train.train_steps, _noise(config), masks,
+                                    init, config.runtime.eval_every)
+    return _branch_record(config, level, branch.name, _trainer(worker).train(spec))
 
-    def _write(self, status: str) -> records.ImpResults:
-        c = self.cfg
-        summary = records.ImpResults(
-            status=status, rewind_step=c.rewind_step, prune_fraction=c.prune_fraction,
-            pruning_scope=c.scope, levels=[self.records[k] for k in sorted(self.records)])
-        store.write(self.results_path, summary, self.model_dir)
-        return summary
+
+# -- TensorBoard: each finished network once, by the task that trained it ---------------------
+
+def _summarize(config: ExperimentConfig, level: records.LevelRecord, branch: str,
+               record: Any) -> None:
+    """Files a finished network (or a level's sparse instability) in TensorBoard
+    (``dashboards.write_level``), once, by the task that produced it."""
+    if branch == dashboards.INSTABILITY:
+        filed = dataclasses.replace(level, instability=record)
+    elif branch == branches.IMP:
+        filed = level
+    else:
+        filed = dataclasses.replace(level, baselines={branch: record})
+    dashboards.write_level(config, filed, branch)
+
+
+def _level_record(config: ExperimentConfig, level: int) -> records.LevelRecord:
+    run_dir = layout.level_dir(config.runtime.model_dir, level)
+    return _branch_record(config, level, branches.IMP, analysis.run_record(run_dir))
+
+
+# -- the experiment's tasks (tasks.planners.imp) ------------------------------------------
+
+def run_dense(worker: Any, task: Task) -> None:
+    """Level 0: the dense network, trained 0 -> T, keeping W_k."""
+    config = worker.config
+    cfg, t = config.pruning, config.train
+    dashboards.write_imp_metadata(config)
+    run_dir = layout.level_dir(config.runtime.model_dir, 0)
+    trainer = _trainer(worker)
+    ones = masks_lib.ones_like(wrappers.weight_values(trainer.model))
+    _save_masks(run_dir, ones)
+    spec = dataclasses.replace(
+        experiment.parent_run(config, run_dir),
+        rewind_steps=tuple(sorted({*t.rewind_steps, cfg.rewind_step})))
+    record = records.LevelRecord(**_network(0, ones, trainer.train(spec), run_dir))
+    _summarize(config, record, branches.IMP, record)
+    logging.info("IMP level 0 (dense): test accuracy %.4f (%.1f s)", record.test_accuracy,
+                 record.wall_time_s or 0.0)
+
+
+def _prune(worker: Any, level: int) -> dict[str, np.ndarray]:
+    """Level ``level``'s mask: saved, or pruned from level-1's W_T."""
+    config = worker.config
+    cfg, model_dir = config.pruning, config.runtime.model_dir
+    path = layout.mask_file(layout.level_dir(model_dir, level))
+    if chief.exists(path):
+        return masks_lib.load(path)
+    previous = _level_mask(config, level - 1)
+    before = analysis.run_record(layout.level_dir(model_dir, level - 1))
+    trainer = _trainer(worker)
+    trainer.restore_from(before.final_checkpoint, reset_optimizer=True)
+    held = wrappers.get_masks(trainer.model)
+    if any(not np.array_equal(held[n], previous[n]) for n in previous):
+        raise RuntimeError(f"level {level - 1}'s final checkpoint does not hold "
+                           f"the mask saved in its {layout.MASK_FILE}")
+    rule = masks_lib.PruningRule(cfg.scope, cfg.rates())
+    targets = masks_lib.level_densities(list(previous), cfg.prune_fraction, level, rule)
+    new = masks_lib.prune(wrappers.weight_values(trainer.model), previous, targets, rule)
+    _save_masks(layout.level_dir(model_dir, level), new)
+    return new
+
+
+def run_level(worker: Any, task: Task) -> None:
+    """Pruned level L: prunes level L-1's W_T, rewinds to W_k, trains to T."""
+    config, level = worker.config, task.arg("level")
+    record = _train_branch(worker, level, _prune(worker, level), branches.get(branches.IMP))
+    _summarize(config, record, branches.IMP, record)
+    logging.info("IMP level %d/%d: density %.4f, test accuracy %.4f (%.1f s)", level,
+                 worker.config.pruning.levels, record.density, record.test_accuracy,
+                 record.wall_time_s or 0.0)
+
+
+def run_baseline(worker: Any, task: Task) -> None:
+    """A baseline of level L (random pruning, random reinitialization, ...)."""
+    config, level, name = worker.config, task.arg("level"), task.arg("branch")
+    record = _train_branch(worker, level, _level_mask(config, level), branches.get(name))
+    _summarize(config, _level_record(config, level), name, record)
+    logging.info("IMP level %d %s: test accuracy %.4f (%.1f s)", level, name,
+                 record.test_accuracy, record.wall_time_s or 0.0)
+
+
+def run_sparse_child(worker: Any, task: Task) -> None:
+    """Sparse instability: child i of level L's masked W_k, keeping the mask.
+
+    The children start from level 0's W_k with the level's mask (the level's
+    own starting point) and keep it, so every point of their path has the
+    level's zeros; the analysis itself is the instability experiment's
+    (``stability.analysis``), with its --children, --interpolation_points,
+    --bn_mode and --child_optimizer_state.
+    """
+    config, level, i = worker.config, task.arg("level"), task.arg("child")
+    rewind = _rewind(config)
+    spec = analysis.child_run(
+        config, rewind.checkpoint, _noise(config),
+        layout.sparse_instability_dir(config.runtime.model_dir, level), i,
+        then=rewind.after_restore(_level_mask(config, level)))
+    _trainer(worker).train(spec)
+
+
+def run_sparse_pair(worker: Any, task: Task) -> None:
+    """The path between two sparse-instability children of level L."""
+    config, level, pair = worker.config, task.arg("level"), task.arg("pair")
+    k = config.pruning.rewind_step
+    analysis.children_pair(config, _evaluator(worker),
+                           layout.sparse_instability_dir(config.runtime.model_dir, level), k,
+                           pair, analysis.pair_label(k, pair, f"IMP level {level} "))
+
+
+def run_sparse_instability(worker: Any, task: Task) -> None:
+    """Level L's ``instability.json``: its children's barrier at k."""
+    config, level = worker.config, task.arg("level")
+    model_dir, k = config.runtime.model_dir, config.pruning.rewind_step
+    point = analysis.children_record(
+        config, layout.sparse_instability_dir(model_dir, level), _noise(config))
+    record = records.SparseInstabilityRecord(
+        status=layout.COMPLETE, rewind_step=k, children=point.children,
+        pairs=point.pairs, barrier=point.barrier, aligned_barrier=point.aligned_barrier,
+        stable=barrier.is_stable(point.barrier["test"].mean,
+                                 config.instability.stability_threshold))
+    store.write(layout.sparse_instability_file(model_dir, level), record, model_dir)
+    _summarize(config, _level_record(config, level), dashboards.INSTABILITY, record)
+    logging.info("IMP level %d: test barrier %.4f at k=%d (%s)", level,
+                 record.barrier["test"].mean, record.rewind_step,
+                 "stable" if record.stable else "unstable")
+
+
+# -- results.json: assembled from the levels' own records ------------------------------------
+
+def assemble(config: ExperimentConfig, status: str) -> records.ImpResults:
+    """IMP's results.json from what is on disk: every finished level with its
+    finished baselines and sparse instability (all of them once complete)."""
+    from tf_lottery.tasks import planners
+
+    c, model_dir = config.pruning, config.runtime.model_dir
+    baseline_levels = set(planners.imp_baseline_levels(config))
+    levels = []
+    for level in range(c.levels + 1):
+        run_dir = layout.level_dir(model_dir, level)
+        run = store.read(layout.results_file(run_dir), records.RunRecord, run_dir)
+        if not layout.is_complete(run):
+            continue
+        assert run is not None
+        record = _branch_record(config, level, branches.IMP, run)
+        found = {}
+        for name in c.baselines if level in baseline_levels else ():
+            b_dir = branch_dir(model_dir, level, name)
+            b_run = store.read(layout.results_file(b_dir), records.RunRecord, b_dir)
+            if layout.is_complete(b_run):
+                assert b_run is not None
+                found[name] = _branch_record(config, level, name, b_run)
+        instability = store.read(layout.sparse_instability_file(model_dir, level),
+                                 records.SparseInstabilityRecord, model_dir, model_dir)
+        levels.append(dataclasses.replace(
+            record, baselines=found,
+            instability=instability if layout.is_complete(instability) else None))
+    return records.ImpResults(status=status, rewind_step=c.rewind_step,
+                              prune_fraction=c.prune_fraction, pruning_scope=c.scope,
+                              levels=levels)
+
+
+_PIECES = ("dense", "level", "baseline", "sparse_instability")  # what the report draws
+
+
+def refresh_results(config: ExperimentConfig, task: Task) -> None:
+    """The running results.json, rebuilt from the pieces, and the report's
+    figures in TensorBoard once a piece they draw is new: called by an
+    executor that holds the model_dir's lease after each task (never by a
+    task, so it cannot race the results task, which runs after every other
+    and redraws the figures last itself)."""
+    model_dir = config.runtime.model_dir
+    path = layout.results_file(model_dir)
+    if layout.is_complete(store.read_summary(path, records.ImpResults, model_dir)):
+        return
+    store.write(path, assemble(config, layout.RUNNING), model_dir)
+    if task.kind in _PIECES:
+        figures.refresh_figures(model_dir)
+
+
+def run_imp_results(worker: Any, task: Task) -> None:
+    """The complete results.json, once every level, baseline and analysis is done."""
+    config = worker.config
+    store.write(layout.results_file(config.runtime.model_dir),
+                assemble(config, layout.COMPLETE), config.runtime.model_dir)
+    figures.refresh_figures(config.runtime.model_dir)
 
 
 def imp(config: ExperimentConfig, strategy: tf.distribute.Strategy,
         pipeline: Pipeline) -> records.ImpResults:
-    """IMP with rewinding, its baselines and (--instability) sparse instability."""
-    return Imp(config, strategy, pipeline).run()
+    """IMP with rewinding, its baselines and (--instability) sparse instability,
+    in this process (every task of its graph, ``tasks.inline``)."""
+    from tf_lottery.tasks import inline
+
+    results = inline.run(config, strategy, pipeline)
+    assert isinstance(results, records.ImpResults)
+    return results

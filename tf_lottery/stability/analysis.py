@@ -27,14 +27,19 @@ so a killed analysis resumes where it stopped and never redoes a finished
 piece. Parents, children, pairs, rewind points (``k_<k>.json``) and finally
 ``results.json``, which holds everything.
 
-Each child is an independent ``RunSpec`` (``child_run``), so children could
-be trained by separate jobs and this orchestration would only collect them.
+Each piece is a task (``tasks.planners.instability`` plans them; the
+``run_<kind>`` functions below run them): a parent, a child, a pair, a
+rewind point's record, the results. A task reads only its dependencies'
+records and checkpoints, so tasks run in one process (``instability``,
+``tasks.inline``), one per launch (``--task``) or on a Ray cluster, with
+the same results.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -49,6 +54,7 @@ from tf_lottery.errors import FieldError
 from tf_lottery.stability import aligned_paths, barrier, summaries
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.summaries import dashboards, figures
+from tf_lottery.tasks.graph import Task
 from tf_lottery.training import checkpoints
 from tf_lottery.training.trainer import (
     FromCheckpoint,
@@ -170,45 +176,50 @@ def _over_pairs(pair_records: list[records.PairRecord]) -> dict[str, records.Sta
         [p.barrier[split] for p in pair_records])) for split in SPLITS}
 
 
-def analyze_rewind_point(
-    trainer: Trainer,
-    evaluator: PathEvaluator,
-    config: ExperimentConfig,
-    *,
-    k: int,
-    start_from: str,
-    parent_noise: SgdNoise,
-    out_dir: str,
-    then: Then | None = None,
-    label: str = "",
-) -> records.ChildrenRecord:
-    """Children from ``start_from`` (W_k), their pairs' paths and barriers.
+# -- pieces shared with sparse instability (IMP): children, pairs, their record -----------
 
-    ``then`` runs after W_k is loaded into a new child (e.g. to apply a
-    pruning mask, for sparse instability). Finished children and pairs are
-    reused. Children and pairs live under ``out_dir`` (``layout.child_dir``,
-    ``layout.pair_file``); the barrier is mean ± std over pairs.
-    """
+def pair_label(k: int, pair: tuple[int, int], prefix: str = "") -> str:
+    """How a pair's progress lines name it: ``[prefix]k=<k> pair (i,j)``."""
+    return f"{prefix}k={k} pair ({pair[0]},{pair[1]})"
+
+
+def run_record(run_dir: str) -> records.RunRecord:
+    """The finished run in ``run_dir`` that a task depends on."""
+    return store.read_done(layout.results_file(run_dir), records.RunRecord, run_dir)
+
+
+def children_pair(config: ExperimentConfig, evaluator: PathEvaluator, out_dir: str, k: int,
+                  pair: tuple[int, int], label: str) -> records.PairRecord:
+    """The path between two finished children under ``out_dir`` (``evaluate_pair``)."""
+    i, j = pair
+    ends = [run_record(layout.child_dir(out_dir, c)).final_checkpoint for c in pair]
+    return evaluate_pair(evaluator, ends[0], ends[1], layout.pair_file(out_dir, i, j), k,
+                         label=label, root=config.runtime.model_dir, children=(i, j))
+
+
+def children_record(config: ExperimentConfig, out_dir: str,
+                    parent_noise: SgdNoise) -> records.ChildrenRecord:
+    """The finished children of one starting point and their pairs' barriers
+    (mean ± std over pairs), read back from their records under ``out_dir``."""
+    model_dir = config.runtime.model_dir
     children = []
     for i in range(config.instability.children):
-        spec = child_run(config, start_from, parent_noise, out_dir, i, then)
-        results = trainer.train(spec)
+        run_dir = layout.child_dir(out_dir, i)
+        run = run_record(run_dir)
+        noise = child_noise(parent_noise, i)
         children.append(records.ChildRecord(
-            child=i, run_dir=spec.run_dir, final_checkpoint=results.final_checkpoint,
-            metrics=results.metrics, data_order_seed=spec.noise.data_order_seed,
-            augment_seed=spec.noise.augment_seed))
-    pair_results = []
-    for i, j in pairs(len(children)):
-        pair_results.append(evaluate_pair(
-            evaluator, children[i].final_checkpoint, children[j].final_checkpoint,
-            layout.pair_file(out_dir, i, j), k, label=f"{label}k={k} pair ({i},{j})",
-            root=config.runtime.model_dir, children=(i, j)))
+            child=i, run_dir=run_dir, final_checkpoint=run.final_checkpoint,
+            metrics=run.metrics, data_order_seed=noise.data_order_seed,
+            augment_seed=noise.augment_seed))
+    pair_results = [store.read_done(layout.pair_file(out_dir, i, j), records.PairRecord,
+                                    model_dir, model_dir)
+                    for i, j in pairs(len(children))]
     return records.ChildrenRecord(children=children, pairs=pair_results,
                                   barrier=_over_pairs(pair_results),
                                   aligned_barrier=aligned_paths.over_pairs(pair_results))
 
 
-# -- the experiment -----------------------------------------------------------------
+# -- the experiment's tasks (tasks.planners.instability) ----------------------------------
 
 def _rewind_record(config: ExperimentConfig, k: int,
                    replicates: list[records.ReplicateRecord]) -> records.RewindPointRecord:
@@ -230,56 +241,77 @@ def _table(points: list[records.RewindPointRecord], threshold: float) -> str:
     return barrier.format_table(rows, threshold)
 
 
-def _train_parents(trainer: Trainer, config: ExperimentConfig) -> list[records.ParentRecord]:
-    """Trains (or finds) every replicate's parent."""
-    parents = []
-    for r in range(config.instability.replicates):
-        spec = parent_run(config, r)
-        results = trainer.train(spec)
-        missing = [k for k in config.train.rewind_steps
-                   if not checkpoints.has_rewind(spec.run_dir, k)]
-        if missing:
-            raise FieldError("train.rewind_steps", f"has k={missing}, for which parent "
-                             f"{spec.run_dir} has no rewind checkpoint; use a new "
-                             "{runtime.model_dir}")
-        parents.append(records.ParentRecord(
-            replicate=r, run_dir=spec.run_dir, final_checkpoint=results.final_checkpoint,
-            metrics=results.metrics, init_seed=replicate_init_seed(config, r),
-            data_order_seed=spec.noise.data_order_seed,
-            augment_seed=spec.noise.augment_seed))
-    return parents
+def _trainer(worker: Any) -> Trainer:
+    """The worker's Trainer for parents and children: every run states its start."""
+    return worker.cached("trainer", lambda: Trainer(worker.config, worker.strategy,
+                                                    worker.pipeline))
 
 
-def _independent_pairs(evaluator: PathEvaluator, model_dir: str,
-                       parents: list[records.ParentRecord]) -> records.IndependentRecord:
-    results = []
-    for a, b in pairs(len(parents)):
-        results.append(evaluate_pair(
-            evaluator, parents[a].final_checkpoint, parents[b].final_checkpoint,
-            layout.independent_pair_file(model_dir, a, b), None,
-            label=f"independent parents ({a},{b})", root=model_dir, replicates=(a, b)))
-    return records.IndependentRecord(pairs=results, barrier=_over_pairs(results),
-                                     aligned_barrier=aligned_paths.over_pairs(results))
+def _evaluator(worker: Any) -> PathEvaluator:
+    return worker.cached("evaluator",
+                         lambda: PathEvaluator.for_config(_trainer(worker), worker.config))
 
 
-def _rewind_point(config: ExperimentConfig, trainer: Trainer, evaluator: PathEvaluator,
-                  parents: list[records.ParentRecord], k: int) -> records.RewindPointRecord:
-    """Rewind step k over every replicate: found complete, or computed and
-    written (``k_<k>.json``, TensorBoard)."""
+def _rewind_checkpoint(config: ExperimentConfig, replicate: int, k: int) -> str:
+    """W_k of the replicate's parent, which must have kept it."""
+    run_dir = layout.parent_dir(config.runtime.model_dir, replicate)
+    if not checkpoints.has_rewind(run_dir, k):
+        raise FieldError("train.rewind_steps", f"has k={[k]}, for which parent {run_dir} "
+                         "has no rewind checkpoint; use a new {runtime.model_dir}")
+    return checkpoints.rewind_prefix(run_dir, k)
+
+
+def _replicate_prefix(config: ExperimentConfig, replicate: int) -> str:
+    return f"replicate {replicate} " if config.instability.replicates > 1 else ""
+
+
+def run_parent(worker: Any, task: Task) -> None:
+    """Trains replicate r's parent 0 -> T, keeping every W_k."""
+    config, r = worker.config, task.arg("replicate")
+    if r == 0:  # the experiment's charts and hparams columns, once
+        summaries.write_run_metadata(config.runtime.model_dir, config,
+                                     config.instability.replicates >= 2)
+    _trainer(worker).train(parent_run(config, r))
+    for k in config.train.rewind_steps:
+        _rewind_checkpoint(config, r, k)
+
+
+def run_independent_pair(worker: Any, task: Task) -> None:
+    """The path between the final parents of two replicates."""
+    model_dir = worker.config.runtime.model_dir
+    a, b = task.arg("replicates")
+    ends = [run_record(layout.parent_dir(model_dir, r)).final_checkpoint for r in (a, b)]
+    evaluate_pair(_evaluator(worker), ends[0], ends[1],
+                  layout.independent_pair_file(model_dir, a, b), None,
+                  label=f"independent parents ({a},{b})", root=model_dir, replicates=(a, b))
+
+
+def run_child(worker: Any, task: Task) -> None:
+    """Child i of replicate r's W_k, trained to T with its own SGD noise."""
+    config = worker.config
+    r, k, i = task.arg("replicate"), task.arg("k"), task.arg("child")
+    spec = child_run(config, _rewind_checkpoint(config, r, k), replicate_noise(config, r),
+                     layout.rewind_point_dir(config.runtime.model_dir, r, k), i)
+    _trainer(worker).train(spec)
+
+
+def run_pair(worker: Any, task: Task) -> None:
+    """The path between two children of replicate r's W_k."""
+    config = worker.config
+    r, k, pair = task.arg("replicate"), task.arg("k"), task.arg("pair")
+    children_pair(config, _evaluator(worker),
+                  layout.rewind_point_dir(config.runtime.model_dir, r, k), k, pair,
+                  pair_label(k, pair, _replicate_prefix(config, r)))
+
+
+def run_rewind_point(worker: Any, task: Task) -> None:
+    """Rewind step k over every replicate: ``k_<k>.json`` and its TensorBoard."""
+    config, k = worker.config, task.arg("k")
     model_dir = config.runtime.model_dir
-    marker = layout.rewind_point_file(model_dir, k)
-    record = store.read_complete(marker, records.RewindPointRecord, model_dir, model_dir)
-    if record is not None:
-        return record
     replicates = []
-    for parent in parents:
-        r = parent.replicate
-        point = analyze_rewind_point(
-            trainer, evaluator, config, k=k,
-            start_from=checkpoints.rewind_prefix(parent.run_dir, k),
-            parent_noise=SgdNoise(parent.data_order_seed, parent.augment_seed),
-            out_dir=layout.rewind_point_dir(model_dir, r, k),
-            label=f"replicate {r} " if config.instability.replicates > 1 else "")
+    for r in range(config.instability.replicates):
+        point = children_record(config, layout.rewind_point_dir(model_dir, r, k),
+                                replicate_noise(config, r))
         replicates.append(records.ReplicateRecord(
             replicate=r, children=point.children, pairs=point.pairs, barrier=point.barrier,
             aligned_barrier=point.aligned_barrier))
@@ -288,42 +320,43 @@ def _rewind_point(config: ExperimentConfig, trainer: Trainer, evaluator: PathEva
     for rep in replicates:
         dashboards.write_rewind_point_session(
             layout.rewind_point_dir(model_dir, rep.replicate, k), config, k, rep)
-    store.write(marker, record, model_dir)
-    figures.refresh_figures(model_dir)
-    return record
+    store.write(layout.rewind_point_file(model_dir, k), record, model_dir)
+    logging.info("Rewind step k=%d: test barrier %.4f ± %.4f, train barrier %.4f ± %.4f "
+                 "-> %s", k, record.barrier["test"].mean, record.barrier["test"].std,
+                 record.barrier["train"].mean, record.barrier["train"].std,
+                 "stable" if record.stable else "unstable")
 
 
-def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
-                pipeline: Pipeline) -> records.InstabilityResults:
-    """Runs (or resumes) the instability analysis; writes ``results.json``."""
+def run_instability_results(worker: Any, task: Task) -> None:
+    """``results.json``: parents, every rewind point, the independent pairs."""
+    from tf_lottery.tasks import plan
+
+    config = worker.config
     model_dir, ic = config.runtime.model_dir, config.instability
-    if not config.train.rewind_steps:
-        raise FieldError("train.rewind_steps", "is empty: the instability analysis needs "
-                         "at least one rewind step k")
-    started = time.perf_counter()
-    independent = ic.replicates >= 2
-    summaries.write_run_metadata(model_dir, config, independent)
-    # One trainer for parents, children and paths: every run states its start.
-    trainer = Trainer(config, strategy, pipeline)
-    parents = _train_parents(trainer, config)
-    evaluator = PathEvaluator.for_config(trainer, config)
-    baseline = _independent_pairs(evaluator, model_dir, parents) if independent else None
-    if baseline:
-        summaries.write_independent(model_dir, baseline, config.train.rewind_steps)
+    parents = []
+    for r in range(ic.replicates):
+        spec = parent_run(config, r)
+        run = run_record(spec.run_dir)
+        parents.append(records.ParentRecord(
+            replicate=r, run_dir=spec.run_dir, final_checkpoint=run.final_checkpoint,
+            metrics=run.metrics, init_seed=replicate_init_seed(config, r),
+            data_order_seed=spec.noise.data_order_seed,
+            augment_seed=spec.noise.augment_seed))
+    independent = None
+    if ic.replicates >= 2:
+        found = [store.read_done(layout.independent_pair_file(model_dir, a, b),
+                                 records.PairRecord, model_dir, model_dir)
+                 for a, b in pairs(ic.replicates)]
+        independent = records.IndependentRecord(pairs=found, barrier=_over_pairs(found),
+                                                aligned_barrier=aligned_paths.over_pairs(found))
+        summaries.write_independent(model_dir, independent, config.train.rewind_steps)
         logging.info("Independent parents: test barrier %.4f ± %.4f, train barrier "
-                     "%.4f ± %.4f", baseline.barrier["test"].mean,
-                     baseline.barrier["test"].std, baseline.barrier["train"].mean,
-                     baseline.barrier["train"].std)
-
-    points = []
-    for k in config.train.rewind_steps:
-        record = _rewind_point(config, trainer, evaluator, parents, k)
-        points.append(record)
-        logging.info("Rewind step k=%d: test barrier %.4f ± %.4f, train barrier %.4f ± %.4f "
-                     "-> %s", k, record.barrier["test"].mean, record.barrier["test"].std,
-                     record.barrier["train"].mean, record.barrier["train"].std,
-                     "stable" if record.stable else "unstable")
-
+                     "%.4f ± %.4f", independent.barrier["test"].mean,
+                     independent.barrier["test"].std, independent.barrier["train"].mean,
+                     independent.barrier["train"].std)
+    points = [store.read_done(layout.rewind_point_file(model_dir, k),
+                              records.RewindPointRecord, model_dir, model_dir)
+              for k in config.train.rewind_steps]
     table = _table(points, ic.stability_threshold)
     logging.info("Instability analysis of %s:\n%s", model_dir, table)
     results = records.InstabilityResults(
@@ -335,9 +368,28 @@ def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
             train_eval_examples=config.data.train_eval_examples, align=ic.align),
         parents=parents,
         rewind_steps=points,
-        independent=baseline,
+        independent=independent,
         table=table,
-        wall_time_s_last_session=round(time.perf_counter() - started, 3),
+        wall_time_s_last_session=plan.recorded_seconds(config, worker.graph),
     )
     store.write(layout.results_file(model_dir), results, model_dir)
+    figures.refresh_figures(model_dir)
+
+
+def refresh_views(config: ExperimentConfig, task: Task) -> None:
+    """After a rewind point's record: the report's figures in TensorBoard
+    (``summaries.figures``), redrawn by the executor that holds the
+    model_dir's lease (the results task redraws them last itself)."""
+    if task.kind == "rewind_point":
+        figures.refresh_figures(config.runtime.model_dir)
+
+
+def instability(config: ExperimentConfig, strategy: tf.distribute.Strategy,
+                pipeline: Pipeline) -> records.InstabilityResults:
+    """Runs (or resumes) the instability analysis in this process (every task
+    of its graph, ``tasks.inline``); returns ``results.json``."""
+    from tf_lottery.tasks import inline
+
+    results = inline.run(config, strategy, pipeline)
+    assert isinstance(results, records.InstabilityResults)
     return results

@@ -44,12 +44,22 @@ class Task:
       kind: what code runs it (``parent``, ``child``, ``pair``, ``level``, ...).
       deps: ids of the tasks whose outputs this one reads.
       cost_steps: estimated cost in training steps (evaluation included).
+      args: ``(name, value)`` pairs its code reads (replicate, k, child, level,
+        ...); the same information as the id, parsed once by the planner.
     """
 
     id: str
     kind: str
     deps: tuple[str, ...] = ()
     cost_steps: int = 0
+    args: tuple[tuple[str, Any], ...] = ()
+
+    def arg(self, name: str) -> Any:
+        """The value of argument ``name``; KeyError if the task has none."""
+        for key, value in self.args:
+            if key == name:
+                return value
+        raise KeyError(f"task {self.id!r} has no argument {name!r}")
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "deps": list(self.deps),

@@ -1,0 +1,77 @@
+"""What ``tf_lottery.main`` does with the task graph: ``--list_tasks``, ``--task``.
+
+``--list_tasks`` writes nothing: it plans the graph and reads each task's
+record (and lease) to say whether it is done, running or pending.
+``--task=ID`` / ``--task_index=N`` runs one task in this launch: it checks
+the task's dependencies first (one line naming those not complete), then
+the environment (strategy, data), claims the model_dir for the recipe
+(``rundir.claim``: config.json is created exclusively, so launches racing
+on a new model_dir agree on one recipe) and runs the task under its own
+lease. It never takes the model_dir's lease, so many ``--task`` launches
+(an array job) run side by side; one executor (inline or Ray) holding the
+model_dir's lease and ``--task`` launches may also share it, since each
+task is leased on its own.
+"""
+
+from __future__ import annotations
+
+import _thread
+from typing import Any
+
+from tf_lottery import compose, files, lease, rundir
+from tf_lottery.config import ExperimentConfig
+from tf_lottery.tasks import plan as plan_lib
+from tf_lottery.tasks.graph import DONE, PENDING, RUNNING
+from tf_lottery.tasks.worker import MissingDependenciesError, Worker, running_holder
+
+
+def list_tasks(config: ExperimentConfig) -> list[dict[str, Any]]:
+    """One JSON object per task, in topological order, with its status."""
+    model_dir = config.runtime.model_dir
+    rundir.check(config)
+    graph = plan_lib.plan(config)
+    lines = []
+    for task in graph:
+        line = task.to_json()
+        holder = None
+        if plan_lib.is_done(config, task):
+            line["status"] = DONE
+        else:
+            holder = running_holder(model_dir, task.id)
+            line["status"] = RUNNING if holder else PENDING
+        if holder:
+            line["running"] = {key: holder.get(key) for key in ("host", "pid", "started")}
+        lines.append(line)
+    return lines
+
+
+def run_task(config: ExperimentConfig, task_id: str | None, index: int | None, *,
+             force_unlock: bool = False) -> str:
+    """Runs one task (``--task`` or ``--task_index``); returns its id."""
+    from tf_lottery.training import strategy as strategy_lib
+
+    graph = plan_lib.plan(config)
+    task = plan_lib.resolve(graph, task_id, index)
+    rundir.check(config)
+    if not plan_lib.is_done(config, task):
+        missing = [d for d in task.deps if not plan_lib.is_done(config, graph[d])]
+        if missing:
+            raise MissingDependenciesError(
+                f"task {task.id} needs {len(missing)} unfinished task(s) first: "
+                f"{', '.join(missing)} (see --list_tasks)")
+    strategy = strategy_lib.make_strategy(config.runtime)
+    pipeline = compose.make_pipeline(config)
+    files.ensure_writable_dir(config.runtime.model_dir)
+    rundir.claim(config)
+    worker = Worker(config, strategy, pipeline, force_unlock=force_unlock,
+                    on_lost=_thread.interrupt_main)
+    try:
+        worker.run(task.id)
+    except KeyboardInterrupt:
+        if worker.lost:
+            raise lease.LeaseHeldError(
+                f"task {task.id} of --model_dir={config.runtime.model_dir}: another launch "
+                "took over its lease while this one ran (--force_unlock?), so this one "
+                "stopped") from None
+        raise
+    return task.id

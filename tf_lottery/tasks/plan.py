@@ -1,0 +1,90 @@
+"""The task graph of a config: ``plan(config) -> Graph``, and where tasks write.
+
+The experiment registry (``config.experiments``) names each experiment's
+planner and task kinds; this module turns a config into its ``Graph`` and
+answers, without running anything, where a task's output lives and whether
+it is done. The graph is a pure function of the config: the same config
+gives the same ids, dependencies, kinds and costs, on every machine, so any
+process (the inline executor, a ``--task`` launch, a Ray worker, the status
+command) agrees on what the experiment is.
+"""
+
+from __future__ import annotations
+
+from tf_lottery import files
+from tf_lottery.config import ExperimentConfig, experiments
+from tf_lottery.core import layout
+from tf_lottery.errors import ConfigError, CorruptFileError
+from tf_lottery.tasks.graph import Graph, Task
+
+
+def plan(config: ExperimentConfig) -> Graph:
+    """The experiment's task graph."""
+    entry = experiments.get(config.experiment)
+    tasks = entry.load_planner()(config)
+    unknown = sorted({t.kind for t in tasks} - set(entry.kinds))
+    if unknown:
+        raise ValueError(f"experiment {entry.name!r} plans tasks of unregistered kinds "
+                         f"{unknown}")
+    return Graph(tasks)
+
+
+def kind_of(config: ExperimentConfig, task: Task) -> experiments.TaskKind:
+    return experiments.get(config.experiment).kinds[task.kind]
+
+
+def output_file(config: ExperimentConfig, task: Task) -> str:
+    """The file whose record says the task is done."""
+    model_dir = config.runtime.model_dir
+    if kind_of(config, task).output == experiments.RUN:
+        return layout.results_file(layout.task_run_dir(model_dir, task.id))
+    return layout.task_record_file(model_dir, task.id)
+
+
+def is_done(config: ExperimentConfig, task: Task) -> bool:
+    """Whether the task's output record is complete. Read only: a damaged
+    record counts as not done (the task sets it aside when it runs)."""
+    try:
+        record = files.read_json(output_file(config, task))
+    except CorruptFileError:
+        return False
+    return isinstance(record, dict) and record.get("status") == layout.COMPLETE
+
+
+class UnknownTaskError(ConfigError):
+    """--task / --task_index names no task of the experiment."""
+
+
+def resolve(graph: Graph, task: str | None = None, index: int | None = None) -> Task:
+    """The task named by ``--task=ID`` or ``--task_index=N`` (topological order)."""
+    if index is not None:
+        if not 0 <= index < len(graph):
+            raise UnknownTaskError(f"--task_index={index} is outside 0..{len(graph) - 1} "
+                                   f"(the experiment has {len(graph)} tasks; see "
+                                   "--list_tasks)")
+        return graph.order()[index]
+    if task not in graph:
+        raise UnknownTaskError(f"--task={task} is not a task of this experiment (see "
+                               "--list_tasks)")
+    return graph[task]
+
+
+def recorded_seconds_of(config: ExperimentConfig, task: Task) -> float | None:
+    """The wall time a finished task's record gives (a run's last session, a
+    pair's evaluation); None when it records none."""
+    try:
+        record = files.read_json(output_file(config, task))
+    except CorruptFileError:
+        return None
+    if not isinstance(record, dict) or record.get("status") != layout.COMPLETE:
+        return None
+    value = record.get("wall_time_s_last_session", record.get("wall_time_s"))
+    return float(value) if isinstance(value, int | float) else None
+
+
+def recorded_seconds(config: ExperimentConfig, graph: Graph) -> float:
+    """The wall times every finished task that trains or evaluates recorded,
+    summed: the training and evaluation an experiment took, whichever
+    processes ran its tasks (aggregates, which cost nothing, are left out)."""
+    return round(sum(recorded_seconds_of(config, t) or 0.0 for t in graph
+                     if t.cost_steps > 0), 3)

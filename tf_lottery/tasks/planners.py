@@ -1,0 +1,163 @@
+"""Each experiment's task graph, as a pure function of its config.
+
+A planner lists an experiment's tasks (``graph.Task``) in the order the
+single-process experiment has always run them; ``graph.Graph`` keeps that
+order wherever the dependencies allow, so the inline executor reproduces
+it. Ids are output paths relative to the model_dir, built from the layout
+module's names (``layout.task_id``), so ``replicate_0/k_000000100/child_1``
+is where child 1 of replicate 0 at k=100 lives.
+
+Cost estimates (``cost_steps``), in training steps of the recipe's batch:
+
+- a run from step a to T costs T − a steps, plus its evaluations: one at
+  every multiple of ``--eval_every`` in (a, T) and one at T;
+- an evaluation of a network visits the test set and the train subset
+  (``--train_eval_examples``); an evaluated example costs a third of a
+  trained one (a forward pass against forward + backward, about twice a
+  forward), so E examples cost E / (3 · batch) steps;
+- a pair evaluates ``--interpolation_points`` networks; with
+  ``--bn_mode=recompute`` each point also runs ``--bn_recompute_batches``
+  forward passes on training batches (a third of a step each);
+- an aggregate (a rewind point's record, a level's sparse instability, the
+  results) only reads records: cost 0.
+
+The estimate orders work and sizes ETAs and cluster plans; measured step
+rates (``progress``) calibrate it. It never changes a result.
+
+Pure Python: no TensorFlow, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tf_lottery.core import layout
+from tf_lottery.data import registry as data_registry
+from tf_lottery.errors import FieldError
+from tf_lottery.tasks.graph import Task
+
+EVAL_COST = 1.0 / 3.0  # an evaluated example, in trained examples (see above)
+
+R = "<model_dir>"  # the model_dir of planned paths; ids are relative to it
+
+
+def _id(path: str) -> str:
+    return layout.task_id(path, R)
+
+
+def eval_steps(config: Any) -> float:
+    """Step-equivalents of evaluating one network on test + train subset."""
+    examples = (data_registry.get(config.data.dataset).test_examples
+                + config.data.train_eval_examples)
+    return examples * EVAL_COST / config.train.batch_size
+
+
+def run_steps(config: Any, start: int) -> int:
+    """Estimated cost of a run from ``start`` to T, its evaluations included."""
+    end, every = config.train.train_steps, config.runtime.eval_every
+    evaluations = 1 + (len(range(every * (start // every + 1), end, every)) if every else 0)
+    return max(1, math.ceil(end - start + evaluations * eval_steps(config)))
+
+
+def pair_steps(config: Any) -> int:
+    """Estimated cost of evaluating one interpolation path."""
+    ic = config.instability
+    per_point = eval_steps(config)
+    if ic.bn_mode == "recompute":
+        per_point += ic.bn_recompute_batches * EVAL_COST
+    return max(1, math.ceil(ic.interpolation_points * per_point))
+
+
+def _pairs(n: int) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(n) for j in range(i + 1, n)]
+
+
+# -- train ----------------------------------------------------------------------------------
+
+RESULTS = _id(layout.results_file(R))
+
+
+def train(config: Any) -> list[Task]:
+    """One task: the recipe's run, in the model_dir itself; its output is the
+    model_dir's results.json, hence its id ``results``."""
+    return [Task(RESULTS, "train", (), run_steps(config, 0))]
+
+
+# -- instability --------------------------------------------------------------------------
+
+def children_tasks(config: Any, point_dir: str, start: tuple[str, ...], k: int,
+                   child_kind: str, pair_kind: str, **args: Any) -> list[Task]:
+    """Children of one starting point W_k and their pairs, under ``point_dir``."""
+    n = config.instability.children
+    children = [_id(layout.child_dir(point_dir, i)) for i in range(n)]
+    tasks = [Task(children[i], child_kind, start, run_steps(config, k),
+                  tuple({**args, "k": k, "child": i}.items())) for i in range(n)]
+    tasks += [Task(_id(layout.pair_file(point_dir, i, j)), pair_kind,
+                   (children[i], children[j]), pair_steps(config),
+                   tuple({**args, "k": k, "pair": (i, j)}.items()))
+              for i, j in _pairs(n)]
+    return tasks
+
+
+def instability(config: Any) -> list[Task]:
+    """Parents, the independent pairs, then each rewind step k: every
+    replicate's children and pairs, then k's record; the results last."""
+    if not config.train.rewind_steps:
+        raise FieldError("train.rewind_steps", "is empty: the instability analysis needs "
+                         "at least one rewind step k")
+    replicates = config.instability.replicates
+    parents = [_id(layout.parent_dir(R, r)) for r in range(replicates)]
+    tasks = [Task(parents[r], "parent", (), run_steps(config, 0), (("replicate", r),))
+             for r in range(replicates)]
+    tasks += [Task(_id(layout.independent_pair_file(R, a, b)), "independent_pair",
+                   (parents[a], parents[b]), pair_steps(config), (("replicates", (a, b)),))
+              for a, b in _pairs(replicates)]
+    points = []
+    for k in config.train.rewind_steps:
+        pieces: list[Task] = []
+        for r in range(replicates):
+            pieces += children_tasks(config, layout.rewind_point_dir(R, r, k), (parents[r],),
+                                     k, "child", "pair", replicate=r)
+        points.append(_id(layout.rewind_point_file(R, k)))
+        tasks += pieces
+        tasks.append(Task(points[-1], "rewind_point", tuple(t.id for t in pieces), 0,
+                          (("k", k),)))
+    independent = [t.id for t in tasks if t.kind == "independent_pair"]
+    tasks.append(Task(RESULTS, "instability_results", (*parents, *independent, *points), 0))
+    return tasks
+
+
+# -- IMP --------------------------------------------------------------------------------------
+
+def imp_instability_levels(config: Any) -> list[int]:
+    c = config.pruning
+    return (list(c.instability_levels or range(c.levels + 1)) if c.instability else [])
+
+
+def imp_baseline_levels(config: Any) -> list[int]:
+    c = config.pruning
+    return list(c.baseline_levels or range(1, c.levels + 1)) if c.baselines else []
+
+
+def imp(config: Any) -> list[Task]:
+    """Levels 0..N (each prunes the one before), then the baselines, then the
+    sparse instability of each analysed level; the results last."""
+    c = config.pruning
+    level = [_id(layout.level_dir(R, n)) for n in range(c.levels + 1)]
+    tasks = [Task(level[0], "dense", (), run_steps(config, 0), (("level", 0),))]
+    tasks += [Task(level[n], "level", (level[n - 1],), run_steps(config, c.rewind_step),
+                   (("level", n),)) for n in range(1, c.levels + 1)]
+    for n in imp_baseline_levels(config):
+        tasks += [Task(_id(layout.baseline_dir(R, n, name)), "baseline",
+                       (level[n], level[0]), run_steps(config, c.rewind_step),
+                       (("level", n), ("branch", name))) for name in c.baselines]
+    for n in imp_instability_levels(config):
+        start = (level[n],) if n == 0 else (level[n], level[0])
+        pieces = children_tasks(config, layout.sparse_instability_dir(R, n), start,
+                                c.rewind_step, "sparse_child", "sparse_pair", level=n)
+        tasks += pieces
+        tasks.append(Task(_id(layout.sparse_instability_file(R, n)), "sparse_instability",
+                          (level[n], *(t.id for t in pieces)), 0, (("level", n),)))
+    tasks.append(Task(RESULTS, "imp_results", tuple(t.id for t in tasks), 0))
+    return tasks

@@ -1,0 +1,189 @@
+"""A Worker runs tasks of one experiment, one at a time, each exactly once.
+
+Every executor goes through it: the inline executor (one Worker, the graph
+in order), a ``--task=ID`` launch (one Worker, one task) and the Ray
+executor (one ``Worker(config)`` per actor, ``worker.run(task_id)`` per
+task). ``run`` is idempotent and safe to call from several processes:
+
+1. a task whose output record says complete returns at once;
+2. a task whose dependencies are not all complete is refused with one
+   line naming them (``MissingDependenciesError``);
+3. the task takes its lease (``lease.Lease`` on ``<model_dir>/leases/<id>``,
+   ``layout.task_lease_dir``), so two executors never run one task at once;
+   holding it, it checks again whether another finished it meanwhile;
+4. the task kind's function (``config.experiments.TaskKind``) runs and
+   writes its output atomically, a record last.
+
+Tasks are self-contained: a kind's function builds what it needs from the
+config and its task (``RunSpec.start`` states where each run starts). The
+Worker only caches what is expensive to build and carries no result between
+tasks: the strategy, the input pipeline, Trainers and path evaluators,
+built on first use (``cached``), so a long-lived worker traces its loops
+once for many tasks.
+"""
+
+from __future__ import annotations
+
+import tf_lottery  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+
+# isort: split
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import tensorflow as tf
+from absl import logging
+
+from tf_lottery import lease
+from tf_lottery.config import ExperimentConfig
+from tf_lottery.core import layout, records, store
+from tf_lottery.errors import ConfigError
+from tf_lottery.tasks import plan as plan_lib
+from tf_lottery.tasks.graph import DONE, PENDING, RUNNING, Task
+from tf_lottery.tasks.progress import describe
+
+T = TypeVar("T")
+
+
+class MissingDependenciesError(ConfigError):
+    """A task was asked to run before the tasks it reads are complete."""
+
+
+def running_holder(model_dir: str, task_id: str) -> dict | None:
+    """The live holder of the task's lease (host, pid, started), or None."""
+    held = lease.Lease(layout.task_lease_dir(model_dir, task_id))
+    holder, age = held._read()
+    if not holder or held._stale(holder, age) is not None:
+        return None
+    return holder
+
+
+class Worker:
+    """Runs the tasks of ``config``'s graph (``plan.plan``) in this process.
+
+    ``strategy`` and ``pipeline`` may be given (tests, an executor that has
+    them); otherwise they are built from the config when a task first needs
+    them. ``force_unlock`` takes over task leases that look alive;
+    ``on_lost`` is called if another launch takes a held lease over.
+
+    Attributes:
+      config: the experiment; must round-trip through ``to_json``.
+      graph: its task graph.
+      last_seconds: how long the last task that ran took.
+    """
+
+    def __init__(self, config: ExperimentConfig, strategy: tf.distribute.Strategy | None = None,
+                 pipeline: Any = None, *, force_unlock: bool = False,
+                 on_lost: Callable[[], None] | None = None):
+        self.config = config
+        self.model_dir = config.runtime.model_dir
+        self.graph = plan_lib.plan(config)
+        self.force_unlock = force_unlock
+        self.on_lost = on_lost
+        self.last_seconds: float | None = None
+        self.lost = False  # a task's lease was taken over while it ran
+        self._strategy = strategy
+        self._pipeline = pipeline
+        self._cache: dict[Any, Any] = {}
+        if config.runtime.deterministic:
+            tf.config.experimental.enable_op_determinism()
+
+    # -- what tasks build on (built once, on first use) --------------------------------
+
+    @property
+    def strategy(self) -> tf.distribute.Strategy:
+        if self._strategy is None:
+            from tf_lottery.training import strategy as strategy_lib
+
+            self._strategy = strategy_lib.make_strategy(self.config.runtime)
+        return self._strategy
+
+    @property
+    def pipeline(self) -> Any:
+        if self._pipeline is None:
+            from tf_lottery import compose
+
+            self._pipeline = compose.make_pipeline(self.config)
+        return self._pipeline
+
+    def cached(self, key: Any, build: Callable[[], T]) -> T:
+        """``build()`` once per ``key`` (a Trainer, a path evaluator): what a
+        task may reuse from an earlier one, since every run states its start."""
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+    # -- state ---------------------------------------------------------------------------
+
+    def task(self, task_id: str) -> Task:
+        return plan_lib.resolve(self.graph, task_id)
+
+    def is_done(self, task_id: str) -> bool:
+        return plan_lib.is_done(self.config, self.task(task_id))
+
+    def state(self, task_id: str) -> str:
+        """'done' (its record is complete), 'running' (a live lease) or 'pending'."""
+        if self.is_done(task_id):
+            return DONE
+        return RUNNING if running_holder(self.model_dir, task_id) else PENDING
+
+    def done_ids(self) -> set[str]:
+        return {t.id for t in self.graph if plan_lib.is_done(self.config, t)}
+
+    def missing(self, task_id: str) -> list[str]:
+        """The dependencies of ``task_id`` that are not complete."""
+        return [d for d in self.task(task_id).deps if not self.is_done(d)]
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, task_id: str) -> None:
+        """Runs ``task_id`` unless it is done (see the module docstring).
+
+        Raises:
+          MissingDependenciesError: a dependency is not complete.
+          lease.LeaseHeldError: another live launch is running the task.
+          plan.UnknownTaskError: no such task.
+        """
+        task = self.task(task_id)
+        self.last_seconds = None
+        if self.is_done(task_id):
+            logging.info("Task %s is already complete: nothing to do.", task_id)
+            return
+        missing = self.missing(task_id)
+        if missing:
+            raise MissingDependenciesError(
+                f"task {task_id} needs {len(missing)} unfinished task(s) first: "
+                f"{', '.join(missing)} (see --list_tasks)")
+        if not self._is_chief():
+            self._execute(task)  # a multi-worker run's other workers: the chief leases
+            return
+        held = lease.Lease(layout.task_lease_dir(self.model_dir, task_id),
+                           force=self.force_unlock,
+                           label=f"task {task_id} of --model_dir={self.model_dir}",
+                           on_lost=self._lost)
+        with held:
+            if self.is_done(task_id):  # finished by another launch meanwhile
+                return
+            self._execute(task)
+
+    def _lost(self) -> None:
+        self.lost = True
+        if self.on_lost is not None:
+            self.on_lost()
+
+    def _is_chief(self) -> bool:
+        if self._strategy is None and self.config.runtime.strategy != "multi_worker_mirrored":
+            return True
+        return bool(self.strategy.extended.should_checkpoint)
+
+    def _execute(self, task: Task) -> None:
+        logging.info("Task %s (%s): starting.", task.id, describe(task))
+        started = time.perf_counter()
+        plan_lib.kind_of(self.config, task).load()(self, task)
+        self.last_seconds = time.perf_counter() - started
+
+    def results(self) -> records.Results:
+        """The experiment's results.json (once its results task is done)."""
+        return store.read_done(layout.results_file(self.model_dir),
+                               records.ExperimentResults, self.model_dir)
