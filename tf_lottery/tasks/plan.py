@@ -63,7 +63,7 @@ def resolve(graph: Graph, task: str | None = None, index: int | None = None) -> 
                                    f"(the experiment has {len(graph)} tasks; see "
                                    "--list_tasks)")
         return graph.order()[index]
-    if task not in graph:
+    if task is None or task not in graph:
         raise UnknownTaskError(f"--task={task} is not a task of this experiment (see "
                                "--list_tasks)")
     return graph[task]
