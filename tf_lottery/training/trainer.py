@@ -144,6 +144,13 @@ def _format_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
+def _run_name(model_dir: str, run_dir: str) -> str:
+    """A run as progress lines name it: its path under the model_dir, which
+    names its replicate and k, or its level (``replicate_0/k_000000100/child_1``)."""
+    name = layout.relative(model_dir, run_dir)
+    return name if name != "." else (os.path.basename(run_dir.rstrip("/")) or run_dir)
+
+
 class Trainer:
     """Model, optimizer and step under a strategy, with distributed loops."""
 
@@ -476,7 +483,7 @@ class Trainer:
                 logging.info(
                     "%s step %d/%d (%.1f%%) | loss %.4f | batch acc %.2f%% | lr %.3g "
                     "| %.1f steps/s | ETA %s",
-                    os.path.basename(run.run_dir.rstrip("/")) or run.run_dir,
+                    _run_name(self.config.runtime.model_dir, run.run_dir),
                     step, end, 100.0 * step / end, loss_sum / examples,
                     100.0 * correct / examples, float(lr), rate,
                     _format_duration((end - step) / max(overall, 1e-9)))
