@@ -11,7 +11,9 @@ task). ``run`` is idempotent and safe to call from several processes:
 3. the task takes its lease (``lease.Lease`` on ``<model_dir>/leases/<id>``,
    ``layout.task_lease_dir``), so two executors never run one task at once;
    holding it, it checks again whether another finished it meanwhile;
-4. the task kind's function (``config.experiments.TaskKind``) runs and
+4. a damaged output record is set aside (``files.read_summary``), so the
+   task recomputes it and the damaged copy stays for inspection;
+5. the task kind's function (``config.experiments.TaskKind``) runs and
    writes its output atomically, a record last.
 
 Tasks are self-contained: a kind's function builds what it needs from the
@@ -35,7 +37,7 @@ from typing import Any, TypeVar
 import tensorflow as tf
 from absl import logging
 
-from tf_lottery import lease
+from tf_lottery import files, lease
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
@@ -165,6 +167,9 @@ class Worker:
         with held:
             if self.is_done(task_id):  # finished by another launch meanwhile
                 return
+            # A damaged output is set aside (renamed, said so in the log), never
+            # overwritten unseen; the task then recomputes it.
+            files.read_summary(plan_lib.output_file(self.config, task))
             self._execute(task)
 
     def _lost(self) -> None:
