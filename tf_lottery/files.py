@@ -45,8 +45,12 @@ def create_json_exclusive(path: str, obj: Any) -> bool:
     fails if ``path`` exists (``O_EXCL`` semantics), so exactly one of several
     racing writers wins. Object stores (``gs://``) have no create-if-absent
     in ``tf.io.gfile``: there it is check-then-write (see ``lease`` for the
-    same limit).
+    same limit). A non-chief worker of a multi-worker launch creates its own
+    copy (``chief.write_path``).
     """
+    if chief.is_redirected(path):
+        path = chief.write_path(path)
+        tf.io.gfile.makedirs(os.path.dirname(path))
     tmp = layout.temporary(path, uuid.uuid4().hex)
     if "://" in path:
         if tf.io.gfile.exists(path):

@@ -18,8 +18,9 @@ from __future__ import annotations
 import _thread
 from typing import Any
 
-from tf_lottery import compose, files, lease, rundir
+from tf_lottery import chief, compose, files, lease, rundir
 from tf_lottery.config import ExperimentConfig
+from tf_lottery.core import layout
 from tf_lottery.tasks import plan as plan_lib
 from tf_lottery.tasks.graph import DONE, PENDING, RUNNING
 from tf_lottery.tasks.worker import MissingDependenciesError, Worker, running_holder
@@ -59,19 +60,22 @@ def run_task(config: ExperimentConfig, task_id: str | None, index: int | None, *
             raise MissingDependenciesError(
                 f"task {task.id} needs {len(missing)} unfinished task(s) first: "
                 f"{', '.join(missing)} (see --list_tasks)")
+    model_dir = config.runtime.model_dir
     strategy = strategy_lib.make_strategy(config.runtime)
     pipeline = compose.make_pipeline(config)
-    files.ensure_writable_dir(config.runtime.model_dir)
-    rundir.claim(config)
-    worker = Worker(config, strategy, pipeline, force_unlock=force_unlock,
-                    on_lost=_thread.interrupt_main)
-    try:
-        worker.run(task.id)
-    except KeyboardInterrupt:
-        if worker.lost:
-            raise lease.LeaseHeldError(
-                f"task {task.id} of --model_dir={config.runtime.model_dir}: another launch "
-                "took over its lease while this one ran (--force_unlock?), so this one "
-                "stopped") from None
-        raise
+    with chief.writing_as(strategy, model_dir):
+        files.ensure_writable_dir(model_dir)
+        rundir.claim(config)
+        chief.check_shared(strategy, layout.config_file(model_dir))
+        worker = Worker(config, strategy, pipeline, force_unlock=force_unlock,
+                        on_lost=_thread.interrupt_main)
+        try:
+            worker.run(task.id)
+        except KeyboardInterrupt:
+            if worker.lost:
+                raise lease.LeaseHeldError(
+                    f"task {task.id} of --model_dir={model_dir}: another launch took over "
+                    "its lease while this one ran (--force_unlock?), so this one stopped"
+                ) from None
+            raise
     return task.id

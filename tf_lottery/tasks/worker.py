@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 import tensorflow as tf
 from absl import logging
 
-from tf_lottery import files, lease
+from tf_lottery import chief, files, lease
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
@@ -177,10 +177,10 @@ class Worker:
         if self.on_lost is not None:
             self.on_lost()
 
-    def _is_chief(self) -> bool:
-        if self._strategy is None and self.config.runtime.strategy != "multi_worker_mirrored":
-            return True
-        return bool(self.strategy.extended.should_checkpoint)
+    @staticmethod
+    def _is_chief() -> bool:
+        """Whether this process writes the model_dir (``chief.writing_as``)."""
+        return chief.is_chief()
 
     def _execute(self, task: Task) -> None:
         logging.info("Task %s (%s): starting.", task.id, describe(task))
