@@ -33,7 +33,6 @@ import math
 from typing import Any
 
 from tf_lottery.core import layout
-from tf_lottery.data import registry as data_registry
 from tf_lottery.errors import FieldError
 from tf_lottery.tasks.graph import Task
 
@@ -48,8 +47,7 @@ def _id(path: str) -> str:
 
 def eval_steps(config: Any) -> float:
     """Step-equivalents of evaluating one network on test + train subset."""
-    examples = (data_registry.get(config.data.dataset).test_examples
-                + config.data.train_eval_examples)
+    examples = config.data.spec().test_examples + config.data.train_eval_examples
     return examples * EVAL_COST / config.train.batch_size
 
 
