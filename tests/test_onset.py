@@ -131,7 +131,7 @@ def test_every_pattern_on_a_small_grid_ends_consistently():
     search = onset.Search(grid, THRESHOLD, checks=1)
     for pattern in itertools.product([True, False], repeat=len(grid)):
         stable = dict(zip(grid, pattern, strict=True))
-        decision, measured = search.run(measure(lambda k: 0.0 if stable[k] else 0.5))
+        decision, measured = search.run(measure(lambda k, s=stable: 0.0 if s[k] else 0.5))
         lo, hi = decision.bracket
         if lo is not None:
             assert not stable[lo] and lo in measured

@@ -113,7 +113,7 @@ class PathEvaluator:
         started = time.perf_counter()
         grid = interpolation.alphas(self.points)
         for i, alpha in enumerate(grid):
-            metrics = self._point(w1, w2, float(alpha))
+            metrics = self.point(w1, w2, float(alpha))
             curves["alphas"].append(float(alpha))
             for key, value in metrics.items():
                 curves[key].append(value)
@@ -129,7 +129,9 @@ class PathEvaluator:
         return {**curves, "barrier": {prefix: barrier.error_barrier(curves[f"{prefix}_error"])
                                       for _, prefix in SPLITS}}
 
-    def _point(self, w1: Weights, w2: Weights, alpha: float) -> dict[str, float]:
+    def point(self, w1: Weights, w2: Weights, alpha: float) -> dict[str, float]:
+        """Error and loss of W(α) on the test set and the train subset
+        (``<split>_error``, ``<split>_loss``); the model keeps W(α)."""
         assign_point(self.variables, w1, w2, alpha)
         if self.prepare is not None:
             self.prepare()
