@@ -80,6 +80,71 @@ class InstabilityConfig(Section):
         "the second network's hidden units to the first's by weight matching "
         "(Ainsworth et al. 2023), and the matching's cost.",
         choices=ALIGN_MODES, late=True)
+    layerwise_barriers: bool = knob(
+        False,
+        "Instability: also the barrier of every pair when one layer (or residual "
+        "block / Inception module) alone moves along the path and the rest stay "
+        "at child 1 (stability.layerwise).", late=True)
+    layerwise_points: int = knob(
+        5, "Instability: evenly spaced alphas (endpoints included) on each "
+        "layer-wise path of --layerwise_barriers.", check=at_least(2), late=True)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OnsetConfig(Section):
+    """Onset search: the earliest stable rewind step, bisected over a grid.
+
+    The parent keeps W_k at every k of the grid: ``grid`` if given, else 0
+    and ``min_step`` * 2^i up to ``max_fraction`` * T
+    (``stability.onset.geometric_grid``). Children are trained only at the
+    k the search asks for (``--children`` per replicate, as in the
+    instability analysis); ``checks`` grid points above the first stable k
+    are probed to check monotonicity. ``level`` 0 searches the dense network,
+    L >= 1 IMP level L's subnetwork (its mask on level 0's W_k; the pruning
+    section's recipe trains the levels first).
+    """
+
+    section = "onset"
+
+    grid: tuple[int, ...] = knob(
+        (), "Onset: rewind steps the search may probe (empty: 0 and powers of two "
+        "from --onset_min_step up to --onset_max_fraction of T).", flag="onset_grid",
+        normalize=sorted_set)
+    max_fraction: float = knob(
+        0.25, "Onset: largest k of the geometric grid, as a fraction of T.",
+        flag="onset_max_fraction", check=must(lambda v: 0 < v <= 1, "be in (0, 1]"))
+    min_step: int = knob(
+        1, "Onset: smallest positive k of the geometric grid.", flag="onset_min_step",
+        check=at_least(1))
+    checks: int = knob(
+        1, "Onset: grid points above the first stable k probed to check that "
+        "stability persists (0: assume it).", flag="onset_checks", check=at_least(0))
+    level: int = knob(
+        0, "Onset: 0 searches the dense network; L >= 1 IMP level L's subnetwork.",
+        flag="onset_level", check=at_least(0))
+
+    def steps(self, train_steps: int) -> tuple[int, ...]:
+        """The grid the parent keeps W_k at."""
+        from tf_lottery.stability import onset
+
+        if self.grid:
+            return self.grid
+        return onset.geometric_grid(train_steps, self.max_fraction, self.min_step)
+
+    def validate_in(self, config: Any) -> None:
+        t = config.train.train_steps
+        for k in self.grid:
+            if not 0 <= k <= t:
+                raise FieldError("onset.grid", f"has {k}, outside [0, {t}] (the run's T)")
+        try:
+            self.steps(t)
+        except ValueError as e:
+            raise FieldError("onset.max_fraction", str(e)) from None
+        if self.level:
+            levels = config.pruning.levels
+            if self.level > levels:
+                raise FieldError("onset.level", f"={self.level} is beyond the IMP levels "
+                                 f"1..{levels} ({{pruning.levels}})")
 
 
 def _regexes(patterns: tuple[str, ...]) -> str | None:
@@ -164,6 +229,12 @@ class PruningConfig(Section):
     instability_levels: tuple[int, ...] = knob(
         (), "IMP: levels analyzed with --instability (empty: every level, 0 included).",
         flag="imp_instability_levels", normalize=sorted_set)
+    level_barriers: tuple[int, ...] = knob(
+        (),
+        "IMP: gaps j; the raw linear path between the trained networks of levels L "
+        "and L + j is evaluated for every L (1: consecutive levels; empty: none).",
+        flag="imp_level_barriers", normalize=sorted_set,
+        check=must(lambda v: all(j >= 1 for j in v), "hold gaps >= 1"), late=True)
 
     def rates(self) -> tuple[tuple[str, float], ...]:
         """``layer_rates`` as ``(pattern, rate)`` pairs."""
@@ -283,7 +354,8 @@ class Experiment:
 
     def section_types(self, value: Callable[[str], Any]) -> tuple[type[Section], ...]:
         """The sections it uses; ``value("section.field")`` reads a switch."""
-        return (*self.sections, *(cls for cls, switch in self.optional if value(switch)))
+        found = (*self.sections, *(cls for cls, switch in self.optional if value(switch)))
+        return tuple(dict.fromkeys(found))  # a section two switches add: once
 
     def load(self) -> Callable[..., dict]:
         return _load(self.code)
@@ -296,6 +368,7 @@ class Experiment:
 
 
 _PLANNERS = "tf_lottery.tasks.planners"
+_INSTRUMENTS = "tf_lottery.stability.instruments"
 RUN, RECORD = "run", "record"
 
 EXPERIMENTS = {e.name: e for e in (
@@ -308,17 +381,34 @@ EXPERIMENTS = {e.name: e for e in (
         "interpolation, error barriers)",
         "tf_lottery.stability.analysis:instability", f"{_PLANNERS}:instability",
         _kinds("tf_lottery.stability.analysis", parent=RUN, independent_pair=RECORD,
-               child=RUN, pair=RECORD, rewind_point=RECORD, instability_results=RECORD),
+               child=RUN, pair=RECORD, rewind_point=RECORD, instability_results=RECORD)
+        | _kinds(_INSTRUMENTS, layerwise_pair=RECORD),
         sections=(InstabilityConfig,), refresh="tf_lottery.stability.analysis:refresh_views"),
     Experiment(
         "imp", "runs IMP with rewinding (levels, baselines and, with --instability, "
-        "the instability analysis of each level's subnetwork)",
+        "the instability analysis of each level's subnetwork; with "
+        "--imp_level_barriers, the paths between levels' trained networks)",
         "tf_lottery.pruning.imp:imp", f"{_PLANNERS}:imp",
-        _kinds("tf_lottery.pruning.imp", dense=RUN, level=RUN, baseline=RUN,
-               sparse_child=RUN, sparse_pair=RECORD, sparse_instability=RECORD,
-               imp_results=RECORD),
-        sections=(PruningConfig,), optional=((InstabilityConfig, "pruning.instability"),),
+        {**_kinds("tf_lottery.pruning.imp", dense=RUN, level=RUN, baseline=RUN,
+                  sparse_child=RUN, sparse_pair=RECORD, sparse_instability=RECORD,
+                  imp_results=RECORD),
+         **_kinds(_INSTRUMENTS, level_path=RECORD)},
+        sections=(PruningConfig,),
+        optional=((InstabilityConfig, "pruning.instability"),
+                  (InstabilityConfig, "pruning.level_barriers")),
         refresh="tf_lottery.pruning.imp:refresh_results"),
+    Experiment(
+        "onset", "searches for the earliest stable rewind step (children only at the "
+        "k a bisection over --onset_grid needs), dense or at an IMP level",
+        "tf_lottery.stability.onset_experiment:onset",
+        "tf_lottery.stability.onset_experiment:plan",
+        {**_kinds("tf_lottery.stability.onset_experiment", onset_parent=RUN,
+                  onset_imp=RECORD, onset_child=RUN, onset_rewind_point=RECORD,
+                  onset_results=RECORD),
+         **_kinds("tf_lottery.stability.analysis", pair=RECORD),
+         **_kinds(_INSTRUMENTS, layerwise_pair=RECORD)},
+        sections=(InstabilityConfig, OnsetConfig),
+        optional=((PruningConfig, "onset.level"),)),
 )}
 
 

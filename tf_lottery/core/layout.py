@@ -75,6 +75,12 @@ INDEPENDENT_RUN = "independent"
 # tasks (tasks/): each task's lease, apart from every output
 LEASES_DIR = "leases"
 
+# instruments (issue 16): layer-wise barriers, IMP level-to-level paths
+LEVEL_PATHS_DIR = "level_paths"
+INSTRUMENTS_FIGURE = "layerwise_k{k}.png"  # one bar chart per rewind step
+LEVEL_BARRIERS_FIGURE = "imp_level_barriers.png"
+ONSET_FIGURE = "onset.png"
+
 # report (default --out: <model_dir>/report)
 REPORT_DIR = "report"
 REPORT_MARKDOWN = "report.md"
@@ -301,6 +307,17 @@ def pair_events_dir(pair_path: str) -> str:
 
 # -- the IMP experiment -------------------------------------------------------------------
 
+def layerwise_file(point_dir: str, a: Number, b: Number) -> str:
+    """The layer-wise barriers of pair (a, b) of a rewind point's children."""
+    return os.path.join(point_dir, f"layerwise_{a}_{b}.json")
+
+
+def level_path_file(model_dir: str, a: Number, b: Number) -> str:
+    """The raw linear path between IMP levels a and b's trained networks."""
+    return os.path.join(model_dir, LEVEL_PATHS_DIR,
+                        f"{level_name(a)}_{level_name(b)}.json")
+
+
 def level_dir(model_dir: str, level: Number) -> str:
     return os.path.join(model_dir, level_name(level))
 
@@ -485,6 +502,26 @@ def children_error_tag(split: str) -> str:
     """The children's mean final error, against k."""
     return f"children/{split}_error"
 
+
+def layerwise_tag(split: str, group: str) -> str:
+    """A group's layer-wise barrier (mean over pairs and replicates), against k."""
+    return f"layerwise/{split}_barrier/{group}"
+
+
+def level_barrier_tag(split: str, gap: int, vs_density: bool = False) -> str:
+    """The barrier between IMP levels L and L + gap, against L (or, ``vs_density``,
+    against level L's density in parts per million)."""
+    family = "imp_vs_density" if vs_density else "imp"
+    return f"{family}/level_barrier_{gap}/{split}"
+
+
+def onset_tag(split: str, std: bool = False) -> str:
+    """The barrier at each rewind step the onset search probed, against k."""
+    return f"onset/{split}_barrier" + ("_std" if std else "")
+
+
+ONSET_BRACKET_LOW = "onset/last_unstable_k"
+ONSET_BRACKET_HIGH = "onset/first_stable_k"
 
 IMP_DENSITY = "imp/density"
 

@@ -25,6 +25,11 @@ Added within schema 2, with defaults (absent in older files, read as the
 default): a pair's ``aligned`` path and the ``aligned_barrier`` of its
 aggregates (``--align=weights``), the settings' ``align`` ("none").
 
+Also added within schema 2 with defaults (issue 16): the instability
+results' ``layerwise`` summaries, IMP's ``level_paths``; new records for
+layer-wise barriers (``LayerwiseRecord``), IMP level-to-level paths
+(``LevelPathRecord``) and the onset search (``OnsetResults``).
+
 Pure Python: no TensorFlow, no I/O (``store.py`` reads and writes them).
 """
 
@@ -605,6 +610,7 @@ class InstabilityResults:
     independent: IndependentRecord | None
     table: str
     wall_time_s_last_session: float | None = None
+    layerwise: list[LayerwiseSummaryRecord] | None = None
 
     def to_json(self, root: str) -> Json:
         return {"schema": SCHEMA, "status": self.status, "experiment": self.EXPERIMENT,
@@ -614,7 +620,9 @@ class InstabilityResults:
                 "independent": (None if self.independent is None
                                 else self.independent.to_json(root)),
                 "table": self.table,
-                "wall_time_s_last_session": self.wall_time_s_last_session}
+                "wall_time_s_last_session": self.wall_time_s_last_session,
+                "layerwise": (None if self.layerwise is None
+                              else [x.to_json() for x in self.layerwise])}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], root: str,
@@ -628,7 +636,9 @@ class InstabilityResults:
                           for r in obj["rewind_steps"]],
             independent=(None if independent is None
                          else IndependentRecord.from_json(independent, root, recorded_root)),
-            table=obj["table"], wall_time_s_last_session=obj.get("wall_time_s_last_session"))
+            table=obj["table"], wall_time_s_last_session=obj.get("wall_time_s_last_session"),
+            layerwise=(None if obj.get("layerwise") is None
+                       else [LayerwiseSummaryRecord.from_json(x) for x in obj["layerwise"]]))
 
 
 # -- IMP ----------------------------------------------------------------------------------------
@@ -760,12 +770,14 @@ class ImpResults:
     prune_fraction: float
     pruning_scope: str
     levels: list[LevelRecord]
+    level_paths: list[LevelPathRecord] = dataclasses.field(default_factory=list)
 
     def to_json(self, root: str) -> Json:
         return {"schema": SCHEMA, "status": self.status, "experiment": self.EXPERIMENT,
                 "rewind_step": self.rewind_step, "prune_fraction": self.prune_fraction,
                 "pruning_scope": self.pruning_scope,
-                "levels": [r.to_json(root) for r in self.levels]}
+                "levels": [r.to_json(root) for r in self.levels],
+                "level_paths": [p.to_json(root) for p in self.level_paths]}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], root: str,
@@ -774,10 +786,216 @@ class ImpResults:
         return cls(status=obj["status"], rewind_step=obj["rewind_step"],
                    prune_fraction=obj["prune_fraction"], pruning_scope=obj["pruning_scope"],
                    levels=[LevelRecord.from_json(r, root, recorded_root)
-                           for r in obj["levels"]])
+                           for r in obj["levels"]],
+                   level_paths=[LevelPathRecord.from_json(p, root, recorded_root)
+                                for p in obj.get("level_paths", [])])
 
 
-Results = RunRecord | InstabilityResults | ImpResults
+# -- instruments (issue 16): layer-wise barriers, level-to-level paths, onset ---------------
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LayerGroupPathRecord:
+    """One group's layer-wise path (``stability.layerwise``): the group moves
+    from child 1 to child 2, every other weight stays at child 1.
+
+    Attributes:
+      name, layers: the group and the layers whose weights it holds.
+      parameters: scalars in the group's floating-point weights.
+      error, loss: split -> the curve, one value per α of the record.
+      barrier: split -> the curve's error barrier.
+    """
+
+    name: str
+    layers: list[str]
+    parameters: int
+    error: dict[str, list[float]]
+    loss: dict[str, list[float]]
+    barrier: dict[str, float]
+
+    def to_json(self) -> Json:
+        return {"name": self.name, "layers": list(self.layers), "parameters": self.parameters,
+                **{f"{s}_error": self.error[s] for s in SPLITS},
+                **{f"{s}_loss": self.loss[s] for s in SPLITS},
+                "barrier": dict(self.barrier)}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> LayerGroupPathRecord:
+        return cls(name=obj["name"], layers=list(obj["layers"]),
+                   parameters=int(obj["parameters"]),
+                   error={s: _floats(obj[f"{s}_error"]) for s in SPLITS},
+                   loss={s: _floats(obj[f"{s}_loss"]) for s in SPLITS},
+                   barrier=_by_split(obj["barrier"], float))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LayerwiseRecord:
+    """``layerwise_<i>_<j>.json``: the layer-wise barriers of one pair
+    (``--layerwise_barriers``), every group on the same α grid."""
+
+    status: str
+    endpoints: list[str]
+    bn_mode: str
+    alphas: list[float]
+    groups: list[LayerGroupPathRecord]
+    rewind_step: int | None = None
+    children: list[int] | None = None
+    wall_time_s: float | None = None
+
+    def to_json(self, root: str) -> Json:
+        return {"schema": SCHEMA, "status": self.status,
+                "endpoints": [layout.relative(root, p) for p in self.endpoints],
+                "bn_mode": self.bn_mode, "alphas": self.alphas,
+                "groups": [g.to_json() for g in self.groups],
+                "rewind_step": self.rewind_step, "children": self.children,
+                "wall_time_s": self.wall_time_s}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> LayerwiseRecord:
+        _version(obj, "layer-wise barriers")
+        at = _Where(root, recorded_root)
+        return cls(status=obj["status"], endpoints=[at(p) for p in obj["endpoints"]],
+                   bn_mode=obj["bn_mode"], alphas=_floats(obj["alphas"]),
+                   groups=[LayerGroupPathRecord.from_json(g) for g in obj["groups"]],
+                   rewind_step=obj.get("rewind_step"), children=obj.get("children"),
+                   wall_time_s=obj.get("wall_time_s"))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LayerwiseSummaryRecord:
+    """Layer-wise barriers at rewind step k over every pair of every replicate:
+    group -> split -> mean ± std (groups in graph order)."""
+
+    rewind_step: int
+    groups: list[str]
+    barrier: dict[str, dict[str, Stat]]
+
+    def to_json(self) -> Json:
+        return {"rewind_step": self.rewind_step, "groups": list(self.groups),
+                "barrier": {g: {s: self.barrier[g][s].to_json() for s in SPLITS}
+                            for g in self.groups}}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> LayerwiseSummaryRecord:
+        return cls(rewind_step=int(obj["rewind_step"]), groups=list(obj["groups"]),
+                   barrier={g: _by_split(obj["barrier"][g], Stat.from_json)
+                            for g in obj["groups"]})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LevelPathRecord:
+    """``level_paths/level_<a>_level_<b>.json``: the raw linear path between
+    the trained networks of IMP levels a < b (``--imp_level_barriers``).
+
+    Attributes:
+      levels: (a, b); densities: theirs.
+      pair: the path (endpoints: the levels' final checkpoints).
+    """
+
+    status: str
+    levels: list[int]
+    densities: list[float]
+    pair: PairRecord
+
+    @property
+    def gap(self) -> int:
+        return self.levels[1] - self.levels[0]
+
+    def to_json(self, root: str) -> Json:
+        return {"schema": SCHEMA, "status": self.status, "levels": list(self.levels),
+                "densities": list(self.densities), "pair": self.pair.to_json(root)}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> LevelPathRecord:
+        _version(obj, "level path")
+        return cls(status=obj["status"], levels=[int(x) for x in obj["levels"]],
+                   densities=_floats(obj["densities"]),
+                   pair=PairRecord.from_json(obj["pair"], root, recorded_root))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OnsetProbeRecord:
+    """A rewind step the onset search measured: its barrier over replicates
+    (``barrier.aggregate``) and whether it counts as stable."""
+
+    rewind_step: int
+    barrier: dict[str, Aggregate]
+    stable: bool
+
+    def to_json(self) -> Json:
+        return {"rewind_step": self.rewind_step,
+                "barrier": {s: self.barrier[s].to_json() for s in SPLITS},
+                "stable": self.stable}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> OnsetProbeRecord:
+        return cls(rewind_step=int(obj["rewind_step"]),
+                   barrier=_by_split(obj["barrier"], Aggregate.from_json),
+                   stable=bool(obj["stable"]))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OnsetResults:
+    """The onset experiment's ``results.json`` (``stability.onset``).
+
+    Attributes:
+      status: ``running`` while the search probes, then ``complete``.
+      level: 0 for the dense network, L for IMP level L's subnetwork.
+      grid: the rewind steps the parent keeps; threshold, checks: the rule.
+      probes: the measured rewind steps, in the order the search used them.
+      next_probe: the k being measured now (None once complete).
+      bracket: [last unstable k, first stable k] (None: no such k on the grid).
+      inconsistencies: [stable k, unstable k' > k] pairs among the probes.
+      outcome: ``stability.onset``'s (found, stable_from_start, never_stable,
+        searching).
+      child_runs: children the search trained; full_grid_child_runs: what a
+        sweep of the whole grid would train.
+      layerwise: each probe's layer-wise barriers (``--layerwise_barriers``).
+    """
+
+    EXPERIMENT: ClassVar[str] = "onset"
+    status: str
+    level: int
+    grid: list[int]
+    threshold: float
+    checks: int
+    children: int
+    replicates: int
+    probes: list[OnsetProbeRecord]
+    next_probe: int | None
+    bracket: list[int | None]
+    inconsistencies: list[list[int]]
+    outcome: str
+    child_runs: int
+    full_grid_child_runs: int
+    table: str
+    wall_time_s_last_session: float | None = None
+    layerwise: list[LayerwiseSummaryRecord] | None = None
+
+    def to_json(self, root: str) -> Json:
+        del root  # no paths: the probes' pieces are the instability layout's
+        return {"schema": SCHEMA, "status": self.status, "experiment": self.EXPERIMENT,
+                **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                   if f.name not in ("status", "probes", "layerwise")},
+                "probes": [p.to_json() for p in self.probes],
+                "layerwise": (None if self.layerwise is None
+                              else [x.to_json() for x in self.layerwise])}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> OnsetResults:
+        _version(obj, "onset results")
+        del root, recorded_root
+        names = {f.name for f in dataclasses.fields(cls)} - {"probes", "layerwise"}
+        layerwise = obj.get("layerwise")
+        return cls(probes=[OnsetProbeRecord.from_json(p) for p in obj["probes"]],
+                   layerwise=(None if layerwise is None
+                              else [LayerwiseSummaryRecord.from_json(x) for x in layerwise]),
+                   **{k: obj[k] for k in names if k in obj})
+
+
+Results = RunRecord | InstabilityResults | ImpResults | OnsetResults
 
 
 class ExperimentResults:
@@ -792,4 +1010,6 @@ class ExperimentResults:
             return InstabilityResults.from_json(obj, root, recorded_root)
         if kind == ImpResults.EXPERIMENT:
             return ImpResults.from_json(obj, root, recorded_root)
+        if kind == OnsetResults.EXPERIMENT:
+            return OnsetResults.from_json(obj, root, recorded_root)
         return RunRecord.from_json(obj, root, recorded_root)

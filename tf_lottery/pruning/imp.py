@@ -329,9 +329,13 @@ def assemble(config: ExperimentConfig, status: str) -> records.ImpResults:
         levels.append(dataclasses.replace(
             record, baselines=found,
             instability=instability if layout.is_complete(instability) else None))
+    paths = [store.read(layout.level_path_file(model_dir, a, b), records.LevelPathRecord,
+                        model_dir, model_dir)
+             for a, b in planners.level_pairs(c.levels, c.level_barriers)]
     return records.ImpResults(status=status, rewind_step=c.rewind_step,
                               prune_fraction=c.prune_fraction, pruning_scope=c.scope,
-                              levels=levels)
+                              levels=levels,
+                              level_paths=[p for p in paths if p and layout.is_complete(p)])
 
 
 _PIECES = ("dense", "level", "baseline", "sparse_instability")  # what the report draws

@@ -359,6 +359,11 @@ def run_instability_results(worker: Any, task: Task) -> None:
               for k in config.train.rewind_steps]
     table = _table(points, ic.stability_threshold)
     logging.info("Instability analysis of %s:\n%s", model_dir, table)
+    layerwise = None
+    if ic.layerwise_barriers:
+        from tf_lottery.stability import instruments
+
+        layerwise = instruments.layerwise_summaries(config)
     results = records.InstabilityResults(
         status=layout.COMPLETE,
         settings=records.InstabilitySettings(
@@ -371,6 +376,7 @@ def run_instability_results(worker: Any, task: Task) -> None:
         independent=independent,
         table=table,
         wall_time_s_last_session=plan.recorded_seconds(config, worker.graph),
+        layerwise=layerwise,
     )
     store.write(layout.results_file(model_dir), results, model_dir)
     figures.refresh_figures(model_dir)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 import tf_keras
@@ -71,7 +72,7 @@ def _has_kernel(layer: tf_keras.layers.Layer) -> bool:
     return any("kernel" in permutation._short(v) for v in _inner(layer).weights)
 
 
-def _producers(model: tf_keras.Model) -> dict[int, object]:
+def _producers(model: tf_keras.Model) -> dict[int, Any]:
     """id(KerasTensor) -> the node that produces it."""
     out = {}
     for depth_nodes in model._nodes_by_depth.values():
@@ -81,7 +82,7 @@ def _producers(model: tf_keras.Model) -> dict[int, object]:
     return out
 
 
-def _ancestors(output, producers: dict[int, object]) -> set[int]:
+def _ancestors(output, producers: dict[int, Any]) -> set[int]:
     """ids of the nodes ``output`` depends on (its own producer included)."""
     seen: set[int] = set()
     stack = [producers[id(output)]]

@@ -119,14 +119,43 @@ def instability(config: Any) -> list[Task]:
                                      k, "child", "pair", replicate=r)
         points.append(_id(layout.rewind_point_file(R, k)))
         tasks += pieces
+        for r in range(replicates) if config.instability.layerwise_barriers else ():
+            tasks += layerwise_tasks(config, layout.rewind_point_dir(R, r, k), k, replicate=r)
         tasks.append(Task(points[-1], "rewind_point", tuple(t.id for t in pieces), 0,
                           (("k", k),)))
     independent = [t.id for t in tasks if t.kind == "independent_pair"]
-    tasks.append(Task(RESULTS, "instability_results", (*parents, *independent, *points), 0))
+    layerwise = [t.id for t in tasks if t.kind == "layerwise_pair"]
+    tasks.append(Task(RESULTS, "instability_results",
+                      (*parents, *independent, *points, *layerwise), 0))
     return tasks
 
 
+def layerwise_steps(config: Any, groups: int = 4) -> int:
+    """Estimated cost of one pair's layer-wise paths (``groups`` is a guess:
+    the graph is planned without building the model)."""
+    points = config.instability.layerwise_points
+    return max(1, math.ceil((1 + groups * (points - 1)) * eval_steps(config)))
+
+
+def layerwise_tasks(config: Any, point_dir: str, k: int, **args: Any) -> list[Task]:
+    """The layer-wise barriers of every pair of children under ``point_dir``
+    (``--layerwise_barriers``): each needs its two children."""
+    n = config.instability.children
+    return [Task(_id(layout.layerwise_file(point_dir, i, j)), "layerwise_pair",
+                 (_id(layout.child_dir(point_dir, i)), _id(layout.child_dir(point_dir, j))),
+                 layerwise_steps(config), tuple({**args, "k": k, "pair": (i, j)}.items()))
+            for i, j in _pairs(n)]
+
+
 # -- IMP --------------------------------------------------------------------------------------
+
+def level_pairs(levels: int, gaps: Any) -> list[tuple[int, int]]:
+    """(L, L + j) for every gap j of --imp_level_barriers and every L with
+    both levels in 0..levels, ordered by the later level (each is ready as
+    soon as it can be)."""
+    return sorted(((a, a + j) for j in gaps for a in range(levels + 1 - j)),
+                  key=lambda p: (p[1], p[0]))
+
 
 def imp_instability_levels(config: Any) -> list[int]:
     c = config.pruning
@@ -146,6 +175,9 @@ def imp(config: Any) -> list[Task]:
     tasks = [Task(level[0], "dense", (), run_steps(config, 0), (("level", 0),))]
     tasks += [Task(level[n], "level", (level[n - 1],), run_steps(config, c.rewind_step),
                    (("level", n),)) for n in range(1, c.levels + 1)]
+    for a, b in level_pairs(c.levels, c.level_barriers):
+        tasks.append(Task(_id(layout.level_path_file(R, a, b)), "level_path",
+                          (level[a], level[b]), pair_steps(config), (("levels", (a, b)),)))
     for n in imp_baseline_levels(config):
         tasks += [Task(_id(layout.baseline_dir(R, n, name)), "baseline",
                        (level[n], level[0]), run_steps(config, c.rewind_step),

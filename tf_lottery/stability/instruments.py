@@ -1,0 +1,191 @@
+"""The evaluation-only instruments beside the instability analysis, as stored pieces.
+
+- Layer-wise barriers of a pair (``--layerwise_barriers``): ``layerwise_pair``
+  evaluates every group's path (``stability.layerwise``) and writes
+  ``layerwise_<i>_<j>.json`` beside the pair; ``summarize_layerwise`` gives a
+  rewind step's barrier per group over every pair and replicate, written to
+  TensorBoard as ``layerwise/<split>_barrier/<group>`` against k.
+- IMP level-to-level paths (``--imp_level_barriers``): ``level_path``
+  evaluates the raw linear path between the trained networks of levels a < b
+  (Paul et al. 2022) and writes ``level_paths/level_<a>_level_<b>.json``.
+  Both networks are wrapped models with their own masks; the path is the
+  plain interpolation of their weights (pruned weights are exactly 0 in
+  each checkpoint, so a weight pruned at b only goes linearly to 0). The
+  wrappers apply no mask in the forward pass (``pruning.wrappers``), so the
+  interpolated mask variables change nothing.
+
+Every piece is found complete and returned as stored, or computed and
+written atomically (``core.store``): resuming never redoes a finished one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tf_lottery.core import layout, records, store
+from tf_lottery.core.layout import SPLITS
+from tf_lottery.models import permutation
+from tf_lottery.stability import analysis, barrier, layerwise
+from tf_lottery.stability.path_evaluator import PathEvaluator
+from tf_lottery.tasks import planners
+from tf_lottery.tasks.graph import Task
+
+
+def layerwise_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str,
+                   out_path: str, points: int, *, root: str, k: int | None = None,
+                   children: tuple[int, int] | None = None,
+                   label: str = "layer-wise") -> records.LayerwiseRecord:
+    """Layer-wise barriers of the pair a -> b, stored at ``out_path``."""
+    done = store.read_complete(out_path, records.LayerwiseRecord, root, root)
+    if done is not None:
+        return done
+    started = time.perf_counter()
+    w1 = evaluator.endpoint(checkpoint_a)
+    w2 = evaluator.endpoint(checkpoint_b)
+    found = layerwise.evaluate(evaluator, w1, w2, points, label=label)
+    variables = permutation.weight_variables(evaluator.trainer.model)
+    groups = []
+    for group, curves in found:
+        parameters = sum(int(np.prod(variables[w].shape)) for w in group.weights
+                         if variables[w].dtype.is_floating)
+        groups.append(records.LayerGroupPathRecord(
+            name=group.name, layers=list(group.layers), parameters=parameters,
+            error={s: curves[f"{s}_error"] for s in SPLITS},
+            loss={s: curves[f"{s}_loss"] for s in SPLITS},
+            barrier=dict(curves["barrier"])))
+    record = records.LayerwiseRecord(
+        status=layout.COMPLETE, endpoints=[checkpoint_a, checkpoint_b],
+        bn_mode=evaluator.bn_mode, alphas=found[0][1]["alphas"] if found else [],
+        groups=groups, rewind_step=k, children=list(children) if children else None,
+        wall_time_s=round(time.perf_counter() - started, 3))
+    store.write(out_path, record, root)
+    return record
+
+
+def layerwise_summaries(config: Any) -> list[records.LayerwiseSummaryRecord]:
+    """Every rewind step's layer-wise summary, from the pairs' records (which
+    the ``layerwise_pair`` tasks wrote); each written to TensorBoard."""
+    model_dir = config.runtime.model_dir
+    out = []
+    for k in config.train.rewind_steps:
+        found = [store.read_done(layout.layerwise_file(
+            layout.rewind_point_dir(model_dir, r, k), i, j), records.LayerwiseRecord,
+            model_dir, model_dir)
+            for r in range(config.instability.replicates)
+            for i, j in analysis.pairs(config.instability.children)]
+        out.append(summarize_layerwise(k, found))
+        write_layerwise(model_dir, out[-1])
+    return out
+
+
+def summarize_layerwise(k: int, found: Sequence[records.LayerwiseRecord]
+                        ) -> records.LayerwiseSummaryRecord:
+    """Mean ± std over pairs of each group's barrier (groups in graph order)."""
+    if not found:
+        raise ValueError(f"no layer-wise pairs at k={k}")
+    names = [g.name for g in found[0].groups]
+    return records.LayerwiseSummaryRecord(
+        rewind_step=k, groups=names,
+        barrier={name: {s: records.Stat.from_json(barrier.summarize(
+            [next(g for g in r.groups if g.name == name).barrier[s] for r in found]))
+            for s in SPLITS} for name in names})
+
+
+def write_layerwise(model_dir: str, summary: records.LayerwiseSummaryRecord) -> None:
+    """``layerwise/<split>_barrier/<group>`` at step k, into ``model_dir``."""
+    writer = tf.summary.create_file_writer(model_dir)
+    with writer.as_default(step=summary.rewind_step):
+        for name in summary.groups:
+            for split in SPLITS:
+                tf.summary.scalar(layout.layerwise_tag(split, name),
+                                  summary.barrier[name][split].mean)
+    writer.close()
+
+
+# -- IMP level-to-level paths ------------------------------------------------------------
+
+level_pairs = planners.level_pairs
+
+
+def level_path(evaluator: PathEvaluator, model_dir: str, a: records.LevelRecord,
+               b: records.LevelRecord) -> records.LevelPathRecord:
+    """The raw path between two IMP levels' final networks, stored once."""
+    out_path = layout.level_path_file(model_dir, a.level, b.level)
+    done = store.read_complete(out_path, records.LevelPathRecord, model_dir, model_dir)
+    if done is not None:
+        return done
+    pair = analysis.evaluate_pair(
+        evaluator, layout.final_checkpoint(a.run_dir), layout.final_checkpoint(b.run_dir),
+        out_path.removesuffix(".json") + "_pair.json", None,
+        label=f"IMP levels {a.level} -> {b.level}", root=model_dir)
+    record = records.LevelPathRecord(status=layout.COMPLETE, levels=[a.level, b.level],
+                                     densities=[a.density, b.density], pair=pair)
+    store.write(out_path, record, model_dir)
+    logging.info("IMP levels %d -> %d (density %.4f -> %.4f): test barrier %.4f, "
+                 "train barrier %.4f", a.level, b.level, a.density, b.density,
+                 pair.barrier["test"], pair.barrier["train"])
+    return record
+
+
+def write_level_path(writer: tf.summary.SummaryWriter, record: records.LevelPathRecord
+                     ) -> None:
+    """``imp/level_barrier_<j>/<split>`` against level a, and against a's density."""
+    ppm = int(round(1e6 * record.densities[0]))
+    with writer.as_default():
+        for split in SPLITS:
+            value = record.pair.barrier[split]
+            tf.summary.scalar(layout.level_barrier_tag(split, record.gap), value,
+                              step=record.levels[0])
+            tf.summary.scalar(layout.level_barrier_tag(split, record.gap, vs_density=True),
+                              value, step=ppm)
+    writer.flush()
+
+
+# -- task kinds (config.experiments; planned by tasks.planners and onset_experiment) --------
+
+def _sparse(config: Any) -> bool:
+    """Whether the pairs' networks are wrapped (IMP subnetworks)."""
+    onset = next((s for s in config.sections if s.section == "onset"), None)
+    return config.experiment == "imp" or bool(onset and onset.level)
+
+
+def _evaluator(worker: Any) -> PathEvaluator:
+    """The worker's path evaluator over the model the pair's networks have."""
+    if _sparse(worker.config):
+        from tf_lottery.pruning import imp
+
+        return imp._evaluator(worker)
+    return analysis._evaluator(worker)
+
+
+def run_layerwise_pair(worker: Any, task: Task) -> None:
+    """``layerwise_<i>_<j>.json``: the layer-wise barriers of two children of W_k."""
+    config = worker.config
+    model_dir = config.runtime.model_dir
+    r, k, (i, j) = task.arg("replicate"), task.arg("k"), task.arg("pair")
+    point_dir = layout.rewind_point_dir(model_dir, r, k)
+    ends = [analysis.run_record(layout.child_dir(point_dir, c)).final_checkpoint
+            for c in (i, j)]
+    layerwise_pair(_evaluator(worker), ends[0], ends[1], layout.layerwise_file(point_dir, i, j),
+                   config.instability.layerwise_points, root=model_dir, k=k, children=(i, j),
+                   label=f"replicate {r} k={k} pair ({i},{j}) layer-wise")
+
+
+def run_level_path(worker: Any, task: Task) -> None:
+    """The raw path between IMP levels a and b's trained networks, and its
+    TensorBoard scalars (written by this task, once)."""
+    from tf_lottery.pruning import imp
+
+    config = worker.config
+    a, b = task.arg("levels")
+    record = level_path(imp._evaluator(worker), config.runtime.model_dir,
+                        imp._level_record(config, a), imp._level_record(config, b))
+    writer = worker.cached("imp_writer", lambda: tf.summary.create_file_writer(
+        config.runtime.model_dir))
+    write_level_path(writer, record)

@@ -1,0 +1,320 @@
+"""The onset experiment (``--experiment=onset``): the search of ``stability.onset``
+as a task graph built from the instability analysis' own pieces.
+
+Dense (``--onset_level=0``): every replicate's parent is the instability
+analysis' parent (same seeds, same directory) but keeps W_k at every k of
+the grid (``--onset_grid``, or the geometric one). A probe at k is the
+instability analysis' rewind point k: children of every replicate, their
+pairs (and, with ``--layerwise_barriers``, their layer-wise barriers) and
+``k_<k>.json``, so a probe writes exactly what a sweep writes at k, and an
+instability run and an onset run of one recipe measure identical barriers
+at a k both visit.
+
+Sparse (``--onset_level=L``): IMP levels 0..L are trained first by the IMP
+experiment itself (one task, ``imp/results``, running IMP's own graph under
+``<model_dir>/imp``; its level 0 keeps W_k at every grid point); a probe at k
+trains children from level 0's W_k with level L's mask (kept during
+training) and stores the same rewind-point record, with one replicate.
+
+The graph (``plan``) is a pure function of the config and of the barriers
+measured so far (the complete ``k_<k>.json`` records of grid points): the
+probes the search has used, the one it needs next, and the results task.
+Probes after the next are not decided yet, so ``--list_tasks`` does not show
+them; each appears once the barrier before it is measured. The results task
+depends on every planned probe; run with the search unfinished it writes a
+``running`` results.json naming ``next_probe``, and the executor plans again
+(``onset``). A killed search resumes with exactly the probes it would have
+made, and no finished piece is redone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import tensorflow as tf
+from absl import logging
+
+from tf_lottery.config import ExperimentConfig
+from tf_lottery.core import layout, records, store
+from tf_lottery.core.layout import SPLITS
+from tf_lottery.data.pipeline import Pipeline
+from tf_lottery.errors import CorruptFileError
+from tf_lottery.stability import analysis, instruments, summaries
+from tf_lottery.stability import onset as search_lib
+from tf_lottery.tasks import planners
+from tf_lottery.tasks.graph import Task
+from tf_lottery.training import checkpoints
+
+IMP_SUBDIR = "imp"  # the sparse onset's IMP levels
+_R = planners.R
+IMP_TASK = planners._id(layout.results_file(os.path.join(_R, IMP_SUBDIR)))
+
+
+def grid(config: Any) -> tuple[int, ...]:
+    return config.onset.steps(config.train.train_steps)
+
+
+def replicates(config: Any) -> int:
+    """Replicates of the dense search; the sparse one has IMP's single parent."""
+    return 1 if config.onset.level else config.instability.replicates
+
+
+def search(config: Any) -> search_lib.Search:
+    return search_lib.Search(grid(config), config.instability.stability_threshold,
+                             config.onset.checks)
+
+
+def measurement(record: records.RewindPointRecord) -> search_lib.Measurement:
+    """A rewind point's barriers as the search reads them (mean over replicates)."""
+    return search_lib.Measurement(record.barrier["test"].stat, record.barrier["train"].stat)
+
+
+def measured(config: Any) -> dict[int, records.RewindPointRecord]:
+    """The complete rewind points of grid steps (read only: a damaged one
+    counts as not measured; its task sets it aside when it runs again)."""
+    model_dir = config.runtime.model_dir
+    found = {}
+    for k in grid(config):
+        try:
+            record = store.read(layout.rewind_point_file(model_dir, k),
+                                records.RewindPointRecord, model_dir, model_dir)
+        except CorruptFileError:
+            continue
+        if layout.is_complete(record):
+            assert record is not None
+            found[k] = record
+    return found
+
+
+def decide(config: Any) -> tuple[search_lib.Decision, dict[int, records.RewindPointRecord]]:
+    done = measured(config)
+    return search(config).decide({k: measurement(r) for k, r in done.items()}), done
+
+
+# -- the graph --------------------------------------------------------------------------------
+
+def plan(config: Any) -> list[Task]:
+    """Parents (or IMP's levels), every probe decided so far and the next one,
+    then the results."""
+    decision, _ = decide(config)
+    probes = [*decision.probes, *([decision.next] if decision.next is not None else [])]
+    sparse = bool(config.onset.level)
+    if sparse:
+        c = config.pruning
+        starts = [IMP_TASK]
+        tasks = [Task(IMP_TASK, "onset_imp", (),
+                      planners.run_steps(config, 0) + config.onset.level
+                      * planners.run_steps(config, c.rewind_step))]
+    else:
+        starts = [planners._id(layout.parent_dir(_R, r)) for r in range(replicates(config))]
+        tasks = [Task(starts[r], "onset_parent", (), planners.run_steps(config, 0),
+                      (("replicate", r),)) for r in range(replicates(config))]
+    points = []
+    for k in probes:
+        pieces: list[Task] = []
+        for r in range(replicates(config)):
+            point_dir = layout.rewind_point_dir(_R, r, k)
+            pieces += planners.children_tasks(config, point_dir, (starts[r],), k,
+                                              "onset_child", "onset_pair", replicate=r)
+            if config.instability.layerwise_barriers:
+                pieces += planners.layerwise_tasks(config, point_dir, k, replicate=r)
+        tasks += pieces
+        points.append(planners._id(layout.rewind_point_file(_R, k)))
+        tasks.append(Task(points[-1], "onset_rewind_point", tuple(t.id for t in pieces), 0,
+                          (("k", k),)))
+    tasks.append(Task(planners.RESULTS, "onset_results", (*starts, *points), 0))
+    return tasks
+
+
+# -- task kinds ---------------------------------------------------------------------------------
+
+def _imp_config(config: ExperimentConfig) -> ExperimentConfig:
+    """The IMP recipe up to level L alone, under ``<model_dir>/imp``, with
+    level 0 keeping W_k at every grid point."""
+    t, p = config.train, config.pruning
+    return dataclasses.replace(
+        config, experiment="imp",
+        train=dataclasses.replace(t, rewind_steps=tuple(sorted({*t.rewind_steps,
+                                                                 *grid(config)}))),
+        runtime=dataclasses.replace(config.runtime, model_dir=os.path.join(
+            config.runtime.model_dir, IMP_SUBDIR)),
+        sections=(dataclasses.replace(p, levels=config.onset.level, instability=False,
+                                      instability_levels=(), baselines=(),
+                                      baseline_levels=(), level_barriers=()),
+                  config.instability))
+
+
+def _level0(config: ExperimentConfig) -> str:
+    return layout.level_dir(os.path.join(config.runtime.model_dir, IMP_SUBDIR), 0)
+
+
+def run_onset_parent(worker: Any, task: Task) -> None:
+    """Replicate r's parent, trained 0 -> T, keeping W_k at every grid point."""
+    config, r = worker.config, task.arg("replicate")
+    spec = analysis.parent_run(config, r)
+    spec = dataclasses.replace(spec, rewind_steps=tuple(sorted({*spec.rewind_steps,
+                                                                  *grid(config)})))
+    analysis._trainer(worker).train(spec)
+
+
+def run_onset_imp(worker: Any, task: Task) -> None:
+    """IMP levels 0..L (the IMP experiment's own graph, under ``imp/``)."""
+    from tf_lottery.tasks import inline
+
+    inline.run(_imp_config(worker.config), worker.strategy, worker.pipeline)
+
+
+def _noise(config: ExperimentConfig, replicate: int):
+    if config.onset.level:
+        from tf_lottery.pruning import imp
+
+        return imp._noise(config)
+    return analysis.replicate_noise(config, replicate)
+
+
+def run_onset_child(worker: Any, task: Task) -> None:
+    """Child i of W_k (dense: replicate r's parent's; sparse: level 0's W_k
+    with level L's mask, kept while it trains)."""
+    config = worker.config
+    r, k, i = task.arg("replicate"), task.arg("k"), task.arg("child")
+    out_dir = layout.rewind_point_dir(config.runtime.model_dir, r, k)
+    if config.onset.level:
+        from tf_lottery.pruning import imp
+        from tf_lottery.pruning import masks as masks_lib
+        from tf_lottery.pruning.rewind import RewindManager
+
+        level0 = _level0(config)
+        mask = masks_lib.load(layout.mask_file(layout.level_dir(
+            os.path.join(config.runtime.model_dir, IMP_SUBDIR), config.onset.level)))
+        rewind = RewindManager(level0, k, config.pruning.rewind_optimizer)
+        spec = analysis.child_run(config, checkpoints.rewind_prefix(level0, k),
+                                  _noise(config, r), out_dir, i,
+                                  then=rewind.after_restore(mask))
+        imp._trainer(worker).train(spec)
+    else:
+        spec = analysis.child_run(config, analysis._rewind_checkpoint(config, r, k),
+                                  _noise(config, r), out_dir, i)
+        analysis._trainer(worker).train(spec)
+
+
+def run_onset_pair(worker: Any, task: Task) -> None:
+    config = worker.config
+    r, k, pair = task.arg("replicate"), task.arg("k"), task.arg("pair")
+    prefix = f"IMP level {config.onset.level} " if config.onset.level else (
+        analysis._replicate_prefix(config, r))
+    analysis.children_pair(config, instruments._evaluator(worker),
+                           layout.rewind_point_dir(config.runtime.model_dir, r, k), k, pair,
+                           analysis.pair_label(k, pair, prefix))
+
+
+def run_onset_rewind_point(worker: Any, task: Task) -> None:
+    """``k_<k>.json``: a probe's barrier over its replicates."""
+    config, k = worker.config, task.arg("k")
+    model_dir = config.runtime.model_dir
+    reps = []
+    for r in range(replicates(config)):
+        point = analysis.children_record(config, layout.rewind_point_dir(model_dir, r, k),
+                                         _noise(config, r))
+        reps.append(records.ReplicateRecord(replicate=r, children=point.children,
+                                            pairs=point.pairs, barrier=point.barrier))
+    record = analysis._rewind_record(config, k, reps)
+    summaries.write_barriers(model_dir, record)
+    store.write(layout.rewind_point_file(model_dir, k), record, model_dir)
+    logging.info("Onset probe k=%d: test barrier %.4f ± %.4f -> %s", k,
+                 record.barrier["test"].mean, record.barrier["test"].std or 0.0,
+                 "stable" if record.stable else "unstable")
+
+
+def results(config: ExperimentConfig, wall_time_s: float | None = None
+            ) -> records.OnsetResults:
+    """What the measurements so far say (``running`` until the search ends)."""
+    ic, oc = config.instability, config.onset
+    decision, done = decide(config)
+    n = replicates(config)
+    layerwise = None
+    if ic.layerwise_barriers:
+        model_dir = config.runtime.model_dir
+        layerwise = [instruments.summarize_layerwise(k, [store.read_done(
+            layout.layerwise_file(layout.rewind_point_dir(model_dir, r, k), i, j),
+            records.LayerwiseRecord, model_dir, model_dir)
+            for r in range(n) for i, j in analysis.pairs(ic.children)])
+            for k in sorted(decision.probes)]
+    return records.OnsetResults(
+        status=layout.COMPLETE if decision.done else layout.RUNNING,
+        level=oc.level, grid=list(grid(config)), threshold=ic.stability_threshold,
+        checks=oc.checks, children=ic.children, replicates=n,
+        probes=[records.OnsetProbeRecord(rewind_step=k, barrier=done[k].barrier,
+                                         stable=done[k].stable) for k in decision.probes],
+        next_probe=decision.next, bracket=list(decision.bracket),
+        inconsistencies=[list(p) for p in decision.inconsistencies],
+        outcome=decision.outcome,
+        child_runs=search_lib.child_runs(decision.probes, ic.children, n),
+        full_grid_child_runs=search_lib.child_runs(grid(config), ic.children, n),
+        table=search_lib.format_table(decision, {k: measurement(r) for k, r in done.items()},
+                                      ic.stability_threshold),
+        wall_time_s_last_session=wall_time_s, layerwise=layerwise)
+
+
+def _write_tensorboard(model_dir: str, result: records.OnsetResults) -> None:
+    """``onset/<split>_barrier`` at every probed k, the bracket's ends, and the
+    layer-wise barriers of each probe."""
+    writer = tf.summary.create_file_writer(model_dir)
+    with writer.as_default():
+        for probe in result.probes:
+            for split in SPLITS:
+                tf.summary.scalar(layout.onset_tag(split), probe.barrier[split].mean,
+                                  step=probe.rewind_step)
+                tf.summary.scalar(layout.onset_tag(split, std=True),
+                                  probe.barrier[split].std or 0.0, step=probe.rewind_step)
+        lo, hi = result.bracket
+        if lo is not None:
+            tf.summary.scalar(layout.ONSET_BRACKET_LOW, lo, step=0)
+        if hi is not None:
+            tf.summary.scalar(layout.ONSET_BRACKET_HIGH, hi, step=0)
+    writer.close()
+    for summary in result.layerwise or ():
+        instruments.write_layerwise(model_dir, summary)
+
+
+def run_onset_results(worker: Any, task: Task) -> None:
+    """``results.json``: complete once the search has ended (TensorBoard then),
+    else ``running`` with the next probe named."""
+    from tf_lottery.tasks import plan
+
+    config = worker.config
+    model_dir = config.runtime.model_dir
+    result = results(config, plan.recorded_seconds(config, worker.graph))
+    if layout.is_complete(result):
+        _write_tensorboard(model_dir, result)
+        logging.info("Onset search of %s (%d child runs; the full grid: %d):\n%s", model_dir,
+                     result.child_runs, result.full_grid_child_runs, result.table)
+    store.write(layout.results_file(model_dir), result, model_dir)
+
+
+def onset(config: ExperimentConfig, strategy: tf.distribute.Strategy | None = None,
+          pipeline: Pipeline | None = None) -> records.OnsetResults:
+    """Runs (or resumes) the search in this process: the graph's tasks in
+    order, planned again each time the results task says another probe is
+    needed; returns ``results.json``."""
+    from tf_lottery.tasks import plan as plan_lib
+    from tf_lottery.tasks.worker import Worker
+
+    worker = Worker(config, strategy, pipeline)
+    logging.info("Onset search over k in %s (%d points; a sweep would train %d children)",
+                 list(grid(config)), len(grid(config)),
+                 len(grid(config)) * config.instability.children * replicates(config))
+    while True:
+        for task in worker.graph:
+            if not worker.is_done(task.id):
+                worker.run(task.id)
+        result = store.read(layout.results_file(config.runtime.model_dir), records.OnsetResults,
+                       config.runtime.model_dir)
+        if layout.is_complete(result):
+            assert isinstance(result, records.OnsetResults)
+            return result
+        graph = plan_lib.plan(config)
+        if [t.id for t in graph] == [t.id for t in worker.graph]:
+            raise RuntimeError("the onset search planned no new probe but is not finished")
+        worker.graph = graph
