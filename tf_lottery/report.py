@@ -47,7 +47,15 @@ from tf_lottery.core import layout
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.errors import ConfigError, CorruptFileError
 from tf_lottery.pruning import branches
-from tf_lottery.reporting import alignment_figures, collect, csv_tables, figures, markdown, summary
+from tf_lottery.reporting import (
+    alignment_figures,
+    collect,
+    csv_tables,
+    figures,
+    instrument_figures,
+    markdown,
+    summary,
+)
 from tf_lottery.reporting.collect import Path
 
 # Markers of the baselines' curves, in the order the branches are registered.
@@ -130,8 +138,11 @@ def build(model_dir: str, matching_tolerance: float = 0.005,
     figs = _figures(instab, imp, sparse)
     aligned = alignment_figures.section(experiments)  # --align=weights: raw vs aligned
     figs.update(aligned.figures)
+    instruments = instrument_figures.figures([e.path for e in experiments])
+    figs.update({name: fig for name, (fig, _) in instruments.items()})
     missing = unreadable + [m for e in experiments for m in e.missing]
     described = {name: FIGURE_TEXT.get(name, "") for name in figs} | aligned.described
+    described.update({name: text for name, (_, text) in instruments.items()})
     for name in described:
         k = layout.interpolation_figure_step(name)
         if k is not None:

@@ -1,0 +1,149 @@
+"""Onset search, layer-wise barriers and IMP level-to-level paths, end to end on tiny data."""
+
+import os
+
+import pytest
+import tensorflow as tf
+
+from tests.conftest import parse_config, tiny_pipeline
+from tf_lottery import report, rundir
+from tf_lottery.config import experiments
+from tf_lottery.core import layout, records, store
+from tf_lottery.errors import ConfigError
+from tf_lottery.pruning import imp
+from tf_lottery.stability import analysis, instruments, onset_experiment
+
+COMMON = ("--train_steps=16", "--batch_size=20", "--eval_batch_size=50",
+          "--train_eval_examples=100", "--interpolation_points=3", "--steps_per_loop=4",
+          "--checkpoint_every=8", "--log_every=8", "--eval_every=0")
+
+
+def config(model_dir, *extra):
+    return parse_config(*COMMON, *extra, model_dir=str(model_dir))
+
+
+def run(fn, c):
+    rundir.claim(c)  # config.json, as main writes it
+    return fn(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+
+
+def file_times(root):
+    return {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
+            for d, _, fs in os.walk(root) for f in fs}
+
+
+def test_new_knobs_leave_existing_recipe_hashes_alone():
+    base = ("--experiment=instability",)
+    c = config("/tmp/unused", *base)
+    assert c.recipe_hash() == config("/tmp/unused", *base, "--layerwise_points=5").recipe_hash()
+    assert c.recipe_hash() != config("/tmp/unused", *base,
+                                     "--layerwise_barriers").recipe_hash()
+    i = config("/tmp/unused", "--experiment=imp")
+    assert [s.section for s in i.sections] == ["pruning"]
+    with_paths = config("/tmp/unused", "--experiment=imp", "--imp_level_barriers=1")
+    assert [s.section for s in with_paths.sections] == ["pruning", "instability"]
+    assert i.recipe_hash() != with_paths.recipe_hash()
+
+
+@pytest.mark.parametrize("args,flag", [
+    (("--onset_grid=0,99",), "onset_grid"),
+    (("--onset_max_fraction=0.01",), "onset_max_fraction"),
+    (("--onset_level=3", "--imp_levels=2"), "onset_level"),
+    (("--onset_checks=-1",), "onset_checks"),
+])
+def test_bad_onset_flags_are_named(args, flag):
+    with pytest.raises(ConfigError, match=flag):
+        config("/tmp/unused", "--experiment=onset", *args)
+
+
+def test_onset_experiment_is_registered():
+    assert "onset" in experiments.names()
+    assert experiments.get("onset").load() is onset_experiment.onset
+
+
+@pytest.mark.slow
+def test_dense_onset_probes_like_the_sweep_and_resumes(tmp_path):
+    # Threshold 1.0: every k is stable, so the search walks down to k=0 and
+    # checks k=1: probes 2, 1, 0 of the grid (0, 1, 2, 4, 8), never 4 or 8.
+    c = config(tmp_path / "onset", "--experiment=onset", "--onset_max_fraction=0.5",
+               "--stability_threshold=0.999", "--layerwise_barriers")
+    result = run(onset_experiment.onset, c)
+    assert result.grid == [0, 1, 2, 4, 8]
+    assert [p.rewind_step for p in result.probes] == [2, 0, 1]
+    assert result.bracket == [None, 0] and result.outcome == "stable_from_start"
+    assert (result.child_runs, result.full_grid_child_runs) == (6, 10)
+    stored = store.read(layout.results_file(str(tmp_path / "onset")), records.ExperimentResults,
+                        str(tmp_path / "onset"))
+    assert stored == result
+    # The probe at k=2 is the instability analysis' rewind point k=2, bit for bit.
+    sweep = config(tmp_path / "sweep", "--experiment=instability", "--rewind_steps=2",
+                   "--stability_threshold=0.999")
+    swept = run(analysis.instability, sweep).rewind_steps[0]
+    assert swept.barrier == result.probes[0].barrier
+    # Relaunched: nothing is recomputed, the same result comes back.
+    before = file_times(tmp_path / "onset")
+    again = run(onset_experiment.onset, c)
+    assert again.probes == result.probes and again.bracket == result.bracket
+    after = file_times(tmp_path / "onset")
+    changed = [p for p in before if before[p] != after[p] and "events" not in p]
+    assert changed == [layout.results_file(str(tmp_path / "onset"))]
+    assert layout.ONSET_FIGURE in report.build(str(tmp_path / "onset")).figures
+
+
+def test_layerwise_barriers_in_the_instability_analysis(tmp_path):
+    c = config(tmp_path, "--experiment=instability", "--rewind_steps=0",
+               "--layerwise_barriers", "--layerwise_points=3")
+    result = run(analysis.instability, c)
+    (summary,) = result.layerwise
+    assert summary.rewind_step == 0 and summary.groups == ["fc1", "fc2", "logits"]
+    point = layout.rewind_point_dir(str(tmp_path), 0, 0)
+    pair = store.read(layout.layerwise_file(point, 0, 1), records.LayerwiseRecord,
+                      str(tmp_path))
+    assert pair.alphas == [0.0, 0.5, 1.0]
+    assert [g.parameters for g in pair.groups] == [784 * 300 + 300, 300 * 100 + 100,
+                                                   100 * 10 + 10]
+    # Every group's path starts at child 1 itself: the pair's own α=0.
+    own = result.rewind_steps[0].replicates[0].pairs[0]
+    for g in pair.groups:
+        assert g.error["test"][0] == own.error["test"][0]
+        assert summary.barrier[g.name]["test"].mean == g.barrier["test"]
+    assert records.InstabilityResults.from_json(result.to_json(str(tmp_path)),
+                                                str(tmp_path)) == result
+    drawn = report.build(str(tmp_path))
+    assert "layerwise_k0.png" in drawn.figures and "layerwise_k0.png" in drawn.markdown
+
+
+def test_imp_level_paths(tmp_path):
+    c = config(tmp_path, "--experiment=imp", "--imp_levels=2", "--rewind_step=0",
+               "--imp_level_barriers=1,2")
+    result = run(imp.imp, c)
+    assert [p.levels for p in result.level_paths] == [[0, 1], [0, 2], [1, 2]]
+    for p in result.level_paths:
+        a, b = result.levels[p.levels[0]], result.levels[p.levels[1]]
+        assert p.densities == [a.density, b.density]
+        # The path's ends are the levels' own networks: their test errors.
+        assert p.pair.error["test"][0] == pytest.approx(a.test_error, abs=1e-6)
+        assert p.pair.error["test"][-1] == pytest.approx(b.test_error, abs=1e-6)
+        assert p.pair.barrier["test"] >= 0
+    assert instruments.level_pairs(3, (1,)) == [(0, 1), (1, 2), (2, 3)]
+    before = file_times(tmp_path)
+    assert run(imp.imp, c).level_paths == result.level_paths
+    after = file_times(tmp_path)
+    paths = [p for p in before if f"/{layout.LEVEL_PATHS_DIR}/" in p]
+    assert paths and all(before[p] == after[p] for p in paths)
+    written = report.write(report.build(str(tmp_path)), str(tmp_path / "report"))
+    assert str(tmp_path / "report" / layout.LEVEL_BARRIERS_FIGURE) in written
+
+
+@pytest.mark.slow
+def test_sparse_onset_at_an_imp_level(tmp_path):
+    c = config(tmp_path, "--experiment=onset", "--onset_grid=0,4,8", "--onset_level=1",
+               "--imp_levels=1", "--stability_threshold=0.999", "--onset_checks=0")
+    result = run(onset_experiment.onset, c)
+    assert result.level == 1 and result.outcome == "stable_from_start"
+    assert [p.rewind_step for p in result.probes] == [4, 0]
+    imp_results = store.read(layout.results_file(str(tmp_path / "imp")),
+                             records.ImpResults, str(tmp_path / "imp"))
+    assert [lv.level for lv in imp_results.levels] == [0, 1]
+    child = layout.child_dir(layout.rewind_point_dir(str(tmp_path), 0, 4), 0)
+    assert store.read_run(child).step == 16
