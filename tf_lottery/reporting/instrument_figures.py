@@ -120,14 +120,15 @@ def figures(paths: Sequence[str]) -> dict[str, tuple[Figure, str]]:
         except (CorruptFileError, ValueError, KeyError, TypeError):
             # A damaged record is the main report's to name.
             continue
-        if isinstance(result, records.InstabilityResults) and result.layerwise:
+        if isinstance(result, records.InstabilityResults | records.OnsetResults) and \
+                result.layerwise:
             for s in result.layerwise:
                 found.setdefault(layout.INSTRUMENTS_FIGURE.format(k=s.rewind_step), []).append(
                     (path, layerwise(s), f"{TEXT['layerwise']} (k = {s.rewind_step})"))
         elif isinstance(result, records.ImpResults) and result.level_paths:
             found.setdefault(layout.LEVEL_BARRIERS_FIGURE, []).append(
                 (path, level_barriers(result), TEXT["level"]))
-        elif isinstance(result, records.OnsetResults) and result.probes:
+        if isinstance(result, records.OnsetResults) and result.probes:
             found.setdefault(layout.ONSET_FIGURE, []).append(
                 (path, onset(result), TEXT["onset"]))
     out = {}
