@@ -12,6 +12,7 @@ from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
 from tf_lottery.pruning import imp
 from tf_lottery.stability import analysis, instruments, onset_experiment
+from tf_lottery.tasks import plan as plan_lib
 
 COMMON = ("--train_steps=16", "--batch_size=20", "--eval_batch_size=50",
           "--train_eval_examples=100", "--interpolation_points=3", "--steps_per_loop=4",
@@ -67,8 +68,19 @@ def test_dense_onset_probes_like_the_sweep_and_resumes(tmp_path):
     # checks k=1: probes 2, 1, 0 of the grid (0, 1, 2, 4, 8), never 4 or 8.
     c = config(tmp_path / "onset", "--experiment=onset", "--onset_max_fraction=0.5",
                "--stability_threshold=0.999", "--layerwise_barriers")
+    # Before anything is measured the graph holds the parent, the first probe
+    # (the grid's middle, k=2) and the results: later probes are undecided.
+    ids = [t.id for t in plan_lib.plan(c)]
+    assert [i for i in ids if i.endswith("/k_000000002") or i.startswith("k_")] == [
+        "k_000000002"]
+    assert ids[0] == "replicate_0/parent" and ids[-1] == "results"
+    assert "replicate_0/k_000000002/layerwise_0_1" in ids
     result = run(onset_experiment.onset, c)
     assert result.grid == [0, 1, 2, 4, 8]
+    planned = plan_lib.plan(c)
+    assert [t.id for t in planned if t.kind == "onset_rewind_point"] == [
+        "k_000000002", "k_000000000", "k_000000001"]
+    assert all(plan_lib.is_done(c, t) for t in planned)
     assert [p.rewind_step for p in result.probes] == [2, 0, 1]
     assert result.bracket == [None, 0] and result.outcome == "stable_from_start"
     assert (result.child_runs, result.full_grid_child_runs) == (6, 10)
@@ -85,8 +97,7 @@ def test_dense_onset_probes_like_the_sweep_and_resumes(tmp_path):
     again = run(onset_experiment.onset, c)
     assert again.probes == result.probes and again.bracket == result.bracket
     after = file_times(tmp_path / "onset")
-    changed = [p for p in before if before[p] != after[p] and "events" not in p]
-    assert changed == [layout.results_file(str(tmp_path / "onset"))]
+    assert [p for p in before if before[p] != after[p] and "events" not in p] == []
     assert layout.ONSET_FIGURE in report.build(str(tmp_path / "onset")).figures
 
 
