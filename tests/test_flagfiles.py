@@ -29,7 +29,9 @@ def with_new_knobs(before: dict) -> dict:
     out = dict(before)
     for name, values in before.items():
         if name in types and isinstance(values, dict):
-            defaults = {f.name: f.default for f in dataclasses.fields(types[name])
+            # As JSON holds them: a tuple default reads back as a list.
+            defaults = {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
+                        for f in dataclasses.fields(types[name])
                         if f.default is not dataclasses.MISSING
                         and f.name not in types[name].optional}
             out[name] = {**defaults, **values}
