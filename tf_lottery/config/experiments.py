@@ -407,7 +407,8 @@ EXPERIMENTS = {e.name: e for e in (
                   onset_rewind_point=RECORD, onset_results=RECORD),
          **_kinds(_INSTRUMENTS, layerwise_pair=RECORD)},
         sections=(InstabilityConfig, OnsetConfig),
-        optional=((PruningConfig, "onset.level"),)),
+        optional=((PruningConfig, "onset.level"),),
+        refresh="tf_lottery.stability.onset_experiment:refresh_views"),
 )}
 
 

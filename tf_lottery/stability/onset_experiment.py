@@ -22,15 +22,19 @@ probes the search has used, the one it needs next, and the results task.
 Probes after the next are not decided yet, so ``--list_tasks`` does not show
 them; each appears once the barrier before it is measured. The results task
 depends on every planned probe; run with the search unfinished it writes a
-``running`` results.json naming ``next_probe``, and the executor plans again
-(``onset``). A killed search resumes with exactly the probes it would have
-made, and no finished piece is redone.
+``running`` results.json naming ``next_probe``, and the inline executor plans
+again (``tasks.inline``: a graph that grows is run until it stops growing).
+A killed search resumes with exactly the probes it would have made, and no
+finished piece is redone. After each probe the executor's ``refresh_views``
+rewrites the running results.json and the TensorBoard figures; tasks file
+their own scalars in the summary run ``summary/`` (``barrier/<split>``
+against k from each probe, ``onset/*`` and the layer-wise barriers from the
+results task).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 import tensorflow as tf
@@ -43,13 +47,13 @@ from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import CorruptFileError
 from tf_lottery.stability import analysis, instruments, summaries
 from tf_lottery.stability import onset as search_lib
+from tf_lottery.summaries import dashboards, figures, tensorboard
 from tf_lottery.tasks import planners
 from tf_lottery.tasks.graph import Task
 from tf_lottery.training import checkpoints
 
-IMP_SUBDIR = "imp"  # the sparse onset's IMP levels
 _R = planners.R
-IMP_TASK = planners._id(layout.results_file(os.path.join(_R, IMP_SUBDIR)))
+IMP_TASK = planners._id(layout.results_file(layout.onset_imp_dir(_R)))
 
 
 def grid(config: Any) -> tuple[int, ...]:
@@ -138,8 +142,8 @@ def _imp_config(config: ExperimentConfig) -> ExperimentConfig:
         config, experiment="imp",
         train=dataclasses.replace(t, rewind_steps=tuple(sorted({*t.rewind_steps,
                                                                  *grid(config)}))),
-        runtime=dataclasses.replace(config.runtime, model_dir=os.path.join(
-            config.runtime.model_dir, IMP_SUBDIR)),
+        runtime=dataclasses.replace(config.runtime, model_dir=layout.onset_imp_dir(
+            config.runtime.model_dir)),
         sections=(dataclasses.replace(p, levels=config.onset.level, instability=False,
                                       instability_levels=(), baselines=(),
                                       baseline_levels=(), level_barriers=()),
@@ -147,12 +151,14 @@ def _imp_config(config: ExperimentConfig) -> ExperimentConfig:
 
 
 def _level0(config: ExperimentConfig) -> str:
-    return layout.level_dir(os.path.join(config.runtime.model_dir, IMP_SUBDIR), 0)
+    return layout.level_dir(layout.onset_imp_dir(config.runtime.model_dir), 0)
 
 
 def run_onset_parent(worker: Any, task: Task) -> None:
     """Replicate r's parent, trained 0 -> T, keeping W_k at every grid point."""
     config, r = worker.config, task.arg("replicate")
+    if r == 0:
+        _write_metadata(config)
     spec = analysis.parent_run(config, r)
     spec = dataclasses.replace(spec, rewind_steps=tuple(sorted({*spec.rewind_steps,
                                                                   *grid(config)})))
@@ -163,6 +169,7 @@ def run_onset_imp(worker: Any, task: Task) -> None:
     """IMP levels 0..L (the IMP experiment's own graph, under ``imp/``)."""
     from tf_lottery.tasks import inline
 
+    _write_metadata(worker.config)
     inline.run(_imp_config(worker.config), worker.strategy, worker.pipeline)
 
 
@@ -187,7 +194,7 @@ def run_onset_child(worker: Any, task: Task) -> None:
 
         level0 = _level0(config)
         mask = masks_lib.load(layout.mask_file(layout.level_dir(
-            os.path.join(config.runtime.model_dir, IMP_SUBDIR), config.onset.level)))
+            layout.onset_imp_dir(config.runtime.model_dir), config.onset.level)))
         rewind = RewindManager(level0, k, config.pruning.rewind_optimizer)
         spec = analysis.child_run(config, checkpoints.rewind_prefix(level0, k),
                                   _noise(config, r), out_dir, i,
@@ -258,24 +265,48 @@ def results(config: ExperimentConfig, wall_time_s: float | None = None
 
 
 def _write_tensorboard(model_dir: str, result: records.OnsetResults) -> None:
-    """``onset/<split>_barrier`` at every probed k, the bracket's ends, and the
-    layer-wise barriers of each probe."""
-    writer = tf.summary.create_file_writer(model_dir)
-    with writer.as_default():
-        for probe in result.probes:
-            for split in SPLITS:
-                tf.summary.scalar(layout.onset_tag(split), probe.barrier[split].mean,
-                                  step=probe.rewind_step)
-                tf.summary.scalar(layout.onset_tag(split, std=True),
-                                  probe.barrier[split].std or 0.0, step=probe.rewind_step)
-        lo, hi = result.bracket
-        if lo is not None:
-            tf.summary.scalar(layout.ONSET_BRACKET_LOW, lo, step=0)
-        if hi is not None:
-            tf.summary.scalar(layout.ONSET_BRACKET_HIGH, hi, step=0)
-    writer.close()
+    """``onset/<split>_barrier`` (and ``_std``) at every probed k, the
+    bracket's ends and the layer-wise barriers of each probe, into the
+    summary run (``layout.summary_dir``; the chief's alone)."""
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for split in SPLITS:
+        scalars[layout.onset_tag(split)] = [(p.rewind_step, p.barrier[split].mean)
+                                            for p in result.probes]
+        scalars[layout.onset_tag(split, std=True)] = [
+            (p.rewind_step, p.barrier[split].std or 0.0) for p in result.probes]
+    lo, hi = result.bracket
+    if lo is not None:
+        scalars[layout.ONSET_BRACKET_LOW] = [(0, lo)]
+    if hi is not None:
+        scalars[layout.ONSET_BRACKET_HIGH] = [(0, hi)]
+    tensorboard.write_scalars(layout.summary_dir(model_dir), scalars)
     for summary in result.layerwise or ():
         instruments.write_layerwise(model_dir, summary)
+
+
+def layout_charts(config: ExperimentConfig) -> tensorboard.Layout:
+    """Custom-scalars charts of an onset search: the probes' barrier against
+    k (also ``barrier/<split>``, as the instability analysis draws it), the
+    bracket and, with --layerwise_barriers, every group's barrier."""
+    charts = [
+        ("onset search: error barrier at each probed k (x: k)",
+         [layout.tag_pattern(layout.onset_tag("{split}"))]),
+        ("onset search: barrier std (pairs, replicates) at each probed k",
+         [layout.tag_pattern(layout.onset_tag("{split}", std=True))]),
+        ("onset bracket: last unstable k, first stable k",
+         [layout.tag_pattern(layout.ONSET_BRACKET_LOW),
+          layout.tag_pattern(layout.ONSET_BRACKET_HIGH)]),
+    ]
+    if config.instability.layerwise_barriers:
+        charts.append(("layer-wise error barrier per group vs k",
+                       [layout.tag_pattern(layout.layerwise_tag("{split}", ""),
+                                           prefix_only=True)]))
+    return {"onset": charts}
+
+
+def _write_metadata(config: ExperimentConfig) -> None:
+    """The summary run's charts and hparams columns, once, by the first task."""
+    dashboards.write_metadata(config.runtime.model_dir, config, layout_charts(config))
 
 
 def run_onset_results(worker: Any, task: Task) -> None:
@@ -291,30 +322,35 @@ def run_onset_results(worker: Any, task: Task) -> None:
         logging.info("Onset search of %s (%d child runs; the full grid: %d):\n%s", model_dir,
                      result.child_runs, result.full_grid_child_runs, result.table)
     store.write(layout.results_file(model_dir), result, model_dir)
+    if layout.is_complete(result):
+        figures.refresh_figures(model_dir)  # last, as the other experiments' results do
+
+
+def refresh_views(config: ExperimentConfig, task: Task) -> None:
+    """After a probe's record: the running ``results.json`` (the bracket so
+    far, the next probe) and the report's figures in TensorBoard, rebuilt
+    by the executor that holds the model_dir's lease (``Experiment.refresh``;
+    never by a task, so they cannot race the results task)."""
+    if task.kind != "onset_rewind_point":
+        return
+    model_dir = config.runtime.model_dir
+    path = layout.results_file(model_dir)
+    if layout.is_complete(store.read_summary(path, records.OnsetResults, model_dir)):
+        return
+    store.write(path, dataclasses.replace(results(config), status=layout.RUNNING), model_dir)
+    figures.refresh_figures(model_dir)
 
 
 def onset(config: ExperimentConfig, strategy: tf.distribute.Strategy | None = None,
           pipeline: Pipeline | None = None) -> records.OnsetResults:
-    """Runs (or resumes) the search in this process: the graph's tasks in
-    order, planned again each time the results task says another probe is
-    needed; returns ``results.json``."""
-    from tf_lottery.tasks import plan as plan_lib
-    from tf_lottery.tasks.worker import Worker
+    """Runs (or resumes) the search in this process (``tasks.inline``, which
+    plans the graph again each time the results task says another probe is
+    needed); returns ``results.json``."""
+    from tf_lottery.tasks import inline
 
-    worker = Worker(config, strategy, pipeline)
     logging.info("Onset search over k in %s (%d points; a sweep would train %d children)",
                  list(grid(config)), len(grid(config)),
                  len(grid(config)) * config.instability.children * replicates(config))
-    while True:
-        for task in worker.graph:
-            if not worker.is_done(task.id):
-                worker.run(task.id)
-        result = store.read(layout.results_file(config.runtime.model_dir), records.OnsetResults,
-                       config.runtime.model_dir)
-        if layout.is_complete(result):
-            assert isinstance(result, records.OnsetResults)
-            return result
-        graph = plan_lib.plan(config)
-        if [t.id for t in graph] == [t.id for t in worker.graph]:
-            raise RuntimeError("the onset search planned no new probe but is not finished")
-        worker.graph = graph
+    result = inline.run(config, strategy, pipeline)
+    assert isinstance(result, records.OnsetResults)
+    return result

@@ -5,9 +5,12 @@ the graph in its topological order (the planner's order wherever the
 dependencies allow, which is the order the single-process experiment has
 always had), finished tasks skipped, an experiment-level progress line
 (``progress.Progress``) after each task, then the experiment's ``refresh``
-(IMP's 'running' results.json), if it has one. Relaunching resumes: a task whose
-record is complete is not run again, and a killed task resumes from its own
-last checkpoint.
+(IMP's 'running' results.json), if it has one. A planner whose graph grows
+with what was measured (the onset search: the next probe depends on the
+barriers so far) is planned again once every task is done, until the graph
+stops growing; every other graph is the same when planned again, so it runs
+once. Relaunching resumes: a task whose record is complete is not run again,
+and a killed task resumes from its own last checkpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import tensorflow as tf
 
 from tf_lottery.config import ExperimentConfig, experiments
 from tf_lottery.core import records
+from tf_lottery.tasks import plan
 from tf_lottery.tasks.progress import Progress
 from tf_lottery.tasks.worker import Worker
 
@@ -27,12 +31,16 @@ def run(config: ExperimentConfig, strategy: tf.distribute.Strategy | None = None
     """Runs (or resumes) every task of ``config``'s graph; returns results.json."""
     worker = Worker(config, strategy, pipeline)
     refresh = experiments.get(config.experiment).load_refresh()
-    progress = Progress(worker.graph, worker.done_ids(), workers=1)
-    for task in worker.graph:
-        if task.id in progress.done:
-            continue
-        worker.run(task.id)
-        progress.finished(task.id, worker.last_seconds)
-        if refresh is not None:
-            refresh(config, task)
-    return worker.results()
+    while True:
+        progress = Progress(worker.graph, worker.done_ids(), workers=1)
+        for task in worker.graph:
+            if task.id in progress.done:
+                continue
+            worker.run(task.id)
+            progress.finished(task.id, worker.last_seconds)
+            if refresh is not None:
+                refresh(config, task)
+        graph = plan.plan(config)
+        if [t.id for t in graph] == [t.id for t in worker.graph]:
+            return worker.results()
+        worker.graph = graph  # a search's next probe, planned from what it measured
