@@ -1,5 +1,6 @@
 """Onset search, layer-wise barriers and IMP level-to-level paths, end to end on tiny data."""
 
+import glob
 import os
 
 import pytest
@@ -31,6 +32,19 @@ def run(fn, c):
 def file_times(root):
     return {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
             for d, _, fs in os.walk(root) for f in fs}
+
+
+def summary_scalars(run_dir):
+    """tag -> {step: value} of a summary run's scalars (only its own events,
+    not those of runs nested under it)."""
+    found = {}
+    for path in glob.glob(os.path.join(run_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for v in event.summary.value:
+                value = tf.make_ndarray(v.tensor)
+                if value.ndim == 0 and value.dtype.kind == "f":  # not layouts nor images
+                    found.setdefault(v.tag, {})[event.step] = float(value)
+    return found
 
 
 def test_new_knobs_leave_existing_recipe_hashes_alone():
@@ -99,6 +113,13 @@ def test_dense_onset_probes_like_the_sweep_and_resumes(tmp_path):
     after = file_times(tmp_path / "onset")
     assert [p for p in before if before[p] != after[p] and "events" not in p] == []
     assert layout.ONSET_FIGURE in report.build(str(tmp_path / "onset")).figures
+    # TensorBoard: the probes and the bracket in the summary run, nothing at the root.
+    tb = summary_scalars(layout.summary_dir(str(tmp_path / "onset")))
+    assert tb[layout.onset_tag("test")] == {
+        p.rewind_step: pytest.approx(p.barrier["test"].mean) for p in result.probes}
+    assert tb[layout.ONSET_BRACKET_HIGH] == {0: 0.0}
+    assert sorted(tb[layout.layerwise_tag("test", "fc1")]) == [0, 1, 2]
+    assert not glob.glob(str(tmp_path / "onset" / "events.out.tfevents.*"))
 
 
 def test_layerwise_barriers_in_the_instability_analysis(tmp_path):
@@ -122,6 +143,9 @@ def test_layerwise_barriers_in_the_instability_analysis(tmp_path):
                                                 str(tmp_path)) == result
     drawn = report.build(str(tmp_path))
     assert "layerwise_k0.png" in drawn.figures and "layerwise_k0.png" in drawn.markdown
+    tb = summary_scalars(layout.summary_dir(str(tmp_path)))
+    assert tb[layout.layerwise_tag("test", "fc2")] == {
+        0: pytest.approx(summary.barrier["fc2"]["test"].mean)}
 
 
 def test_imp_level_paths(tmp_path):
@@ -144,6 +168,13 @@ def test_imp_level_paths(tmp_path):
     assert paths and all(before[p] == after[p] for p in paths)
     written = report.write(report.build(str(tmp_path)), str(tmp_path / "report"))
     assert str(tmp_path / "report" / layout.LEVEL_BARRIERS_FIGURE) in written
+    # TensorBoard: beside IMP's accuracy in its summary run, against L and
+    # against the ppm pruned at L (steps that grow as pruning proceeds).
+    tb = summary_scalars(layout.summary_run(str(tmp_path), "imp"))
+    gap1 = {p.levels[0]: p for p in result.level_paths if p.gap == 1}
+    assert tb[layout.level_barrier_tag("test", 1)] == {
+        a: pytest.approx(p.pair.barrier["test"]) for a, p in gap1.items()}
+    assert sorted(tb[layout.level_barrier_tag("train", 2, vs_pruned=True)]) == [0]
 
 
 @pytest.mark.slow

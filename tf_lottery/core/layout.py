@@ -77,6 +77,7 @@ LEASES_DIR = "leases"
 
 # instruments (issue 16): layer-wise barriers, IMP level-to-level paths
 LEVEL_PATHS_DIR = "level_paths"
+ONSET_IMP_DIR = "imp"  # --onset_level=L: IMP levels 0..L, a model_dir of their own
 INSTRUMENTS_FIGURE = "layerwise_k{k}.png"  # one bar chart per rewind step
 LEVEL_BARRIERS_FIGURE = "imp_level_barriers.png"
 ONSET_FIGURE = "onset.png"
@@ -312,6 +313,11 @@ def layerwise_file(point_dir: str, a: Number, b: Number) -> str:
     return os.path.join(point_dir, f"layerwise_{a}_{b}.json")
 
 
+def onset_imp_dir(model_dir: str) -> str:
+    """The IMP model_dir inside a sparse onset search's (``--onset_level``)."""
+    return os.path.join(model_dir, ONSET_IMP_DIR)
+
+
 def level_path_file(model_dir: str, a: Number, b: Number) -> str:
     """The raw linear path between IMP levels a and b's trained networks."""
     return os.path.join(model_dir, LEVEL_PATHS_DIR,
@@ -508,15 +514,16 @@ def layerwise_tag(split: str, group: str) -> str:
     return f"layerwise/{split}_barrier/{group}"
 
 
-def level_barrier_tag(split: str, gap: int, vs_density: bool = False) -> str:
-    """The barrier between IMP levels L and L + gap, against L (or, ``vs_density``,
-    against level L's density in parts per million)."""
-    family = "imp_vs_density" if vs_density else "imp"
-    return f"{family}/level_barrier_{gap}/{split}"
+def level_barrier_tag(split: str, gap: int | str, vs_pruned: bool = False) -> str:
+    """The barrier between IMP levels L and L + gap, in IMP's summary run
+    (``summary_run(model_dir, "imp")``, beside its accuracy): against L, or
+    ``vs_pruned`` against ``ppm_pruned`` of L's density."""
+    return branch_tag(f"{split}_level_barrier_{gap}", vs_pruned)
 
 
 def onset_tag(split: str, std: bool = False) -> str:
-    """The barrier at each rewind step the onset search probed, against k."""
+    """The barrier at each rewind step the onset search probed, against k, in
+    the onset's summary run (``summary_dir``)."""
     return f"onset/{split}_barrier" + ("_std" if std else "")
 
 
@@ -640,7 +647,9 @@ def _trees() -> dict[str, list[Entry]]:
                 f"{figure_tag('<figure>')} images; layout, hparams columns;",
                 f"with --align=weights {aligned_barrier_tag(both)} (and _std)",
                 f"against k, {independent_barrier_tag(both)} and",
-                f"{independent_barrier_tag(both, aligned=True)} at 0"]),
+                f"{independent_barrier_tag(both, aligned=True)} at 0;",
+                f"with --layerwise_barriers {layerwise_tag(both, '<group>')}",
+                "against k"]),
             (_rel(summary_run(M, INDEPENDENT_RUN), True),
              [f"{barrier_tag(both)} (and {aligned_barrier_tag(both)}) of",
               "independent networks at every k"]),
@@ -652,6 +661,9 @@ def _trees() -> dict[str, list[Entry]]:
                 f"its {path_tag(k, 'alpha')}, .../{both}_error",
                 f"(aligned: {aligned_path_tag(k, both + '_error')})",
                 "against the α index"]),
+            (_rel(layerwise_file(point, "<i>", "<j>")),
+             ["--layerwise_barriers: each layer group's path (it alone",
+              "moves, the rest stay at child <i>) and barrier"]),
             (_rel(independent_pair_file(M, "<r1>", "<r2>")),
              ["parents of two replicates (R >= 2); curves in",
               f"{_rel(pair_events_dir(independent_pair_file(M, '<r1>', '<r2>')), True)} as "
@@ -667,7 +679,8 @@ def _trees() -> dict[str, list[Entry]]:
             (_rel(summary_run(M, "<branch>"), True), [
                 f"{branch_tag('<metric>')} against the level, {branch_tag('<metric>', True)}",
                 "against the ppm of weights pruned; a run per branch",
-                "(imp, random_prune, ...)"]),
+                "(imp, random_prune, ...); in imp/, with --imp_level_barriers,",
+                f"{level_barrier_tag(both, '<j>')} (and imp_vs_pruned/...)"]),
             (_rel(level_dir(M, 0), True), [f"the dense run: {run_parts}"]),
             (_rel(level_dir(M, "<L>"), True), ["the level's run; its W_k is the masked one"]),
             (_rel(mask_file(level_dir(M, "<L>"))), ["the level's mask (one uint8 array per",
@@ -680,6 +693,27 @@ def _trees() -> dict[str, list[Entry]]:
               f"{pair_name('<i>', '<j>')}.json"]),
             (_rel(sparse_instability_file(M, "<L>")),
              ["the level's sparse instability (written when", "complete)"]),
+            (_rel(level_path_file(M, "<a>", "<b>")),
+             ["--imp_level_barriers: the raw path between levels a and",
+              "b = a + j's trained networks; its pair (curves, barrier)",
+              f"in {_rel(level_path_file(M, '<a>', '<b>')).removesuffix('.json')}_pair.json"]),
+        ],
+        "onset": [
+            (_rel(results_file(M)), ["the search: probes, bracket, child runs vs the full",
+                                     f'grid; "status": "{RUNNING}" until it ends, then',
+                                     f'"{COMPLETE}"']),
+            (_rel(rewind_point_file(M, k)), ["a probed k: the instability analysis' rewind",
+                                             "point record (only the k the search visits)"]),
+            (_rel(summary_dir(M), True), [
+                f"TensorBoard: {onset_tag(both)} (and _std) at each probed k,",
+                f"{ONSET_BRACKET_LOW}, {ONSET_BRACKET_HIGH};",
+                f"{barrier_tag(both)} against k as the instability",
+                f"analysis writes it; {figure_tag('<figure>')} images"]),
+            (_rel(parent_dir(M, "<r>"), True), ["dense: the parent, keeping W_k at every grid k"]),
+            (_rel(child_dir(point, "<i>"), True), ["a probe's children, pairs (and layer-wise",
+                                                   "barriers) as in the instability analysis"]),
+            (_rel(results_file(onset_imp_dir(M))),
+             ["--onset_level=L: IMP levels 0..L (an IMP model_dir", "of its own under imp/)"]),
         ],
     }
 
@@ -697,5 +731,5 @@ def tree(experiment: str) -> str:
 
 
 if __name__ == "__main__":  # python -m tf_lottery.core.layout: the trees for the docs
-    for name in ("train", "instability", "imp"):
+    for name in ("train", "instability", "imp", "onset"):
         print(f"{name}:\n```\n{tree(name)}\n```\n")

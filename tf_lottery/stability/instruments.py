@@ -3,11 +3,15 @@
 - Layer-wise barriers of a pair (``--layerwise_barriers``): ``layerwise_pair``
   evaluates every group's path (``stability.layerwise``) and writes
   ``layerwise_<i>_<j>.json`` beside the pair; ``summarize_layerwise`` gives a
-  rewind step's barrier per group over every pair and replicate, written to
-  TensorBoard as ``layerwise/<split>_barrier/<group>`` against k.
+  rewind step's barrier per group over every pair and replicate, written by
+  the results task to the summary run ``summary/`` as
+  ``layerwise/<split>_barrier/<group>`` against k.
 - IMP level-to-level paths (``--imp_level_barriers``): ``level_path``
   evaluates the raw linear path between the trained networks of levels a < b
-  (Paul et al. 2022) and writes ``level_paths/level_<a>_level_<b>.json``.
+  (Paul et al. 2022) and writes ``level_paths/level_<a>_level_<b>.json``; its
+  task files the barrier in IMP's summary run ``summary/imp/`` as
+  ``imp/<split>_level_barrier_<j>`` (against a) and
+  ``imp_vs_pruned/<split>_level_barrier_<j>`` (against a's ppm pruned).
   Both networks are wrapped models with their own masks; the path is the
   plain interpolation of their weights (pruned weights are exactly 0 in
   each checkpoint, so a weight pruned at b only goes linearly to 0). The
@@ -25,14 +29,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.models import permutation
+from tf_lottery.pruning import branches
 from tf_lottery.stability import analysis, barrier, layerwise
 from tf_lottery.stability.path_evaluator import PathEvaluator
+from tf_lottery.summaries import tensorboard
 from tf_lottery.tasks import planners
 from tf_lottery.tasks.graph import Task
 
@@ -98,14 +103,12 @@ def summarize_layerwise(k: int, found: Sequence[records.LayerwiseRecord]
 
 
 def write_layerwise(model_dir: str, summary: records.LayerwiseSummaryRecord) -> None:
-    """``layerwise/<split>_barrier/<group>`` at step k, into ``model_dir``."""
-    writer = tf.summary.create_file_writer(model_dir)
-    with writer.as_default(step=summary.rewind_step):
-        for name in summary.groups:
-            for split in SPLITS:
-                tf.summary.scalar(layout.layerwise_tag(split, name),
-                                  summary.barrier[name][split].mean)
-    writer.close()
+    """``layerwise/<split>_barrier/<group>`` at step k, into the experiment's
+    summary run (``layout.summary_dir``; ``chief.summary_writer`` inside)."""
+    k = summary.rewind_step
+    tensorboard.write_scalars(layout.summary_dir(model_dir), {
+        layout.layerwise_tag(split, name): [(k, summary.barrier[name][split].mean)]
+        for name in summary.groups for split in SPLITS})
 
 
 # -- IMP level-to-level paths ------------------------------------------------------------
@@ -133,18 +136,16 @@ def level_path(evaluator: PathEvaluator, model_dir: str, a: records.LevelRecord,
     return record
 
 
-def write_level_path(writer: tf.summary.SummaryWriter, record: records.LevelPathRecord
-                     ) -> None:
-    """``imp/level_barrier_<j>/<split>`` against level a, and against a's density."""
-    ppm = int(round(1e6 * record.densities[0]))
-    with writer.as_default():
-        for split in SPLITS:
-            value = record.pair.barrier[split]
-            tf.summary.scalar(layout.level_barrier_tag(split, record.gap), value,
-                              step=record.levels[0])
-            tf.summary.scalar(layout.level_barrier_tag(split, record.gap, vs_density=True),
-                              value, step=ppm)
-    writer.flush()
+def write_level_path(model_dir: str, record: records.LevelPathRecord) -> None:
+    """The barrier between levels a and a + j in IMP's summary run, beside its
+    accuracy (``summary/imp/``): against a and against a's ppm of weights
+    pruned (``layout.level_barrier_tag``)."""
+    a, pruned = record.levels[0], layout.ppm_pruned(record.densities[0])
+    tensorboard.write_scalars(layout.summary_run(model_dir, branches.IMP), {
+        tag: [(step, record.pair.barrier[split])] for split in SPLITS
+        for tag, step in ((layout.level_barrier_tag(split, record.gap), a),
+                          (layout.level_barrier_tag(split, record.gap, vs_pruned=True),
+                           pruned))})
 
 
 # -- task kinds (config.experiments; planned by tasks.planners and onset_experiment) --------
@@ -179,13 +180,12 @@ def run_layerwise_pair(worker: Any, task: Task) -> None:
 
 def run_level_path(worker: Any, task: Task) -> None:
     """The raw path between IMP levels a and b's trained networks, and its
-    TensorBoard scalars (written by this task, once)."""
+    scalars in IMP's summary run (filed once, by this task, as IMP's levels
+    file theirs)."""
     from tf_lottery.pruning import imp
 
     config = worker.config
     a, b = task.arg("levels")
     record = level_path(imp._evaluator(worker), config.runtime.model_dir,
                         imp._level_record(config, a), imp._level_record(config, b))
-    writer = worker.cached("imp_writer", lambda: tf.summary.create_file_writer(
-        config.runtime.model_dir))
-    write_level_path(writer, record)
+    write_level_path(config.runtime.model_dir, record)

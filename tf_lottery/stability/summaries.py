@@ -26,6 +26,9 @@ With ``--align=weights`` also (``stability.aligned_paths``):
 - ``independent/barrier/<split>`` and ``independent/aligned_barrier/<split>``
   (step 0): raw and aligned barrier between independently trained networks.
 
+With ``--layerwise_barriers`` also ``layerwise/<split>_barrier/<group>``
+against k (``stability.instruments``, written by the results task).
+
 A custom-scalars layout groups these charts; each replicate's rewind point
 is a row of the hparams dashboard (``summaries/dashboards.py``); the
 report's figures are images of ``summary/`` (``summaries/figures.py``).
@@ -47,10 +50,11 @@ from tf_lottery.summaries import dashboards, tensorboard
 
 
 def layout_charts(rewind_steps: Sequence[int], independent: bool,
-                  aligned: bool = False) -> tensorboard.Layout:
+                  aligned: bool = False, layerwise: bool = False) -> tensorboard.Layout:
     """Custom-scalars layout: barrier vs k, then the paths of every k on one
     chart (with ``aligned``, raw and aligned barriers side by side, and each
-    k's pair curves raw and aligned)."""
+    k's pair curves raw and aligned; with ``layerwise``, every layer group's
+    barrier vs k)."""
     versus = " and independent networks" if independent else ""
     charts = {
         "instability": [
@@ -78,13 +82,18 @@ def layout_charts(rewind_steps: Sequence[int], independent: bool,
              [layout.tag_pattern(layout.path_tag(k, "{split}_error")),
               layout.tag_pattern(layout.aligned_path_tag(k, "{split}_error"))])
             for k in ks]
+    if layerwise:
+        charts["instability"].append((
+            "layer-wise error barrier per group vs k (one group moves)",
+            [layout.tag_pattern(layout.layerwise_tag("{split}", ""), prefix_only=True)]))
     return charts
 
 
 def write_run_metadata(model_dir: str, config: ExperimentConfig, independent: bool) -> None:
     """Layout and hparams columns, written into ``model_dir``'s summary run."""
+    ic = config.instability
     dashboards.write_metadata(model_dir, config, layout_charts(
-        config.train.rewind_steps, independent, config.instability.align != "none"))
+        config.train.rewind_steps, independent, ic.align != "none", ic.layerwise_barriers))
 
 
 def _mean_path(pairs: Sequence[records.PairRecord], split: str) -> list[tuple[int, float]]:

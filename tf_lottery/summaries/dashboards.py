@@ -173,4 +173,12 @@ def imp_layout(config: ExperimentConfig) -> tensorboard.Layout:
              "pruned)", [layout.tag_pattern(layout.branch_tag("{split}_barrier",
                                                               vs_pruned=True))]),
         ]
+    for j in config.pruning.level_barriers:  # written by stability.instruments
+        charts += [
+            (f"error barrier between levels L and L + {j} vs L",
+             [layout.tag_pattern(layout.level_barrier_tag("{split}", j))]),
+            (f"error barrier between levels L and L + {j} vs weights pruned at L "
+             "(x: parts per million pruned)",
+             [layout.tag_pattern(layout.level_barrier_tag("{split}", j, vs_pruned=True))]),
+        ]
     return {IMP_CATEGORY: charts}
