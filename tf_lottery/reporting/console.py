@@ -63,6 +63,10 @@ def imp_table(results: records.ImpResults) -> str:
     header = ["level", "density", "test accuracy", *(branches.get(n).title for n in names)]
     if sparse:
         header += [f"test barrier at k = {results.rewind_step}", "stable"]
+    to_next = {p.levels[0]: p.pair.barrier["test"] for p in results.level_paths
+               if p.gap == 1}  # --imp_level_barriers=1: the path to level L + 1
+    if to_next:
+        header.append("test barrier to L + 1")
     rows = []
     for level in results.levels:
         row = [str(level.level), pct(level.density), pct(level.test_accuracy),
@@ -72,6 +76,8 @@ def imp_table(results: records.ImpResults) -> str:
             found = level.instability
             row += [cell(found.barrier["test"]) if found else NONE,
                     NONE if found is None else ("yes" if found.stable else "no")]
+        if to_next:
+            row.append(pct(to_next[level.level]) if level.level in to_next else NONE)
         rows.append(row)
     return _grid(header, rows)
 
@@ -83,6 +89,11 @@ def summary(results: records.Results, model_dir: str) -> str:
     if isinstance(results, records.ImpResults):
         return (f"IMP with rewinding to k = {results.rewind_step} ({results.status}) of "
                 f"{model_dir}:\n{imp_table(results)}")
+    if isinstance(results, records.OnsetResults):
+        where = f"IMP level {results.level}" if results.level else "dense"
+        return (f"Onset search ({where}, {results.status}) of {model_dir}: "
+                f"{results.child_runs} child runs (the full grid: "
+                f"{results.full_grid_child_runs})\n{results.table}")
     m = results.metrics
     return (f"{model_dir}: test accuracy {pct(m.test_accuracy)}, train accuracy "
             f"{pct(m.train_accuracy)}")
