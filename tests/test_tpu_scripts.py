@@ -43,7 +43,7 @@ def shellcheck():
 def test_every_script_parses_and_passes_shellcheck():
     assert {p.name for p in SCRIPTS} >= {
         "lib.sh", "create_vm.sh", "install.sh", "run_flagfile.sh", "logs.sh",
-        "keep_running.sh", "delete_vm.sh"}
+        "keep_running.sh", "delete_vm.sh", "ray_cluster.sh"}
     for path in SCRIPTS:
         subprocess.run(["bash", "-n", str(path)], check=True)
     done = subprocess.run([shellcheck(), "-x", *map(str, SCRIPTS)], cwd=ROOT,
@@ -161,3 +161,61 @@ def test_delete_prints_the_gcloud_delete_command():
     assert code == 0
     assert commands(out) == [
         "gcloud compute tpus tpu-vm delete lmc --zone=us-central1-a --quiet"]
+
+
+def test_ray_cluster_recreates_head_and_spot_workers_joins_them_and_starts_the_driver():
+    code, out = script("ray_cluster", "--dry_run", "--vms=2", "--spot",
+                       "--accelerator_type=v4-8", *RUN_FLAGS, "--", "--replicates=3")
+    assert code == 0, out
+    cmds = commands(out)
+    assert cmds[0] == ("gcloud storage cat --verbosity=none "
+                       "gs://bucket/runs/inception/results.json")
+    creates = [c for c in cmds if c.startswith("gcloud compute tpus tpu-vm create ")]
+    # The head is on demand (its loss would stop every task); workers are spot.
+    assert creates == [
+        "gcloud compute tpus tpu-vm create tf-lottery-0 --zone=europe-west4-a "
+        "--accelerator-type=v4-8 --version=tpu-ubuntu2204-base",
+        "gcloud compute tpus tpu-vm create tf-lottery-1 --zone=europe-west4-a "
+        "--accelerator-type=v4-8 --version=tpu-ubuntu2204-base --spot"]
+    assert sum("tensorflow-tpu==" in c for c in cmds) == 2  # each VM installed
+    ray = "~/tf_lottery/.venv/bin/ray"
+    head, token_out, token_in, join, driver = [
+        c for c in cmds if "ray start" in c or "auth_token" in c or "tf_lottery.main" in c]
+    assert head.startswith("gcloud compute tpus tpu-vm ssh tf-lottery-0 ")
+    assert f"{ray} start --head --port=6379 --disable-usage-stats" in head
+    assert "tf-lottery-0" in token_out and "tf-lottery-1" in token_in
+    assert token_in.endswith("'--command=mkdir -p ~/.ray && umask 077 && "
+                             "cat > ~/.ray/auth_token'")
+    assert join.startswith("gcloud compute tpus tpu-vm ssh tf-lottery-1 ")
+    assert f"{ray} start --address=HEAD_IP:6379 --disable-usage-stats" in join
+    assert driver.startswith("gcloud compute tpus tpu-vm ssh tf-lottery-0 ")
+    assert ("nohup .venv/bin/python -m tf_lottery.main --flagfile=flags/inception_v3.cfg "
+            "--executor=ray --ray_address=auto --task_resources=TPU:4 --strategy=tpu "
+            "--tpu=local --data_dir=gs://bucket/tfds --model_dir=gs://bucket/runs/inception "
+            "--replicates=3 >> ~/tf_lottery_run.log") in driver
+    assert cmds.index(head) < cmds.index(token_out) < cmds.index(join) < cmds.index(driver)
+
+
+def test_ray_cluster_counts_chips_per_vm_and_tears_down():
+    for accelerator, chips in [("v3-8", 4), ("v5litepod-8", 8), ("v5p-8", 4), ("v6e-4", 4)]:
+        _, out = script("ray_cluster", "--dry_run", "--vms=1",
+                        f"--accelerator_type={accelerator}", *RUN_FLAGS)
+        assert f"--task_resources=TPU:{chips} " in out, accelerator
+    _, out = script("ray_cluster", "--dry_run", "--vms=1", "--task_resources=TPU:1",
+                    *RUN_FLAGS)
+    assert "--task_resources=TPU:1 " in out
+    code, out = script("ray_cluster", "--dry_run", "--down", "--vms=3", "--name=lmc")
+    assert code == 0
+    assert commands(out) == [f"gcloud compute tpus tpu-vm delete lmc-{i} "
+                             "--zone=europe-west4-a --quiet" for i in range(3)]
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--vms=0", *RUN_FLAGS], "--vms must be a positive integer, got '0'"),
+    (["--vms=2", "--data_dir=gs://b", "--model_dir=gs://b/r"], "--flagfile is required"),
+    (["--flagfile=flags/inception_v3.cfg", "--data_dir=gs://b", "--model_dir=/tmp/r"],
+     "--model_dir must be a gs:// path"),
+])
+def test_ray_cluster_refuses_bad_flags_with_one_line(flags, message):
+    code, out = script("ray_cluster", "--dry_run", *flags)
+    assert code == 2 and message in out and len(out.strip().splitlines()) == 1
