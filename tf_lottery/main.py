@@ -22,6 +22,7 @@ import tf_lottery  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 # isort: split
 
 import _thread
+import contextlib
 import json
 import signal
 import sys
@@ -125,7 +126,8 @@ def _ray_experiment(address: str | None, resources: dict[str, float]):
             raise ConfigError(f"--executor=ray needs Ray and tf_lottery.tasks.ray_executor "
                               f"({e}); install tf_lottery[ray], or use --executor=inline"
                               ) from None
-        return ray_executor.run(config, address=address, resources=resources)
+        ray_executor.run(config, address=address, resources=resources)
+        return rundir.results(config.runtime.model_dir)
 
     return run_on_ray
 
@@ -147,17 +149,26 @@ def run(config: config_lib.ExperimentConfig, force_unlock: bool = False,
     model_dir = config.runtime.model_dir
     if config.runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
-    strategy = strategy_lib.make_strategy(config.runtime)
-    startup.mark("strategy")
-    # In host memory for small datasets, streamed from shards for ImageNet.
-    pipeline = compose.make_pipeline(config)
-    startup.mark("data")
-    with chief.writing_as(strategy, model_dir):
+    if executor == "ray":
+        # The driver trains nothing: a strategy here would take the accelerators
+        # (TensorFlow maps every visible GPU's memory; a TPU admits one process)
+        # that the Ray workers of this machine need, and the data is theirs to
+        # load. It is one process, so it writes as the chief.
+        strategy, pipeline = None, None
+        writing: contextlib.AbstractContextManager = contextlib.nullcontext()
+    else:
+        strategy = strategy_lib.make_strategy(config.runtime)
+        startup.mark("strategy")
+        # In host memory for small datasets, streamed from shards for ImageNet.
+        pipeline = compose.make_pipeline(config)
+        startup.mark("data")
+        writing = chief.writing_as(strategy, model_dir)
+    with writing:
         return _run_leased(config, run_experiment, strategy, pipeline, force_unlock)
 
 
 def _run_leased(config: config_lib.ExperimentConfig, run_experiment,
-                strategy: tf.distribute.Strategy, pipeline: Pipeline,
+                strategy: tf.distribute.Strategy | None, pipeline: Pipeline | None,
                 force_unlock: bool) -> records.Results:
     model_dir = config.runtime.model_dir
     files.ensure_writable_dir(model_dir)
@@ -179,10 +190,12 @@ def _run_leased(config: config_lib.ExperimentConfig, run_experiment,
 
 
 def _run_claimed(config: config_lib.ExperimentConfig, run_experiment,
-                 strategy: tf.distribute.Strategy, pipeline: Pipeline) -> records.Results:
+                 strategy: tf.distribute.Strategy | None,
+                 pipeline: Pipeline | None) -> records.Results:
     model_dir = config.runtime.model_dir
     rundir.claim(config)
-    chief.check_shared(strategy, layout.config_file(model_dir))
+    if strategy is not None:  # the Ray driver is one process: nothing to share
+        chief.check_shared(strategy, layout.config_file(model_dir))
     startup.mark("claimed")
     done = rundir.results(model_dir)
     if done is not None and layout.is_complete(done):

@@ -53,6 +53,7 @@ from tf_lottery import config as config_lib
 from tf_lottery.errors import ConfigError
 from tf_lottery.tasks.dispatch import Dispatcher
 from tf_lottery.tasks.graph import Graph
+from tf_lottery.tasks.progress import Progress
 
 WORKER = "tf_lottery.tasks.worker:Worker"
 MAX_RESTARTS = 3          # process deaths an actor (and its current task) survives
@@ -157,7 +158,8 @@ class TaskRunner:
             first = (str(e).strip().splitlines() or [""])[0]
             return {**outcome, "status": "error", "message": f"{type(e).__name__}: {first}"}
         self.tasks_run += 1
-        return {**outcome, "status": "done", "seconds": time.perf_counter() - started}
+        return {**outcome, "status": "done", "seconds": time.perf_counter() - started,
+                "task_seconds": getattr(self._worker, "last_seconds", None)}
 
 
 # -- the driver ---------------------------------------------------------------
@@ -288,10 +290,11 @@ class _Driver:
         actors = [first] + [self.actor_cls.remote(*self.args) for _ in range(count - 1)]
         logging.info("Ray: %d of %d tasks to run on %d workers (%s each).", len(pending),
                      len(self.graph), count, _describe(self.need))
-        self._loop(dispatcher, actors)
+        self._loop(dispatcher, actors, Progress(self.graph, dispatcher.done, workers=count))
 
-    def _loop(self, dispatcher: Dispatcher, actors: list[Any]) -> None:
+    def _loop(self, dispatcher: Dispatcher, actors: list[Any], progress: Progress) -> None:
         ray = self.ray
+        refresh = config_lib.experiments.get(self.config.experiment).load_refresh()
         idle = list(actors)
         running: dict[Any, tuple[str, Any]] = {}
         while not dispatcher.finished():
@@ -315,9 +318,11 @@ class _Driver:
                 idle.append(actor)
                 if outcome["status"] == "done":
                     dispatcher.complete(task_id)
-                    logging.info("Ray: %s done in %.1f s on %s pid %s (%d/%d tasks done).",
-                                 task_id, outcome["seconds"], outcome["host"],
-                                 outcome["pid"], len(dispatcher.done), len(self.graph))
+                    logging.info("Ray: %s done in %.1f s on %s pid %s.", task_id,
+                                 outcome["seconds"], outcome["host"], outcome["pid"])
+                    progress.finished(task_id, outcome["task_seconds"])
+                    if refresh is not None:
+                        refresh(self.config)  # e.g. IMP's results.json so far
                 elif outcome["status"] == "busy":
                     dispatcher.defer(task_id, time.time() + self.lease_retry_s)
                     logging.warning("Ray: %s is leased by another launch; offered again "
