@@ -13,7 +13,7 @@ bits are those of the inline executor.
 Why actors and not one Ray task per graph task: a fresh process pays Python
 and TensorFlow imports, the dataset load and the tracing of the training
 step for every task — seconds that matter next to a LeNet child's training
-(``benchmarks/ray_overhead.py`` measures them; docs/tasks.md). A
+(``benchmarks/ray_overhead.py`` measures them; docs/ray.md). A
 long-lived actor pays imports and data once, and its Worker can keep traced
 functions across tasks of one shape.
 
@@ -128,6 +128,9 @@ class TaskRunner:
 
     def __init__(self, config_json: str, worker: str = WORKER):
         started = time.perf_counter()
+        # As tf_lottery.main logs: progress and resumes reach the driver's
+        # output through Ray's log forwarding.
+        logging.set_verbosity(logging.INFO)
         config = config_lib.config_from_json(config_json)
         self._worker = _load(worker)(config)
         self.init_seconds = time.perf_counter() - started
