@@ -72,3 +72,20 @@ def test_markdown_has_a_row_per_planned_recipe():
     assert len(table) == 3
     assert table[2] == ("| toy | instability | 5 | 2.1 h | 1.6 h | 2.1 h | 1.6 h "
                         "| 1 (assumption) |")
+
+
+def test_cli_plans_a_table_1_flagfile_through_the_real_planner(capsys):
+    module = _module()
+    assert module.main(["--recipes=resnet20", "--experiments=instability,imp",
+                        "--workers=1,8", "--step_time=resnet20=0.5"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["recipe"], r["experiment"]) for r in rows] == [
+        ("resnet20", "instability"), ("resnet20", "imp")]
+    for row in rows:
+        assert row["source"] == "given: --step_time" and row["seconds_per_step"] == 0.5
+        assert row["makespan_hours"]["1"] == pytest.approx(row["accelerator_hours"])
+        assert row["critical_path_hours"] <= row["makespan_hours"]["8"] < \
+            row["accelerator_hours"]
+        assert row["accelerator_hours"] == pytest.approx(row["total_steps"] * 0.5 / 3600)
+    # 7 rewind steps x 2 children + 7 pairs + 7 records, the parent, the results.
+    assert rows[0]["tasks"] == 30
