@@ -126,10 +126,19 @@ def _ray_experiment(address: str | None, resources: dict[str, float]):
             raise ConfigError(f"--executor=ray needs Ray and tf_lottery.tasks.ray_executor "
                               f"({e}); install tf_lottery[ray], or use --executor=inline"
                               ) from None
-        ray_executor.run(config, address=address, resources=resources)
-        return rundir.results(config.runtime.model_dir)
+        return ray_executor.run(config, address=address, resources=resources)
 
     return run_on_ray
+
+
+def _hide_gpus() -> None:
+    """Keeps this process's TensorFlow off the GPUs: the Ray driver still runs
+    TensorFlow ops (the figures ``Experiment.refresh`` draws into TensorBoard),
+    and the first one would map most of every visible GPU's memory."""
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # TensorFlow already initialized (a caller in-process)
+        logging.warning("The Ray driver could not hide the GPUs from its TensorFlow.")
 
 
 def run(config: config_lib.ExperimentConfig, force_unlock: bool = False,
@@ -155,6 +164,7 @@ def run(config: config_lib.ExperimentConfig, force_unlock: bool = False,
         # that the Ray workers of this machine need, and the data is theirs to
         # load. It is one process, so it writes as the chief.
         strategy, pipeline = None, None
+        _hide_gpus()
         writing: contextlib.AbstractContextManager = contextlib.nullcontext()
     else:
         strategy = strategy_lib.make_strategy(config.runtime)

@@ -21,9 +21,9 @@ Faults. Each actor restarts up to ``max_restarts`` times and its in-flight
 call is retried on the restarted process (Ray's ``max_restarts`` and
 ``max_task_retries``): a worker process killed mid-task (OOM, ``kill -9``, a
 preempted node) is replaced, and the retried task resumes from its own last
-checkpoint (``Worker.run`` is idempotent and resumes). A task whose
-directory is leased by another live launch (``tf_lottery.lease``) is put
-back and offered again ``lease_retry_s`` later: two executors never run one
+checkpoint (``Worker.run`` is idempotent and resumes). A task whose lease
+(``<model_dir>/leases/<id>/lease.json``) is held by another live launch is
+put back and offered again ``lease_retry_s`` later: two executors never run one
 task at once, and the second finds it done. A killed driver takes its local
 Ray instance (and with it the actors) down; relaunched with the same
 command it plans again, asks a worker which tasks are done and runs only
@@ -31,7 +31,14 @@ the rest. Any other failure stops the run with one line.
 
 Local Ray (``address=None``) starts a private instance whose every server
 listens on 127.0.0.1 only, with no dashboard and no usage reporting; it is
-stopped when ``run`` returns or raises.
+stopped, and its worker processes have ended (by PID), when ``run`` returns
+or raises.
+
+``run`` is what ``--executor=ray`` calls (``tf_lottery.main``, which holds
+the model_dir's lease): like ``tasks.inline`` it logs the experiment's
+progress line (``tasks.progress``) and calls the experiment's ``refresh``
+after each task, then returns the record in results.json. ``execute`` runs
+any graph (tests run one of stand-in tasks).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import contextlib
 import importlib
 import math
 import os
+import signal
 import socket
 import sys
 import time
@@ -50,6 +58,7 @@ from typing import Any
 from absl import logging
 
 from tf_lottery import config as config_lib
+from tf_lottery.core import layout, records
 from tf_lottery.errors import ConfigError
 from tf_lottery.tasks.dispatch import Dispatcher
 from tf_lottery.tasks.graph import Graph
@@ -58,6 +67,7 @@ from tf_lottery.tasks.progress import Progress
 WORKER = "tf_lottery.tasks.worker:Worker"
 MAX_RESTARTS = 3          # process deaths an actor (and its current task) survives
 LEASE_RETRY_S = 30.0      # a task leased by another launch is offered again after this
+WORKER_EXIT_S = 10.0      # how long local workers get to end after shutdown
 # Only task ids and small dicts travel through Ray's object store; Ray's floor is 75 MiB.
 LOCAL_OBJECT_STORE_BYTES = 100 * 2**20
 # How Ray names its built-in resources in ray.remote options.
@@ -213,11 +223,30 @@ def connect(address: str | None, num_cpus: int | None = None) -> Any:
 
 
 def run(config: config_lib.ExperimentConfig, *, address: str | None = None,
-        resources: Mapping[str, float] | None = None, workers: int | None = None,
-        graph: Graph | None = None, worker: str = WORKER,
-        max_restarts: int = MAX_RESTARTS, lease_retry_s: float = LEASE_RETRY_S,
-        num_cpus: int | None = None) -> None:
-    """Runs every pending task of ``config``'s graph on Ray; returns when all are done.
+        resources: Mapping[str, float] | None = None, **options: Any) -> records.Results:
+    """Runs (or resumes) every task of ``config``'s graph on Ray; returns results.json.
+
+    What ``--executor=ray`` calls: ``tf_lottery.main`` already holds the
+    model_dir's lease and has claimed config.json. Once every task is done
+    the experiment's record is read as the inline executor reads it
+    (``Worker.results``). ``options`` are ``execute``'s.
+    """
+    execute(config, address=address, resources=resources, **options)
+    # Imported here: store imports TensorFlow, which worker processes load
+    # only when their Worker does (tests' stand-in workers never do).
+    from tf_lottery.core import store
+
+    model_dir = config.runtime.model_dir
+    return store.read_done(layout.results_file(model_dir), records.ExperimentResults,
+                           model_dir)
+
+
+def execute(config: config_lib.ExperimentConfig, *, address: str | None = None,
+            resources: Mapping[str, float] | None = None, workers: int | None = None,
+            graph: Graph | None = None, worker: str | None = None,
+            max_restarts: int = MAX_RESTARTS, lease_retry_s: float = LEASE_RETRY_S,
+            num_cpus: int | None = None) -> None:
+    """Runs every pending task of ``graph`` on Ray; returns when all are done.
 
     Args:
       address: a Ray cluster (``host:port``, ``ray://...``, ``auto``); None
@@ -225,8 +254,10 @@ def run(config: config_lib.ExperimentConfig, *, address: str | None = None,
       resources: each worker's Ray resources (``{"GPU": 1}``); default 1 CPU.
       workers: how many workers; default as many as the cluster holds at
         once, at most one per pending task.
-      graph: the plan; default ``tasks.plan.plan(config)``.
-      worker: ``module:Class`` of the per-process worker (tests swap it).
+      graph: the plan; default ``tasks.plan.plan(config)``. Another graph
+        (with another ``worker``) is for tests of scheduling and faults.
+      worker: ``module:Class`` of the per-process worker; default ``WORKER``,
+        read at call time (tests swap it, also under the CLI: tests.mock_main).
       num_cpus: CPUs of a local instance (default: this machine's).
 
     Raises:
@@ -241,10 +272,47 @@ def run(config: config_lib.ExperimentConfig, *, address: str | None = None,
     import ray
 
     connect(address, num_cpus)
+    driver = _Driver(ray, config, graph, need, worker or WORKER, max_restarts, lease_retry_s)
+    local: list[int] = []
     try:
-        _Driver(ray, config, graph, need, worker, max_restarts, lease_retry_s).run(workers)
+        driver.run(workers)
     finally:
+        if address is None:
+            local = driver.worker_pids()
         ray.shutdown()
+        _wait_for_exit(local)
+
+
+def _wait_for_exit(pids: list[int], timeout_s: float = WORKER_EXIT_S) -> None:
+    """Waits for a local instance's worker processes to end, by PID.
+
+    ``ray.shutdown`` stops the instance's servers, but each worker process
+    notices and exits on its own a moment later (seconds on a loaded
+    machine); a run returns once they are gone, and kills any still there
+    after ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    alive = list(pids)
+    while alive:
+        alive = [pid for pid in alive if _exists(pid)]
+        if alive and time.monotonic() > deadline:
+            logging.warning("Ray workers %s still running after shutdown; killing them.",
+                            alive)
+            for pid in alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.05)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _Driver:
@@ -262,6 +330,7 @@ class _Driver:
             max_restarts=max_restarts, max_task_retries=max_restarts,
             **actor_options(need))
         self.args = (config.to_json(), worker)
+        self.actors: list[Any] = []
 
     def _workers_wanted(self, requested: int | None) -> int:
         cluster = self.ray.cluster_resources()
@@ -282,6 +351,7 @@ class _Driver:
         ray = self.ray
         count = self._workers_wanted(requested)
         first = self.actor_cls.remote(*self.args)
+        self.actors.append(first)
         done = ray.get(first.done_ids.remote())
         dispatcher = Dispatcher(self.graph, done)
         pending = dispatcher.pending()
@@ -290,10 +360,24 @@ class _Driver:
                          self.config.runtime.model_dir)
             return
         count = min(count, len(pending))
-        actors = [first] + [self.actor_cls.remote(*self.args) for _ in range(count - 1)]
+        self.actors += [self.actor_cls.remote(*self.args) for _ in range(count - 1)]
+        actors = list(self.actors)
         logging.info("Ray: %d of %d tasks to run on %d workers (%s each).", len(pending),
                      len(self.graph), count, _describe(self.need))
         self._loop(dispatcher, actors, Progress(self.graph, dispatcher.done, workers=count))
+
+    def worker_pids(self) -> list[int]:
+        """The PIDs of the workers that answer within a few seconds (at the
+        end of a run every live one is idle)."""
+        refs = [actor.where.remote() for actor in self.actors]
+        if not refs:
+            return []
+        ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=WORKER_EXIT_S)
+        pids = []
+        for ref in ready:
+            with contextlib.suppress(self.ray.exceptions.RayError):
+                pids.append(self.ray.get(ref)["pid"])
+        return pids
 
     def _loop(self, dispatcher: Dispatcher, actors: list[Any], progress: Progress) -> None:
         ray = self.ray
@@ -324,8 +408,8 @@ class _Driver:
                     logging.info("Ray: %s done in %.1f s on %s pid %s.", task_id,
                                  outcome["seconds"], outcome["host"], outcome["pid"])
                     progress.finished(task_id, outcome["task_seconds"])
-                    if refresh is not None:
-                        refresh(self.config)  # e.g. IMP's results.json so far
+                    if refresh is not None:  # as tasks.inline: the model_dir's views
+                        refresh(self.config, self.graph[task_id])
                 elif outcome["status"] == "busy":
                     dispatcher.defer(task_id, time.time() + self.lease_retry_s)
                     logging.warning("Ray: %s is leased by another launch; offered again "
