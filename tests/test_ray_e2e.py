@@ -1,10 +1,11 @@
 """Real LeNet tasks on a local Ray instance: the same bits as the inline executor.
 
 A tiny instability analysis (2 replicates, k = 0 and 10, 2 children each)
-runs once inline through the CLI (tests.mock_main) and then on Ray with two
-workers (tests.mock_worker: the same mock data in the worker processes):
-results.json, every run's final weights and every record must be equal,
-also when a worker process is SIGKILLed in the middle of a child.
+runs once inline through the CLI (tests.mock_main) and then on Ray
+(tests.mock_worker: the same mock data in the worker processes), through
+the CLI with ``--executor=ray`` and through ``ray_executor.run`` with two
+workers: results.json, every run's final weights and every record must be
+equal, also when a worker process is SIGKILLed in the middle of a child.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.conftest import parse_config
 from tests.test_instability import FLAGS
 from tests.test_main import checkpoint_tensors
-from tf_lottery.core import layout
+from tf_lottery.core import layout, records, store
 from tf_lottery.tasks import ray_executor
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -34,15 +36,26 @@ MOCK = "tests.mock_worker:MockDataWorker"
 EXAMPLES = "200"
 
 
-@pytest.fixture(scope="module")
-def inline_run(tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("inline") / "run"
+def _cli(model_dir, *extra) -> subprocess.CompletedProcess:
+    """``tf_lottery.main`` over mock data, in the worker processes too."""
+    env = {**os.environ, "MOCK_EXAMPLES": EXAMPLES, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
-        [sys.executable, "-m", "tests.mock_main", *E2E, f"--model_dir={model_dir}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "MOCK_EXAMPLES": EXAMPLES})
+        [sys.executable, "-m", "tests.mock_main", *E2E, f"--model_dir={model_dir}", *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    return model_dir
+    return done
+
+
+@pytest.fixture(scope="module")
+def inline_cli(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("inline") / "run"
+    return model_dir, _cli(model_dir)
+
+
+@pytest.fixture(scope="module")
+def inline_run(inline_cli):
+    return inline_cli[0]
 
 
 def _records(root: pathlib.Path) -> dict[str, object]:
@@ -86,17 +99,51 @@ def assert_same_bits(a: pathlib.Path, b: pathlib.Path) -> None:
                                           err_msg=f"{run}: {name}")
 
 
-def _ray(model_dir, monkeypatch):
-    monkeypatch.setenv("MOCK_EXAMPLES", EXAMPLES)  # inherited by the Ray workers
-    config = parse_config(*E2E, model_dir=str(model_dir))
-    ray_executor.run(config, workers=2, worker=MOCK, num_cpus=2)
+def _table(done: subprocess.CompletedProcess, model_dir) -> str:
+    """The summary table the CLI prints at the end, its model_dir re-rooted."""
+    out = done.stdout
+    return out[out.index("Instability analysis of"):].replace(str(model_dir), "<model_dir>")
+
+
+def _figure_events(root: pathlib.Path) -> dict[str, int]:
+    """How many times each report figure was drawn into the summary run."""
+    counts: dict[str, int] = {}
+    for path in (root / "summary").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for v in event.summary.value:
+                if v.tag.startswith("figures/"):
+                    counts[v.tag] = counts.get(v.tag, 0) + 1
+    return counts
 
 
 @pytest.mark.slow
-def test_ray_with_two_workers_gives_the_inline_bits(inline_run, tmp_path, monkeypatch):
-    model_dir = tmp_path / "run"
-    _ray(model_dir, monkeypatch)
-    assert_same_bits(inline_run, model_dir)
+def test_the_cli_with_executor_ray_gives_the_inline_bits_and_table(inline_cli,
+                                                                   tmp_path_factory):
+    """The driver builds no strategy and loads no data; tasks run on Ray
+    workers, and the driver redraws the figures after each rewind point as
+    the inline executor does, then prints the table from the returned record."""
+    inline_dir, inline = inline_cli
+    model_dir = tmp_path_factory.mktemp("ray") / "run"
+    done = _cli(model_dir, "--executor=ray")
+    assert "Ray: " in done.stderr and "tasks to run on" in done.stderr
+    assert _table(done, model_dir) == _table(inline, inline_dir)
+    assert_same_bits(inline_dir, model_dir)
+    # The same figures, and the instability figure drawn as often (after each
+    # rewind point by the driver, last by the results task); a rewind point's
+    # own figure counts the refreshes after it, which depend on the order.
+    ray_figures, inline_figures = _figure_events(model_dir), _figure_events(inline_dir)
+    assert ray_figures.keys() == inline_figures.keys()
+    assert ray_figures["figures/instability"] == inline_figures["figures/instability"] == 3
+    # Relaunched when complete: nothing runs, the table again.
+    again = _cli(model_dir, "--executor=ray")
+    assert "already complete" in again.stdout
+    assert _table(again, model_dir) == _table(done, model_dir)
+
+
+def _ray(model_dir, monkeypatch) -> records.Results:
+    monkeypatch.setenv("MOCK_EXAMPLES", EXAMPLES)  # inherited by the Ray workers
+    config = parse_config(*E2E, model_dir=str(model_dir))
+    return ray_executor.run(config, workers=2, worker=MOCK, num_cpus=2)
 
 
 @pytest.mark.slow
@@ -119,7 +166,7 @@ def test_a_worker_killed_mid_child_resumes_it_to_the_same_bits(inline_run, tmp_p
 
     killer = threading.Thread(target=kill_after_first_checkpoint, daemon=True)
     killer.start()
-    _ray(model_dir, monkeypatch)
+    results = _ray(model_dir, monkeypatch)
     killer.join()
     assert killed, "the child finished before it could be killed"
     # The retry (in a new process) resumed from the child's own checkpoint;
@@ -128,3 +175,7 @@ def test_a_worker_killed_mid_child_resumes_it_to_the_same_bits(inline_run, tmp_p
     run_dir = re.escape(layout.task_run_dir(str(model_dir), child))
     assert re.search(rf"Resuming {run_dir} from step [1-9]", logs.out + logs.err)
     assert_same_bits(inline_run, model_dir)
+    # run() returns the experiment's record, as read from results.json.
+    assert results == store.read(layout.results_file(str(model_dir)),
+                                 records.ExperimentResults, str(model_dir))
+    assert layout.is_complete(results)
