@@ -15,5 +15,5 @@ from tf_lottery.tasks import ray_executor
 if __name__ == "__main__":
     logging.set_verbosity(logging.INFO)
     model_dir = sys.argv[1]
-    ray_executor.execute(fake_config(model_dir), workers=2, graph=fake_worker.diamond(),
+    ray_executor.execute(fake_config(model_dir), workers=2, planner=fake_worker.diamond,
                          worker="tests.fake_worker:FakeWorker", num_cpus=2)

@@ -88,8 +88,19 @@ class FakeWorker:
         self.model_dir = config.runtime.model_dir
         spec = _read(os.path.join(self.model_dir, SPEC))
         assert spec is not None, f"no {SPEC} in {self.model_dir}"
-        self.deps = {t["id"]: t["deps"] for t in spec["tasks"]}
+        self.graph = Graph(Task(t["id"], t["kind"], tuple(t["deps"]), t["cost_steps"])
+                           for t in spec["tasks"])
         self.steps, self.step_s, self.fail = spec["steps"], spec["step_s"], spec["fail"]
+
+    @property
+    def graph(self) -> Graph:
+        return self._graph
+
+    @graph.setter
+    def graph(self, graph: Graph) -> None:
+        """The executor's plan (it may have grown): what each task depends on."""
+        self._graph = graph
+        self.deps = {t.id: list(t.deps) for t in graph}
 
     def _path(self, task_id: str, name: str) -> str:
         return os.path.join(self.model_dir, task_id, name)

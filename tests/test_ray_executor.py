@@ -25,6 +25,7 @@ from tests import fake_worker
 from tests.fake_worker import fake_config
 from tf_lottery.tasks import ray_executor
 from tf_lottery.tasks.dispatch import Dispatcher
+from tf_lottery.tasks.graph import Graph, Task
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FAKE = "tests.fake_worker:FakeWorker"
@@ -179,7 +180,7 @@ def test_runs_the_graph_on_two_workers_in_dependency_order_on_loopback_only(
     fake_worker.write_spec(model_dir, _graph(), steps=1, step_s=0.2)
     config = fake_config(model_dir)
     with RayWatch() as watch:
-        ray_executor.execute(config, resources={"CPU": 1}, workers=2, graph=_graph(),
+        ray_executor.execute(config, resources={"CPU": 1}, workers=2, planner=_graph,
                              worker=FAKE, num_cpus=2)
     assert watch.listening, "saw no Ray server: the check below would prove nothing"
     assert all(_loopback(ip) for _, ip, _ in watch.listening), watch.listening
@@ -197,7 +198,7 @@ def test_runs_the_graph_on_two_workers_in_dependency_order_on_loopback_only(
                 os.path.join(model_dir, dep, "done.json"))["time"]
     assert len(pids) == 2
     # Relaunched when all is done: nothing runs again.
-    ray_executor.execute(config, workers=2, graph=_graph(), worker=FAKE, num_cpus=2)
+    ray_executor.execute(config, workers=2, planner=_graph, worker=FAKE, num_cpus=2)
     assert len(pathlib.Path(model_dir, fake_worker.COMPLETIONS).read_text().split()) == 7
 
 
@@ -222,7 +223,7 @@ def test_a_worker_killed_mid_task_is_replaced_and_the_task_resumes(tmp_path,
 
     killer = threading.Thread(target=kill_parent_mid_run, daemon=True)
     killer.start()
-    ray_executor.execute(config, workers=2, graph=_graph(), worker=FAKE, num_cpus=2)
+    ray_executor.execute(config, workers=2, planner=_graph, worker=FAKE, num_cpus=2)
     killer.join()
     assert killed, "the parent finished before it could be killed"
     first, second = _attempts(model_dir, "parent")
@@ -271,12 +272,34 @@ def test_a_killed_driver_relaunched_finishes_without_recomputing(tmp_path, tmp_p
 
 
 @pytest.mark.slow
+def test_a_graph_that_grows_is_planned_again_until_it_stops_growing(tmp_path):
+    """As tasks.inline: a search's next probe, planned once what it depends on is
+    measured, runs on the same workers, which get the new plan from the driver."""
+    model_dir = str(tmp_path)
+    fake_worker.write_spec(model_dir, _graph(), steps=1, step_s=0.0)
+    probe = Task("k3/child_0", "child", ("results",), 10)
+    plans = []
+
+    def growing() -> Graph:
+        done = os.path.exists(os.path.join(model_dir, "results", "done.json"))
+        plans.append(done)
+        return Graph([*_graph(), probe]) if done else _graph()
+
+    ray_executor.execute(fake_config(model_dir), workers=2, planner=growing, worker=FAKE,
+                         num_cpus=2)
+    assert plans == [False, True, True]  # planned, grown once, then the same
+    completions = pathlib.Path(model_dir, fake_worker.COMPLETIONS).read_text().split()
+    assert sorted(completions) == sorted([*_graph().ids(), probe.id])
+    assert completions[-1] == probe.id
+
+
+@pytest.mark.slow
 def test_a_failing_task_stops_the_run_with_one_line(tmp_path):
     model_dir = str(tmp_path)
     fake_worker.write_spec(model_dir, _graph(), steps=1, step_s=0.0, fail="k2/child_0")
     config = fake_config(model_dir)
     with pytest.raises(ray_executor.RayExecutorError) as e:
-        ray_executor.execute(config, workers=2, graph=_graph(), worker=FAKE, num_cpus=2)
+        ray_executor.execute(config, workers=2, planner=_graph, worker=FAKE, num_cpus=2)
     message = str(e.value)
     assert message.startswith("task k2/child_0 failed on ") and "\n" not in message
     assert message.endswith("RuntimeError: k2/child_0 broke on purpose")
@@ -289,5 +312,5 @@ def test_resources_the_local_cluster_lacks_are_refused_with_one_line(tmp_path):
     with pytest.raises(ray_executor.RayExecutorError,
                        match=r"^--task_resources=GPU:1: no worker fits in this Ray cluster, "
                              r"which has CPU:2"):
-        ray_executor.execute(config, resources={"GPU": 1}, graph=_graph(), worker=FAKE,
+        ray_executor.execute(config, resources={"GPU": 1}, planner=_graph, worker=FAKE,
                              num_cpus=2)

@@ -153,6 +153,12 @@ class TaskRunner:
     def done_ids(self) -> list[str]:
         return sorted(self._worker.done_ids())
 
+    def set_graph(self, graph: Graph) -> None:
+        """Works on the driver's plan, as ``tasks.inline`` sets its Worker's
+        graph: a graph that grows (the onset search's next probe) is planned
+        by the driver alone, so every worker sees the same tasks."""
+        self._worker.graph = graph
+
     def run(self, task_id: str) -> dict[str, Any]:
         """Runs ``task_id``; says how it went instead of raising.
 
@@ -243,10 +249,15 @@ def run(config: config_lib.ExperimentConfig, *, address: str | None = None,
 
 def execute(config: config_lib.ExperimentConfig, *, address: str | None = None,
             resources: Mapping[str, float] | None = None, workers: int | None = None,
-            graph: Graph | None = None, worker: str | None = None,
+            planner: Callable[[], Graph] | None = None, worker: str | None = None,
             max_restarts: int = MAX_RESTARTS, lease_retry_s: float = LEASE_RETRY_S,
             num_cpus: int | None = None) -> None:
-    """Runs every pending task of ``graph`` on Ray; returns when all are done.
+    """Runs every pending task of the planned graph on Ray; returns when all are done.
+
+    As ``tasks.inline`` does, once every task is done the graph is planned
+    again and what is new runs, until the plan stops growing (the onset
+    search plans its next probe from the barriers measured so far; every
+    other experiment's plan is the same the second time).
 
     Args:
       address: a Ray cluster (``host:port``, ``ray://...``, ``auto``); None
@@ -254,8 +265,8 @@ def execute(config: config_lib.ExperimentConfig, *, address: str | None = None,
       resources: each worker's Ray resources (``{"GPU": 1}``); default 1 CPU.
       workers: how many workers; default as many as the cluster holds at
         once, at most one per pending task.
-      graph: the plan; default ``tasks.plan.plan(config)``. Another graph
-        (with another ``worker``) is for tests of scheduling and faults.
+      planner: returns the graph; default ``tasks.plan.plan(config)``.
+        Another (with another ``worker``) is for tests of scheduling and faults.
       worker: ``module:Class`` of the per-process worker; default ``WORKER``,
         read at call time (tests swap it, also under the CLI: tests.mock_main).
       num_cpus: CPUs of a local instance (default: this machine's).
@@ -263,16 +274,19 @@ def execute(config: config_lib.ExperimentConfig, *, address: str | None = None,
     Raises:
       RayExecutorError: one line, when Ray cannot start or a task failed.
     """
-    if graph is None:
+    if planner is None:
         from tf_lottery.tasks import plan as plan_lib
-        graph = plan_lib.plan(config)
+
+        def planner() -> Graph:
+            return plan_lib.plan(config)
     need = task_resources(resources)
     if workers is not None and workers < 1:
         raise RayExecutorError(f"workers must be >= 1, got {workers}")
     import ray
 
     connect(address, num_cpus)
-    driver = _Driver(ray, config, graph, need, worker or WORKER, max_restarts, lease_retry_s)
+    driver = _Driver(ray, config, planner, need, worker or WORKER, max_restarts,
+                     lease_retry_s)
     local: list[int] = []
     try:
         driver.run(workers)
@@ -316,14 +330,14 @@ def _exists(pid: int) -> bool:
 
 
 class _Driver:
-    """Starts the workers and feeds them tasks until the graph is done."""
+    """Starts the workers and feeds them tasks until the plan is done and stays so."""
 
-    def __init__(self, ray: Any, config: config_lib.ExperimentConfig, graph: Graph,
-                 need: dict[str, float], worker: str, max_restarts: int,
-                 lease_retry_s: float):
+    def __init__(self, ray: Any, config: config_lib.ExperimentConfig,
+                 planner: Callable[[], Graph], need: dict[str, float], worker: str,
+                 max_restarts: int, lease_retry_s: float):
         self.ray = ray
         self.config = config
-        self.graph = graph
+        self.planner = planner
         self.need = need
         self.lease_retry_s = lease_retry_s
         self.actor_cls = ray.remote(TaskRunner).options(
@@ -348,23 +362,36 @@ class _Driver:
         return requested
 
     def run(self, requested: int | None) -> None:
-        ray = self.ray
-        count = self._workers_wanted(requested)
-        first = self.actor_cls.remote(*self.args)
-        self.actors.append(first)
-        done = ray.get(first.done_ids.remote())
-        dispatcher = Dispatcher(self.graph, done)
+        wanted = self._workers_wanted(requested)
+        graph = self.planner()
+        self._add_actor(graph)
+        while True:
+            self._run_graph(graph, wanted)
+            grown = self.planner()
+            if grown.ids() == graph.ids():
+                return
+            graph = grown  # a search's next probe, planned from what it measured
+            self.ray.get([actor.set_graph.remote(graph) for actor in self.actors])
+
+    def _add_actor(self, graph: Graph) -> None:
+        actor = self.actor_cls.remote(*self.args)
+        actor.set_graph.remote(graph)  # an actor runs one caller's calls in order
+        self.actors.append(actor)
+
+    def _run_graph(self, graph: Graph, wanted: int) -> None:
+        done = self.ray.get(self.actors[0].done_ids.remote())
+        dispatcher = Dispatcher(graph, done)
         pending = dispatcher.pending()
         if not pending:
             logging.info("Every task of %s is done; nothing to run.",
                          self.config.runtime.model_dir)
             return
-        count = min(count, len(pending))
-        self.actors += [self.actor_cls.remote(*self.args) for _ in range(count - 1)]
-        actors = list(self.actors)
+        while len(self.actors) < min(wanted, len(pending)):
+            self._add_actor(graph)
         logging.info("Ray: %d of %d tasks to run on %d workers (%s each).", len(pending),
-                     len(self.graph), count, _describe(self.need))
-        self._loop(dispatcher, actors, Progress(self.graph, dispatcher.done, workers=count))
+                     len(graph), len(self.actors), _describe(self.need))
+        self._loop(graph, dispatcher, list(self.actors),
+                   Progress(graph, dispatcher.done, workers=len(self.actors)))
 
     def worker_pids(self) -> list[int]:
         """The PIDs of the workers that answer within a few seconds (at the
@@ -379,7 +406,8 @@ class _Driver:
                 pids.append(self.ray.get(ref)["pid"])
         return pids
 
-    def _loop(self, dispatcher: Dispatcher, actors: list[Any], progress: Progress) -> None:
+    def _loop(self, graph: Graph, dispatcher: Dispatcher, actors: list[Any],
+              progress: Progress) -> None:
         ray = self.ray
         refresh = config_lib.experiments.get(self.config.experiment).load_refresh()
         idle = list(actors)
@@ -409,7 +437,7 @@ class _Driver:
                                  outcome["seconds"], outcome["host"], outcome["pid"])
                     progress.finished(task_id, outcome["task_seconds"])
                     if refresh is not None:  # as tasks.inline: the model_dir's views
-                        refresh(self.config, self.graph[task_id])
+                        refresh(self.config, graph[task_id])
                 elif outcome["status"] == "busy":
                     dispatcher.defer(task_id, time.time() + self.lease_retry_s)
                     logging.warning("Ray: %s is leased by another launch; offered again "
