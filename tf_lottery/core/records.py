@@ -459,7 +459,7 @@ def _pairs_json(pairs: list[PairRecord] | None, root: str) -> list[Json] | None:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ChildrenRecord:
     """Children spawned from one W_k, the paths between every two of them, and
-    the barrier over those pairs (mean ± std): ``analyze_rewind_point``.
+    the barrier over those pairs (mean ± std): ``analysis.children_record``.
     ``aligned_barrier``: the same over the pairs' aligned paths (None
     without ``--align=weights``)."""
 

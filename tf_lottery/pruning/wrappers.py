@@ -89,7 +89,7 @@ class FixedMaskWrapper(PruneLowMagnitude):
     evaluation), a step-counter update, a mask-update check and a
     re-multiplication of each kernel by its mask that, under a distribution
     strategy, all-reduces every kernel (MEAN over replicas). With masks that
-    never change and are enforced after every update by ``mask_enforcer``
+    never change and are enforced after every update by ``enforce_masks``
     (and by ``set_masks`` / ``copy_weights``), that work is redundant, and
     not free: it took LeNet-300-100 from ~500 to ~360 training steps/s on a
     2-core CPU, it would add an all-reduce of every kernel to each training

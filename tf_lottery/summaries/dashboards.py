@@ -69,8 +69,8 @@ def _session_hparams(config: ExperimentConfig, *, rewind_step: int, level: int,
 
 def write_rewind_point_session(run_dir: str, config: ExperimentConfig, k: int,
                                point: records.ReplicateRecord) -> None:
-    """One replicate's rewind point k (``analysis.analyze_rewind_point``'s
-    result): its barriers (mean over pairs) and its children's accuracy."""
+    """One replicate's rewind point k (``analysis.run_rewind_point``'s
+    record): its barriers (mean over pairs) and its children's accuracy."""
     children = point.children
     metrics = {layout.session_metric(split, "barrier"): point.barrier[split].mean
                for split in SPLITS}
