@@ -26,7 +26,7 @@ def test_help_lists_every_experiment_and_tf_lotterys_flag_groups():
     groups = [line.split(":")[0] for line in lines if line and not line.startswith(" ")
               and ":" in line and line.split(":")[0].isidentifier()]
     assert groups == ["model", "data", "train", "optimizer", "schedule", "runtime",
-                      "instability", "pruning", "launch"]
+                      "instability", "pruning", "onset", "launch"]
     for flag in ("--imp_levels", "--rewind_steps", "--children", "--model_dir",
                  "--force_unlock"):
         assert any(line.startswith(f"  {flag} (default: ") for line in lines), flag
