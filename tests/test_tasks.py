@@ -14,11 +14,13 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
-from tests.conftest import parse_config, tiny_pipeline
+from tests.conftest import parse_config, tiny_data, tiny_pipeline
 from tf_lottery.config import config_from_json
 from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError
+from tf_lottery.models import registry
 from tf_lottery.pruning import imp
 from tf_lottery.stability import analysis
 from tf_lottery.tasks import plan as plan_lib
@@ -322,3 +324,40 @@ def test_task_resources_parse_into_a_dict():
     for bad in ("GPU", "GPU:x", "GPU:-1", "GPU:1,GPU:2"):
         with pytest.raises(ConfigError, match="--task_resources="):
             parse_resources(bad)
+
+
+TINY_RESNET = "test_tasks_tiny_resnet"
+
+
+@registry.register(TINY_RESNET)
+def _tiny_resnet(num_classes, image_shape):
+    """A CIFAR ResNet in miniature: conv-BN stem, one residual block, GAP, logits."""
+    def conv_bn(x, name):
+        x = tf_keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name=name)(x)
+        return tf_keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+
+    inputs = tf_keras.Input(shape=image_shape)
+    x = tf_keras.layers.ReLU()(conv_bn(inputs, "stem"))
+    y = conv_bn(tf_keras.layers.ReLU()(conv_bn(x, "block_a")), "block_b")
+    x = tf_keras.layers.ReLU()(tf_keras.layers.Add()([x, y]))
+    x = tf_keras.layers.GlobalAveragePooling2D()(x)
+    return tf_keras.Model(inputs, tf_keras.layers.Dense(num_classes, name="logits")(x))
+
+
+@pytest.mark.slow
+def test_cifar_instability_tasks_one_by_one_match_inline_bit_for_bit(tmp_path):
+    """BatchNorm, a residual add, CIFAR's crop-flip augmentation and statistics
+    recomputed along the path: the same bits task by task as inline."""
+    args = ("--experiment=instability", "--dataset=cifar10", "--augment=crop_flip",
+            f"--model={TINY_RESNET}", "--train_steps=6", "--batch_size=8",
+            "--eval_batch_size=16", "--train_eval_examples=16", "--steps_per_loop=3",
+            "--checkpoint_every=3", "--log_every=3", "--eval_every=6", "--rewind_steps=0,3",
+            "--interpolation_points=3", "--bn_mode=recompute", "--bn_recompute_batches=2")
+    data = tiny_data(num_train=48, num_test=16, shape=(32, 32, 3))
+    inline = parse_config(*args, model_dir=str(tmp_path / "inline"))
+    analysis.instability(inline, tf.distribute.get_strategy(), tiny_pipeline(inline, data))
+    tasks = parse_config(*args, model_dir=str(tmp_path / "tasks"))
+    for task_id in reverse_order(plan_lib.plan(tasks)):
+        worker = Worker(tasks, tf.distribute.get_strategy(), tiny_pipeline(tasks, data))
+        worker.run(task_id)
+    assert_same_bits(str(tmp_path / "inline"), str(tmp_path / "tasks"))
