@@ -11,24 +11,12 @@ from collections.abc import Sequence
 
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout
-from tf_lottery.core.records import Stat
 from tf_lottery.pruning import branches
 from tf_lottery.reporting.collect import Experiment, OtherRun
+
+# The terminal's cells, so report.md and the log print the same numbers.
+from tf_lottery.reporting.console import NONE, cell, pct
 from tf_lottery.reporting.summary import ImpSection, InstabilitySection, SparseFamily
-
-NONE = "—"
-
-
-def pct(x: float | None) -> str:
-    return NONE if x is None else f"{100 * x:.2f}%"
-
-
-def cell(s: Stat | None) -> str:
-    if s is None:
-        return NONE
-    if s.std is not None and (s.n is None or s.n >= 2):
-        return f"{pct(s.mean)} ± {pct(s.std)}"
-    return pct(s.mean)
 
 
 def yes_no(value: bool | None) -> str:
