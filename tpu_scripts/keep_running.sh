@@ -44,15 +44,6 @@ is_complete() {
     | grep -q '"status": *"complete"'
 }
 
-vm_state() {
-  if [[ "$DRY_RUN" == 1 ]]; then
-    tpu_vm describe "--format=value(state)"
-    echo PREEMPTED
-  else
-    tpu_vm describe "--format=value(state)" 2>/dev/null | tail -n 1 || echo MISSING
-  fi
-}
-
 recreate_and_run() {
   bash "$HERE/delete_vm.sh" "${SAME_VM[@]}" || true
   bash "$HERE/create_vm.sh" "${SAME_VM[@]}" "${CREATE_ARGS[@]}"

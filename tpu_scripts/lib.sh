@@ -81,6 +81,17 @@ tpu_vm() {
   run "${args[@]}" "$@"
 }
 
+# The state of VM $NAME (READY, PREEMPTED, ...), MISSING when it does not
+# exist; a dry run shows the command and answers PREEMPTED.
+vm_state() {
+  if [[ "$DRY_RUN" == 1 ]]; then
+    tpu_vm describe "--format=value(state)"
+    echo PREEMPTED
+  else
+    tpu_vm describe "--format=value(state)" 2>/dev/null | tail -n 1 || echo MISSING
+  fi
+}
+
 # Runs a bash command line on the VM's workers ("all" or a worker index).
 on_vm() {
   local worker="$1" command="$2"

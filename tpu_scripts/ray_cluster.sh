@@ -108,12 +108,7 @@ is_complete() {
 
 state_of() {
   NAME="$BASE-$1"
-  if [[ "$DRY_RUN" == 1 ]]; then
-    tpu_vm describe "--format=value(state)"
-    echo PREEMPTED
-  else
-    tpu_vm describe "--format=value(state)" 2>/dev/null | tail -n 1 || echo MISSING
-  fi
+  vm_state
 }
 
 head_ip() {
