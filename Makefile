@@ -8,6 +8,8 @@ VENV ?= .venv
 EXTRAS ?= test
 PY := $(VENV)/bin/python
 MODEL_DIR ?= runs/lenet_fashion_mnist
+# pytest-xdist workers for `make test`: one per core of the 2-core CI machine.
+TEST_WORKERS ?= 2
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 comma := ,
@@ -38,7 +40,7 @@ run: install data
 test: install
 	$(VENV)/bin/ruff check tf_lottery tests benchmarks tools tpu_scripts
 	$(VENV)/bin/mypy tf_lottery
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(VENV)/bin/ruff check tf_lottery tests benchmarks tools tpu_scripts
