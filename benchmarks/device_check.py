@@ -2,6 +2,7 @@
 
     benchmarks/device_check.sh [OUT_DIR]          # the way to run it
     python benchmarks/device_check.py --out=DIR [--mode=auto|gpu|cpu] [--budget_s=450]
+        [--sections=packing ...] [--runs=N]
 
 Writes ``DIR/device_check.json`` with one key per section:
 
@@ -11,8 +12,10 @@ Writes ``DIR/device_check.json`` with one key per section:
                 until it fits), each in float32 and mixed precision, bare and in
                 IMP's pruning wrappers (plus --jit_compile for the small ones), with
                 op determinism on as tf_lottery runs by default
-  packing       N processes training LeNet (and ResNet-20) at once on one device,
-                each growing its memory as needed, against one alone: total examples/s
+  packing       several runs of LeNet (and ResNet-20) on one device, two ways, against
+                one alone: N processes at once, each growing its memory as needed,
+                and N runs stepped in one compiled loop (training.packed) in one
+                process; total examples/s of each
   determinism   two identical short runs of tf_lottery.main -> bitwise equal weights?
                 a run killed (SIGKILL) and relaunched -> equal to an uninterrupted one?
   nondeterministic_ops  every op TensorFlow refused to run deterministically (the
@@ -74,6 +77,9 @@ GPU_LOOP = {"lenet_300_100": 100, "resnet20": 50, "vgg16": 50, "resnet50": 10,
             "inception_v3": 10}
 # Each section's share of the budget (time left over passes to the next).
 SHARES = {"environment": 0.05, "throughput": 0.5, "packing": 0.2, "determinism": 0.25}
+# In CPU mode most of a share is child processes starting (TensorFlow's import),
+# and packing starts the most of them.
+CPU_SHARES = {"environment": 0.05, "throughput": 0.3, "packing": 0.4, "determinism": 0.25}
 # How TensorFlow words its refusals under op determinism (e.g. "A deterministic
 # GPU implementation of X is not currently available", "Deterministic GPU
 # implementation of unsorted segment reduction op not available").
@@ -130,23 +136,37 @@ def throughput(mode: str, deadline: float) -> dict:
 
 
 def packing(mode: str, deadline: float) -> dict:
-    """N processes at once against one alone, each timing the same window."""
-    n = 2 if mode == "cpu" else 4
+    """One run alone, N processes at once and N runs in one compiled loop,
+    each timing the same window."""
+    from absl import flags
+
+    n = flags.FLAGS.runs or (2 if mode == "cpu" else 4)
     models = ["lenet_300_100"] if mode == "cpu" else ["lenet_300_100", "resnet20"]
-    out: dict = {"processes": n, "skipped": []}
+    out: dict = {"processes": n, "runs": n, "skipped": []}
     for i, model in enumerate(models):
         share = (deadline - time.time()) / (len(models) - i)
-        if share < (10 if mode == "cpu" else 30):
+        if share < (15 if mode == "cpu" else 45):
             out["skipped"].append(model)
             continue
-        window = 2.0 if mode == "cpu" else max(3.0, min(8.0, share / 6))
-        out[model] = {"alone": _packed(model, 1, window, mode, time.time() + share / 2),
-                      "packed": _packed(model, n, window, mode, deadline)}
-        alone, packed = out[model]["alone"], out[model]["packed"]
-        if "total_examples_per_sec" in alone and "total_examples_per_sec" in packed:
-            out[model]["packed_over_alone"] = round(
-                packed["total_examples_per_sec"] / alone["total_examples_per_sec"], 3)
+        window = 2.0 if mode == "cpu" else max(3.0, min(8.0, share / 9))
+        alone = _packed(model, 1, window, mode, time.time() + share / 3)
+        packed = _packed(model, n, window, mode, time.time() + share / 3)
+        one_graph = _one_graph(model, n, window, mode, time.time() + share / 3)
+        out[model] = {"alone": alone, "packed": packed, "one_graph": one_graph}
+        for name, way in (("packed", packed), ("one_graph", one_graph)):
+            if "total_examples_per_sec" in alone and "total_examples_per_sec" in way:
+                out[model][f"{name}_over_alone"] = round(
+                    way["total_examples_per_sec"] / alone["total_examples_per_sec"], 3)
     return out
+
+
+def _one_graph(model: str, n: int, window: float, mode: str, deadline: float) -> dict:
+    args = ["--child=one_graph", f"--model={model}", f"--mode={mode}", f"--runs={n}",
+            f"--seconds={window}"]
+    lines, stderr = child(args, deadline, {"TF_FORCE_GPU_ALLOW_GROWTH": "true"})
+    if not lines:
+        return {"error": _error_line(stderr) or "no report (budget or failure)"}
+    return lines[0]
 
 
 def _packed(model: str, n: int, window: float, mode: str, deadline: float) -> dict:
@@ -287,13 +307,22 @@ def nondeterministic_op(text: str) -> dict | None:
     return {"message": lines[0].strip()[-400:], "node": node.group(1) if node else None}
 
 
-def run_sections(mode: str, budget_s: float, env: dict, started: float) -> dict:
+SECTIONS = ("throughput", "packing", "determinism")
+
+
+def run_sections(mode: str, budget_s: float, env: dict, started: float,
+                 sections: tuple[str, ...] = SECTIONS) -> dict:
+    """Runs ``sections`` (after the environment) in order; they split the
+    budget in proportion to their ``SHARES``."""
     report: dict = {"mode": mode, "budget_s": budget_s, "environment": env}
-    carry = max(started + SHARES["environment"] * budget_s - time.time(), 0.0)
-    for name, fn in (("throughput", throughput), ("packing", packing),
-                     ("determinism", determinism)):
+    shares = CPU_SHARES if mode == "cpu" else SHARES
+    carry = max(started + shares["environment"] * budget_s - time.time(), 0.0)
+    scale = sum(shares[n] for n in SECTIONS) / sum(shares[n] for n in sections)
+    functions = {"throughput": throughput, "packing": packing, "determinism": determinism}
+    for name in sections:
+        fn = functions[name]
         begin = time.time()
-        allowed = SHARES[name] * budget_s + carry
+        allowed = shares[name] * scale * budget_s + carry
         deadline = min(begin + allowed, started + budget_s)
         try:
             report[name] = fn(mode, deadline)
@@ -500,6 +529,35 @@ def child_packed(model: str, mode: str, barrier: str, index: int, seconds: float
                                 index)), flush=True)
 
 
+def child_one_graph(model: str, mode: str, runs: int, seconds: float) -> None:
+    """``runs`` trainers, each with its own data order, in one PackedLoop."""
+    tf = _tf()
+    tf.config.experimental.enable_op_determinism()
+    from tf_lottery.training.packed import PackedLoop
+
+    made = [make_trainer(model, mode, "float32", False, False) for _ in range(runs)]
+    trainers, pipeline, batch = [m[0] for m in made], made[0][1], made[0][2]
+    loop = PackedLoop(trainers)
+    iterators = [iter(t.strategy.distribute_datasets_from_function(
+        pipeline.train_dataset_fn(0, 10**7, order, 0))) for order, t in enumerate(trainers)]
+    loop_steps = 2 if mode == "cpu" else GPU_LOOP[model]
+    started = time.perf_counter()
+    loop(iterators, loop_steps).numpy()
+    warmup_s = time.perf_counter() - started
+    start, steps = time.perf_counter(), 0
+    while steps == 0 or time.perf_counter() - start < seconds:
+        loop(iterators, loop_steps).numpy()
+        steps += loop_steps
+    elapsed = time.perf_counter() - start
+    out = {"runs": runs, "batch": batch, "warmup_s": round(warmup_s, 2), "steps": steps,
+           "steps_per_sec_per_run": round(steps / elapsed, 2),
+           "total_examples_per_sec": round(runs * steps * batch / elapsed, 1)}
+    if tf.config.list_physical_devices("GPU"):
+        out["peak_gpu_mb"] = round(
+            tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20, 1)
+    print(json.dumps(out), flush=True)
+
+
 def child_compare(a: str, b: str) -> None:
     tf = _tf()
     import numpy as np
@@ -523,13 +581,15 @@ def main(argv: list[str]) -> int:
         child_throughput(f.model, f.mode, f.seconds)
     elif f.child == "packed":
         child_packed(f.model, f.mode, f.barrier, f.index, f.seconds)
+    elif f.child == "one_graph":
+        child_one_graph(f.model, f.mode, f.runs, f.seconds)
     elif f.child == "compare":
         child_compare(f.a, f.b)
     else:
         started = time.time()
         env = environment(started + max(SHARES["environment"] * f.budget_s, 60.0))
         mode = f.mode if f.mode != "auto" else ("gpu" if env.get("gpus") else "cpu")
-        report = run_sections(mode, f.budget_s, env, started)
+        report = run_sections(mode, f.budget_s, env, started, tuple(f.sections))
         os.makedirs(f.out, exist_ok=True)
         path = os.path.join(f.out, "device_check.json")
         with open(path, "w") as out:
@@ -550,6 +610,11 @@ def define_flags() -> None:
     flags.DEFINE_float("seconds", 10.0, "Internal: the child's time.")
     flags.DEFINE_string("barrier", None, "Internal: the packed children's start folder.")
     flags.DEFINE_integer("index", 0, "Internal: the packed child's number.")
+    flags.DEFINE_multi_enum("sections", list(SECTIONS), list(SECTIONS),
+                            "The sections to run, in order (all by default); the "
+                            "budget is split between them.")
+    flags.DEFINE_integer("runs", 0, "Runs packed on the device at once, as processes "
+                         "and in one compiled loop (0: 2 in cpu mode, else 4).")
     flags.DEFINE_string("a", None, "Internal: checkpoint to compare.")
     flags.DEFINE_string("b", None, "Internal: checkpoint to compare.")
 

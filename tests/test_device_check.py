@@ -39,4 +39,7 @@ def test_cpu_mode_reports_every_section(tmp_path):
     lenet = report["packing"]["lenet_300_100"]
     assert lenet["alone"]["total_examples_per_sec"] > 0
     assert len(lenet["packed"]["per_process_examples_per_sec"]) == report["packing"]["processes"]
+    assert lenet["one_graph"]["runs"] == report["packing"]["runs"]
+    assert lenet["one_graph"]["total_examples_per_sec"] > 0
+    assert lenet["one_graph_over_alone"] > 0
     assert report["determinism"]["identical_runs_bitwise_equal"] is True

@@ -261,17 +261,27 @@ class Trainer:
         return tf.stack([tf.reduce_sum(per_example), correct])
 
     def _train_loop_impl(self, iterator, num_steps: tf.Tensor):
-        train_steps = self.config.train.train_steps
         totals = tf.zeros([2])
         lr = tf.constant(0.0)
         for _ in tf.range(num_steps):
-            lr = schedules.learning_rate(self.config.schedule, self.step, train_steps)
-            self.optimizer.learning_rate.assign(lr)
-            images, labels = next(iterator)
-            per_replica = self.strategy.run(self._train_step, args=(images, labels))
-            totals += self.strategy.reduce(
-                tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-            self.step.assign_add(1)
+            step_totals, lr = self.one_step(iterator)
+            totals += step_totals
+        return totals, lr
+
+    def one_step(self, iterator) -> tuple[tf.Tensor, tf.Tensor]:
+        """One training step inside a compiled loop: the step's learning rate,
+        the next global batch, every replica's update, the step counter.
+
+        Returns the step's (summed loss, correct predictions) and its learning
+        rate. ``training.packed`` calls it for several trainers in one loop.
+        """
+        lr = schedules.learning_rate(self.config.schedule, self.step,
+                                     self.config.train.train_steps)
+        self.optimizer.learning_rate.assign(lr)
+        images, labels = next(iterator)
+        per_replica = self.strategy.run(self._train_step, args=(images, labels))
+        totals = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        self.step.assign_add(1)
         return totals, lr
 
     def _eval_step(self, images, labels, weights) -> tf.Tensor:
