@@ -27,6 +27,8 @@ from tf_lottery.tasks.graph import Graph, Task
 
 SPEC = "fake_graph.json"
 COMPLETIONS = "completions.log"
+HELD = "held"  # in a busy task's directory: another launch holds its lease
+BUSY_LOG = "busy.log"
 
 
 def fake_config(model_dir: str):
@@ -58,12 +60,15 @@ def diamond() -> Graph:
 
 
 def write_spec(model_dir: str, graph: Graph, steps: int = 5, step_s: float = 0.05,
-               fail: str | None = None) -> None:
-    """Describes ``graph`` to the fake workers; ``fail`` names a task that raises."""
+               fail: str | None = None, busy: str | None = None) -> None:
+    """Describes ``graph`` to the fake workers; ``fail`` names a task that
+    raises; ``busy`` one that is leased by another launch (``LeaseHeldError``,
+    each refusal logged in ``BUSY_LOG``) for as long as ``HELD`` exists in
+    its directory."""
     os.makedirs(model_dir, exist_ok=True)
     with open(os.path.join(model_dir, SPEC), "w") as f:
         json.dump({"tasks": [t.to_json() for t in graph], "steps": steps,
-                   "step_s": step_s, "fail": fail}, f)
+                   "step_s": step_s, "fail": fail, "busy": busy}, f)
 
 
 def _write(path: str, record: dict) -> None:
@@ -91,6 +96,7 @@ class FakeWorker:
         self.graph = Graph(Task(t["id"], t["kind"], tuple(t["deps"]), t["cost_steps"])
                            for t in spec["tasks"])
         self.steps, self.step_s, self.fail = spec["steps"], spec["step_s"], spec["fail"]
+        self.busy = spec.get("busy")
 
     @property
     def graph(self) -> Graph:
@@ -123,6 +129,12 @@ class FakeWorker:
             raise ConfigError(f"task {task_id} needs {', '.join(missing)} done first")
         if task_id == self.fail:
             raise RuntimeError(f"{task_id} broke on purpose\nsecond line")
+        if task_id == self.busy and os.path.exists(self._path(task_id, HELD)):
+            from tf_lottery import lease  # imports TensorFlow: only this case pays
+
+            with open(os.path.join(self.model_dir, BUSY_LOG), "a") as f:
+                f.write(f"{task_id} {os.getpid()} {time.time()}\n")
+            raise lease.LeaseHeldError(f"task {task_id} is leased by pid 1 on host elsewhere")
         os.makedirs(os.path.join(self.model_dir, task_id), exist_ok=True)
         checkpoint = _read(self._path(task_id, "checkpoint.json"))
         if checkpoint is None:

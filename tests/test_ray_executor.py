@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import pathlib
 import signal
@@ -291,6 +292,47 @@ def test_a_graph_that_grows_is_planned_again_until_it_stops_growing(tmp_path):
     completions = pathlib.Path(model_dir, fake_worker.COMPLETIONS).read_text().split()
     assert sorted(completions) == sorted([*_graph().ids(), probe.id])
     assert completions[-1] == probe.id
+
+
+@pytest.mark.slow
+def test_a_task_leased_by_another_launch_is_offered_again_later(tmp_path, tmp_path_factory,
+                                                                caplog):
+    """Another launch holds k2/child_0's lease: the task is put back, the rest
+    goes on, and once the lease is gone it runs, once, to the same result."""
+    model_dir = str(tmp_path)
+    fake_worker.write_spec(model_dir, _graph(), steps=1, step_s=0.0, busy="k2/child_0")
+    held = pathlib.Path(model_dir, "k2/child_0", fake_worker.HELD)
+    held.parent.mkdir(parents=True)
+    held.touch()
+    busy_log = pathlib.Path(model_dir, fake_worker.BUSY_LOG)
+
+    def release_after_two_refusals():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if busy_log.exists() and len(busy_log.read_text().splitlines()) >= 2:
+                held.unlink()
+                return
+            time.sleep(0.02)
+
+    releaser = threading.Thread(target=release_after_two_refusals, daemon=True)
+    releaser.start()
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        ray_executor.execute(fake_config(model_dir), workers=2, planner=_graph, worker=FAKE,
+                             num_cpus=2, lease_retry_s=0.5)
+    releaser.join()
+    refusals = busy_log.read_text().splitlines()
+    assert len(refusals) >= 2 and not held.exists()
+    warnings = [r.getMessage() for r in caplog.records
+                if "leased by another launch" in r.getMessage()]
+    assert len(warnings) == len(refusals)
+    assert warnings[0].startswith("Ray: k2/child_0 is leased by another launch; "
+                                  "offered again in 0 s. task k2/child_0 is leased by pid 1")
+    # Refused before it started: one attempt, after the refusals.
+    (attempt,) = _attempts(model_dir, "k2/child_0")
+    assert attempt["time"] > float(refusals[-1].split()[-1])
+    completions = pathlib.Path(model_dir, fake_worker.COMPLETIONS).read_text().split()
+    assert sorted(completions) == sorted(_graph().ids())
+    assert _values(model_dir) == _inline_values(tmp_path_factory, steps=1)
 
 
 @pytest.mark.slow
