@@ -1,5 +1,6 @@
 """The Python API (load, export) and ``python -m tf_lottery.export``: a ticket taken away."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -38,18 +39,35 @@ assert "tf_lottery" not in sys.modules
 """
 
 
-@pytest.fixture(scope="module")
-def imp_run(tmp_path_factory):
-    """A finished 1-level IMP run of a user CNN on mock MNIST."""
-    model_dir = str(tmp_path_factory.mktemp("imp"))
+@contextlib.contextmanager
+def mock_mnist():
+    """TFDS's mock MNIST (deterministic: the same examples each time), as prepared."""
     with tfds.testing.mock_data(num_examples=40), \
             mock.patch.object(sources, "is_prepared", lambda builder: True), \
             mock.patch.object(cache, "load", lambda *args: None):
+        yield
+
+
+def _imp(model_dir, **settings):
+    with mock_mnist():
         config = tf_lottery.make_config(
             "imp", model_dir=model_dir, model="tests.user_models:small_cnn", train_steps=6,
-            rewind_steps=[0, 3], rewind_step=3, imp_levels=1, prune_fraction=0.5, **TINY)
+            rewind_steps=[0, 3], rewind_step=3, imp_levels=1, prune_fraction=0.5, **TINY,
+            **settings)
         tf_lottery.run(config)
     return model_dir
+
+
+@pytest.fixture(scope="module")
+def imp_run(tmp_path_factory):
+    """A finished 1-level IMP run of a user CNN on mock MNIST."""
+    return _imp(str(tmp_path_factory.mktemp("imp")))
+
+
+@pytest.fixture(scope="module")
+def ema_imp_run(tmp_path_factory):
+    """The same run, its metrics computed on a moving average (--ema_decay)."""
+    return _imp(str(tmp_path_factory.mktemp("ema")), ema_decay=0.6)
 
 
 def test_load_reads_the_config_and_typed_records(imp_run):
@@ -132,22 +150,121 @@ def test_the_rewind_point_is_exported_with_the_levels_mask(imp_run, tmp_path):
     (dict(format="keras", out="ticket"), "must end with .keras for --format=keras"),
     (dict(format="saved_model"), "--format=saved_model writes a folder"),
     (dict(which="rewind", level=0, rewind_step=2), "holds no finished checkpoint"),
+    (dict(weights="average"), "--weights=average is not known (known: evaluated, trained)"),
+    (dict(which="rewind", weights="evaluated"),
+     "--weights=evaluated applies to --which=final only"),
 ])
 def test_export_errors_are_one_line(imp_run, tmp_path, kwargs, says):
     out = str(tmp_path / kwargs.pop("out", "t.keras"))
     with pytest.raises(ConfigError) as e:
         tf_lottery.export_ticket(imp_run, out, **kwargs)
     assert says in str(e.value) and "\n" not in str(e.value), str(e.value)
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.slow
-def test_the_export_command_reports_an_error_in_one_line(imp_run, tmp_path):
+@pytest.mark.parametrize("args, says", [
+    (["--level=5"], "--level=5 is outside the run's levels 0..1"),
+    (["--which=rewind", "--weights=evaluated"],
+     "--weights=evaluated applies to --which=final only: the rewind point W_k is "
+     "restarted from with its trained weights (use --weights=trained or leave "
+     "--weights out)"),
+], ids=["level", "weights"])
+def test_the_export_command_reports_an_error_in_one_line(imp_run, tmp_path, args, says):
+    out = tmp_path / "out"
     cli = subprocess.run([sys.executable, "-m", "tf_lottery.export",
-                          f"--model_dir={imp_run}", "--level=5", f"--out={tmp_path}/t.keras"],
+                          f"--model_dir={imp_run}", *args, f"--out={out}/t.keras"],
                          cwd=ROOT, capture_output=True, text=True)
     assert cli.returncode == 2 and "Traceback" not in cli.stderr
     lines = [line for line in cli.stderr.splitlines() if "tf_lottery.export" in line]
-    assert lines == ["tf_lottery.export: error: --level=5 is outside the run's levels 0..1"]
+    assert lines == [f"tf_lottery.export: error: {says}"]
+    assert not out.exists()
+
+
+def _logits(path, x):
+    import tf_keras
+
+    return tf_keras.models.load_model(path)(x, training=False).numpy()
+
+
+def _weights(path):
+    import tf_keras
+
+    return [w.numpy() for w in tf_keras.models.load_model(path).weights]
+
+
+def test_the_default_export_is_the_network_results_json_measured(ema_imp_run, tmp_path):
+    """With --ema_decay the exported level is its moving average: the
+    trainer's evaluated weights, giving results.json's test accuracy."""
+    import tensorflow as tf
+
+    from tf_lottery import compose
+    from tf_lottery.pruning import wrappers
+    from tf_lottery.training.trainer import Trainer
+
+    run = tf_lottery.load(ema_imp_run)
+    done = run.export(str(tmp_path / "ticket.keras"), level=1)
+    assert (done.weights, done.averaged) == ("evaluated", True)
+    config = run.config
+    with mock_mnist():
+        pipeline = compose.make_pipeline(config)
+        trainer = Trainer(config, tf.distribute.get_strategy(), pipeline,
+                          wrappers.masked_training(config.pruning.exclude))
+        trainer.restore_evaluated_weights(done.checkpoint)
+        level = run.results.levels[1]
+        assert trainer.evaluate("test")["accuracy"] == level.test_accuracy  # the same data
+        test = pipeline.eval_split("test")
+        batches = list(test.dataset_fn(tf.distribute.InputContext()))
+    x = np.random.default_rng(0).uniform(0, 1, (5, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_array_equal(_logits(done.path, x),
+                                  trainer.model(x, training=False).numpy())
+    correct = sum(float(np.sum(w * (np.argmax(_logits(done.path, images), -1) == labels)))
+                  for images, labels, w in (tuple(t.numpy() for t in b) for b in batches))
+    assert correct / test.num_examples == level.test_accuracy
+
+
+def test_trained_weights_are_exported_on_request(ema_imp_run, tmp_path):
+    run = tf_lottery.load(ema_imp_run)
+    evaluated = run.export(str(tmp_path / "ema.keras"), level=1)
+    trained = run.export(str(tmp_path / "trained.keras"), level=1, weights="trained")
+    assert (trained.weights, trained.averaged) == ("trained", False)
+    assert trained.checkpoint == evaluated.checkpoint
+    x = np.random.default_rng(0).uniform(0, 1, (5, 28, 28, 1)).astype(np.float32)
+    model, _ = export.restored_model(run.config, trained.checkpoint)
+    np.testing.assert_array_equal(_logits(trained.path, x), model(x, training=False).numpy())
+    assert not np.allclose(_logits(trained.path, x), _logits(evaluated.path, x))
+    # W_k is exported with its trained weights by default.
+    assert run.export(str(tmp_path / "w_k.keras"), level=1, which="rewind").weights == "trained"
+
+
+def test_pruned_weights_are_zero_in_the_averaged_export(ema_imp_run, tmp_path):
+    import tf_keras
+
+    run = tf_lottery.load(ema_imp_run)
+    done = run.export(str(tmp_path / "ticket.keras"), level=1)
+    mask = masks_lib.load(done.mask_path)
+    plain = tf_keras.models.load_model(done.path)
+    _kernels_are_masked({w.name: w.numpy() for w in plain.weights}, mask)
+    # Already 0 in the average itself (reset at the level's masked start),
+    # not only through the export's multiplication by the mask.
+    from tf_lottery.pruning import wrappers
+
+    model, _ = export.restored_model(run.config, done.checkpoint, evaluated=True)
+    averaged = wrappers.pruning_vars(model)
+    assert averaged.keys() == mask.keys()
+    for name, (weight, _) in averaged.items():
+        assert not np.any(weight.numpy()[mask[name] == 0]), name
+
+
+def test_a_run_without_ema_exports_the_same_network_either_way(imp_run, tmp_path):
+    evaluated = tf_lottery.export_ticket(imp_run, str(tmp_path / "a.keras"),
+                                         weights="evaluated")
+    trained = tf_lottery.export_ticket(imp_run, str(tmp_path / "b.keras"), weights="trained")
+    assert not evaluated.averaged and evaluated.checkpoint == trained.checkpoint
+    for a, b in zip(_weights(evaluated.path), _weights(trained.path), strict=True):
+        np.testing.assert_array_equal(a, b)
+    a, b = masks_lib.load(evaluated.mask_path), masks_lib.load(trained.mask_path)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_a_directory_without_a_run_is_one_line(tmp_path):

@@ -100,12 +100,15 @@ class Run:
         return layout.is_complete(self.results)
 
     def export(self, out: str, *, level: int | None = None, which: str = "final",
-               format: str | None = None, rewind_step: int | None = None) -> Any:
-        """Writes this run's network as a plain Keras model (``export.export_ticket``)."""
+               format: str | None = None, rewind_step: int | None = None,
+               weights: str | None = None) -> Any:
+        """Writes this run's network as a plain Keras model (``export.export_ticket``;
+        ``weights='evaluated'``, the default for the final network, is the one
+        its metrics were computed on, its ``--ema_decay`` average if it had one)."""
         from tf_lottery import export
 
         return export.export_ticket(self.model_dir, out, level=level, which=which,
-                                    format=format, rewind_step=rewind_step)
+                                    format=format, rewind_step=rewind_step, weights=weights)
 
 
 def load(model_dir: str) -> Run:

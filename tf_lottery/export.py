@@ -5,7 +5,24 @@ default: the sparsest level finished) or a training run's network -- at its
 final weights W_T or its rewind point W_k (``--which``), so that it loads
 with ``tf_keras.models.load_model`` (``--format=keras``, a ``.keras`` file)
 or also ``tf.saved_model.load`` (``--format=saved_model``, a folder) in a
-process that never imports tf_lottery:
+process that never imports tf_lottery.
+
+Which weights (``--weights``): the exported ticket is the network the run
+measured. ``evaluated`` (the default for ``--which=final``) is the network
+every metric in results.json was computed on (``Trainer.evaluated_weights``):
+with ``--ema_decay`` the moving average of the weights, BatchNorm statistics
+included, else the trained weights themselves, so a run without EMA exports
+the same network under either choice. ``trained`` is the raw trained weights
+(for a run with EMA, the network the optimizer left, whose accuracy no record
+reports). ``--which=rewind`` exports the trained weights: W_k is the point a
+level or child restarts training from, and training restarts from its
+trained weights (an average kept at k is carried along like optimizer state,
+or reset to those weights at a level's masked start). An "evaluated" W_k
+would be an average of the steps before k that no run trains from, so
+``--weights=evaluated --which=rewind`` is refused in one line rather than
+quietly exporting something other than what was asked for.
+
+How it is written:
 
 - the network is rebuilt as its run built it, its weights read from the
   checkpoint, and TFMOT's ``strip_pruning`` removes the pruning wrappers;
@@ -15,8 +32,10 @@ process that never imports tf_lottery:
   ``"<layer>/kernel"`` -> 0/1 uint8 array (``pruning.masks.save``), all ones
   for a dense network.
 
-The weights exported are the trained ones (not an ``--ema_decay`` average),
-in float32 whatever ``--precision`` the run trained with.
+The weights are float32 whatever ``--precision`` the run trained with. The
+mask file holds masks only (``pruning.masks.load`` reads it), so which
+weights were exported is said by ``Exported.weights`` / ``Exported.averaged``
+and the command's output line, not written to disk.
 """
 
 from __future__ import annotations
@@ -42,6 +61,7 @@ from tf_lottery.pruning import masks as masks_lib
 from tf_lottery.training import checkpoints
 
 WHICH = ("final", "rewind")
+WEIGHTS = ("evaluated", "trained")
 FORMATS = ("keras", "saved_model")
 KERAS_SUFFIXES = (".keras", ".h5")
 
@@ -56,6 +76,10 @@ class Exported:
       format: 'keras' or 'saved_model'.
       checkpoint: the checkpoint prefix the weights came from.
       density: surviving fraction of the prunable weights.
+      weights: 'evaluated' (the weights the run's metrics were computed on)
+        or 'trained'.
+      averaged: whether the network holds the ``--ema_decay`` moving average
+        (``evaluated`` weights of a run with EMA) rather than trained weights.
     """
 
     path: str
@@ -63,6 +87,16 @@ class Exported:
     format: str
     checkpoint: str
     density: float
+    weights: str = "trained"
+    averaged: bool = False
+
+    def describe_weights(self) -> str:
+        """The exported weights in words, for the command's output line."""
+        if self.averaged:
+            return "evaluated weights: the --ema_decay moving average"
+        if self.weights == "evaluated":
+            return "evaluated weights: the trained ones, the run has no --ema_decay"
+        return "trained weights"
 
 
 def _format(out: str, format: str | None) -> str:
@@ -75,6 +109,24 @@ def _format(out: str, format: str | None) -> str:
     if fmt == "saved_model" and keras_suffix:
         raise ConfigError(f"--out={out} is a file name; --format=saved_model writes a folder")
     return fmt
+
+
+def resolve_weights(weights: str | None, which: str) -> str:
+    """``--weights`` given ``--which``: by default ``evaluated`` for the final
+    network and ``trained`` for the rewind point (see the module doc).
+
+    Raises:
+      ConfigError: an unknown choice, or ``evaluated`` asked for W_k.
+    """
+    if weights is None:
+        return "trained" if which == "rewind" else "evaluated"
+    if weights not in WEIGHTS:
+        raise ConfigError(f"--weights={weights} is not known (known: {', '.join(WEIGHTS)})")
+    if weights == "evaluated" and which == "rewind":
+        raise ConfigError("--weights=evaluated applies to --which=final only: the rewind "
+                          "point W_k is restarted from with its trained weights "
+                          "(use --weights=trained or leave --weights out)")
+    return weights
 
 
 def _sparsest_level(model_dir: str) -> int:
@@ -126,23 +178,40 @@ def checkpoint_of(config: ExperimentConfig, model_dir: str, level: int | None, w
     return layout.permanent_checkpoint(directory)
 
 
-def restored_model(config: ExperimentConfig, prefix: str) -> tuple[tf_keras.Model, dict]:
+def restored_model(config: ExperimentConfig, prefix: str, evaluated: bool = False
+                   ) -> tuple[tf_keras.Model, dict]:
     """The network as its run built it (wrapped for IMP), with ``prefix``'s
-    weights, and its masks (``"<layer>/kernel"`` -> 0/1 array)."""
+    weights, and its masks (``"<layer>/kernel"`` -> 0/1 array).
+
+    With ``evaluated`` the model holds the weights the run's evaluation
+    reports for ``prefix`` (``Trainer.restore_evaluated_weights``): the
+    moving averages saved beside the weights when the run used
+    ``--ema_decay``, else the trained weights.
+    """
     from tf_lottery.models import registry as model_registry
     from tf_lottery.pruning import wrappers
+    from tf_lottery.training import ema
 
     spec = config.data.spec()
     model = model_registry.build_model(config.model.name, spec.num_classes,
                                        spec.image_shape, config.train.init_seed)
     if config.experiment == "imp":
         model = wrappers.wrap_model(model, config.pruning.exclude)
-    status = tf.train.Checkpoint(model=model).read(prefix).expect_partial()
+    parts: dict = {"model": model}
+    average = None
+    if evaluated and config.optimizer.ema_decay:
+        # Built over model.weights as the Trainer builds it, so the saved
+        # averages map onto this model's variables one to one.
+        average = parts["ema"] = ema.WeightAverage(model.weights, config.optimizer.ema_decay)
+    status = tf.train.Checkpoint(**parts).read(prefix).expect_partial()
     try:
         status.assert_existing_objects_matched()
     except AssertionError as e:
         raise ConfigError(f"{prefix} does not hold the weights of --model="
                           f"{config.model.name}: {str(e).splitlines()[0]}") from None
+    if average is not None:
+        for v, value in zip(average.sources, average.values(), strict=True):
+            v.assign(value)
     if config.experiment == "imp":
         masks = wrappers.get_masks(model)
     else:
@@ -165,8 +234,12 @@ def dense_kernels(model: tf_keras.Model) -> dict[str, tf.Variable]:
 
 def export_ticket(model_dir: str, out: str, *, level: int | None = None,
                   which: str = "final", format: str | None = None,
-                  rewind_step: int | None = None) -> Exported:
+                  rewind_step: int | None = None, weights: str | None = None) -> Exported:
     """Writes one network of the run in ``model_dir`` to ``out`` (see the module doc).
+
+    ``weights``: 'evaluated' (default for ``which='final'``: the network the
+    run's metrics were computed on, its ``--ema_decay`` average if it had
+    one) or 'trained' (the default, and only choice, for ``which='rewind'``).
 
     Raises:
       ConfigError: one line naming the flag or file at fault.
@@ -174,12 +247,17 @@ def export_ticket(model_dir: str, out: str, *, level: int | None = None,
     import tensorflow_model_optimization as tfmot
 
     fmt = _format(out, format)
+    weights = resolve_weights(weights, which)
     config = api.load(model_dir).config
     prefix = checkpoint_of(config, model_dir, level, which, rewind_step)
-    model, masks = restored_model(config, prefix)
+    evaluated = weights == "evaluated"
+    model, masks = restored_model(config, prefix, evaluated=evaluated)
     plain = tfmot.sparsity.keras.strip_pruning(model)
     for name, kernel in dense_kernels(plain).items():
-        kernel.assign(kernel * masks[name])  # exactly 0 where pruned
+        # Exactly 0 where pruned: the checkpoints (and the average, reset at
+        # a level's masked start) already hold 0 there; this makes it a
+        # property of the file, whatever wrote the checkpoint.
+        kernel.assign(kernel * masks[name])
     parent = os.path.dirname(os.path.abspath(out)) if "://" not in out else os.path.dirname(out)
     files.ensure_writable_dir(parent)
     if fmt == "keras":
@@ -190,7 +268,8 @@ def export_ticket(model_dir: str, out: str, *, level: int | None = None,
     masks_lib.save(mask_path, masks)  # as a level's own mask.npz: uint8 0/1
     kept = sum(float(m.sum()) for m in masks.values())
     total = sum(m.size for m in masks.values())
-    return Exported(out, mask_path, fmt, prefix, kept / total if total else 1.0)
+    return Exported(out, mask_path, fmt, prefix, kept / total if total else 1.0, weights,
+                    averaged=evaluated and bool(config.optimizer.ema_decay))
 
 
 def define_flags() -> None:
@@ -200,6 +279,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("level", None, "Export: IMP level (default: the sparsest finished).")
     flags.DEFINE_enum("which", "final", WHICH, "Export: the final weights W_T or the rewind "
                       "point W_k the level was rewound to.")
+    flags.DEFINE_enum("weights", None, WEIGHTS, "Export: 'evaluated' (default for "
+                      "--which=final), the weights the run's metrics were computed on (the "
+                      "--ema_decay average if the run had one), or 'trained', the raw "
+                      "trained weights (the only choice for --which=rewind).")
     flags.DEFINE_integer("rewind_step", None, "Export: k of --which=rewind where the run kept "
                          "several W_k.")
     flags.DEFINE_enum("format", None, FORMATS, "Export: 'keras' (a .keras file) or "
@@ -220,12 +303,13 @@ def main(argv: list[str]) -> int:
                 raise ConfigError(f"--{name} is required")
         done = export_ticket(FLAGS.model_dir, FLAGS.out, level=FLAGS.level,
                              which=FLAGS.which, format=FLAGS.format,
-                             rewind_step=FLAGS.rewind_step)
+                             rewind_step=FLAGS.rewind_step, weights=FLAGS.weights)
     except ConfigError as e:
         print(f"tf_lottery.export: error: {e}", file=sys.stderr)
         return 2
     print(f"tf_lottery.export: wrote {done.path} ({done.format}, density "
-          f"{100 * done.density:.2f}%) from {done.checkpoint}; mask in {done.mask_path}")
+          f"{100 * done.density:.2f}%, {done.describe_weights()}) from {done.checkpoint}; "
+          f"mask in {done.mask_path}")
     return 0
 
 
