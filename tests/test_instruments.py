@@ -47,6 +47,14 @@ def summary_scalars(run_dir):
     return found
 
 
+def image_steps(run_dir, tag):
+    """The steps at which a summary run holds images under ``tag``, in order."""
+    return sorted(event.step
+                  for path in glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))
+                  for event in tf.compat.v1.train.summary_iterator(path)
+                  for v in event.summary.value if v.tag == tag)
+
+
 def test_new_knobs_leave_existing_recipe_hashes_alone():
     base = ("--experiment=instability",)
     c = config("/tmp/unused", *base)
@@ -120,6 +128,10 @@ def test_dense_onset_probes_like_the_sweep_and_resumes(tmp_path):
     assert tb[layout.ONSET_BRACKET_HIGH] == {0: 0.0}
     assert sorted(tb[layout.layerwise_tag("test", "fc1")]) == [0, 1, 2]
     assert not glob.glob(str(tmp_path / "onset" / "events.out.tfevents.*"))
+    # The onset figure is redrawn after each probe, its step the probes so far
+    # (the end and the relaunch redraw the last one at its step).
+    assert sorted(set(image_steps(layout.summary_dir(str(tmp_path / "onset")),
+                                  layout.figure_tag(layout.ONSET_FIGURE)))) == [1, 2, 3]
 
 
 def test_layerwise_barriers_in_the_instability_analysis(tmp_path):

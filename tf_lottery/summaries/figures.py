@@ -1,7 +1,7 @@
 """The report's figures as TensorBoard images, so TensorBoard shows the paper's pictures.
 
 Each time a piece of an experiment finishes (a rewind point, an IMP level,
-a baseline, a level's sparse instability), ``refresh_figures`` redraws the
+a baseline, a level's sparse instability, an onset probe), ``refresh_figures`` redraws the
 figures ``python -m tf_lottery.report`` would draw for that model_dir
 (``report.build``: the same code, so TensorBoard and the report show the
 same pictures) and appends them to the experiment's summary run as images
@@ -22,13 +22,29 @@ from tf_lottery.summaries import tensorboard
 
 def pieces_finished(built) -> int:
     """Finished measurements behind a report: rewind points, the independent
-    networks' barrier, IMP levels, baselines and sparse barriers."""
+    networks' barrier, IMP levels, baselines and sparse barriers, and the
+    rewind points an onset search probed."""
     count = 0
     for s in built.instability:
         count += sum(r.complete for r in s.rows) + (s.independent is not None)
     for section in built.imp:
         count += sum(1 + len(r.baselines) + (r.barrier is not None) for r in section.rows)
+    for experiment in built.experiments:
+        if experiment.config.experiment == "onset":
+            count += _onset_probes(experiment.path)
     return count
+
+
+def _onset_probes(path: str) -> int:
+    """Probes an onset search's results.json (running or complete) records;
+    a damaged one is the report's to name, and counts none."""
+    from tf_lottery.core import records, store
+
+    try:
+        result = store.read(layout.results_file(path), records.ExperimentResults, path)
+    except (CorruptFileError, ValueError, KeyError, TypeError):
+        return 0
+    return len(result.probes) if isinstance(result, records.OnsetResults) else 0
 
 
 def refresh_figures(model_dir: str) -> int | None:
