@@ -1,5 +1,6 @@
 """benchmarks/device_check.sh in its reduced CPU mode: every section is reported."""
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -43,3 +44,41 @@ def test_cpu_mode_reports_every_section(tmp_path):
     assert lenet["one_graph"]["total_examples_per_sec"] > 0
     assert lenet["one_graph_over_alone"] > 0
     assert report["determinism"]["identical_runs_bitwise_equal"] is True
+
+
+def load_device_check():
+    spec = importlib.util.spec_from_file_location("device_check",
+                                                  ROOT / "benchmarks" / "device_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("mode", ["gpu", "cpu"])
+def test_chosen_sections_run_in_order_and_split_the_budget(monkeypatch, mode):
+    dc = load_device_check()
+    clock = {"now": 0.0}
+    monkeypatch.setattr(dc, "time", type("Clock", (), {"time": lambda: clock["now"]}))
+    allowed = {}
+
+    def section(name):
+        def run(section_mode, deadline):  # uses all the time it is given
+            assert section_mode == mode
+            allowed[name] = deadline - clock["now"]
+            clock["now"] = deadline
+            return {"ran": name}
+        return run
+
+    for name in dc.SECTIONS:
+        monkeypatch.setattr(dc, name, section(name))
+    report = dc.run_sections(mode, 100.0, {"env": 1}, 0.0, ("determinism", "packing"))
+    assert list(allowed) == ["determinism", "packing"]
+    assert "throughput" not in report and report["packing"]["ran"] == "packing"
+    shares = dc.CPU_SHARES if mode == "cpu" else dc.SHARES
+    pair = shares["determinism"] + shares["packing"]
+    rest = 100 * (1 - shares["environment"])
+    # The environment's share, unused here, carries over to the first section.
+    assert allowed["determinism"] == pytest.approx(
+        100 * shares["environment"] + rest * shares["determinism"] / pair)
+    assert allowed["packing"] == pytest.approx(rest * shares["packing"] / pair)
+    assert report["wall_s"] == 100.0
