@@ -3,6 +3,7 @@
 import glob
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -11,8 +12,9 @@ from tf_lottery import report, rundir
 from tf_lottery.config import experiments
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
-from tf_lottery.pruning import imp
-from tf_lottery.stability import analysis, instruments, onset_experiment
+from tf_lottery.pruning import imp, masks, wrappers
+from tf_lottery.stability import analysis, instruments, layerwise, onset_experiment
+from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.tasks import plan as plan_lib
 
 COMMON = ("--train_steps=16", "--batch_size=20", "--eval_batch_size=50",
@@ -201,3 +203,72 @@ def test_sparse_onset_at_an_imp_level(tmp_path):
     assert [lv.level for lv in imp_results.levels] == [0, 1]
     child = layout.child_dir(layout.rewind_point_dir(str(tmp_path), 0, 4), 0)
     assert store.read_run(child).step == 16
+
+
+def test_layerwise_barriers_of_imp_sparse_instability(tmp_path):
+    c = config(tmp_path, "--experiment=imp", "--imp_levels=1", "--rewind_step=0",
+               "--instability", "--imp_instability_levels=1", "--layerwise_barriers",
+               "--layerwise_points=3")
+    result = run(imp.imp, c)
+    level = result.levels[1]
+    assert level.instability is not None and result.levels[0].instability is None
+    summary = level.instability.layerwise
+    assert summary.rewind_step == 0 and summary.groups == ["fc1", "fc2", "logits"]
+    point = layout.sparse_instability_dir(str(tmp_path), 1)
+    stored = store.read(layout.layerwise_file(point, 0, 1), records.LayerwiseRecord,
+                        str(tmp_path))
+    assert stored.children == [0, 1] and stored.alphas == [0.0, 0.5, 1.0]
+    ends = [analysis.run_record(layout.child_dir(point, i)).final_checkpoint for i in (0, 1)]
+    assert stored.endpoints == ends
+    for g in stored.groups:  # one pair: the level's mean is the pair's own
+        assert summary.barrier[g.name]["test"].mean == g.barrier["test"]
+
+    # The same two children, evaluated afresh in a masked model: the same
+    # numbers, and every pruned weight is 0 at every point of every path.
+    trainer = imp.make_trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    evaluator = PathEvaluator.for_config(trainer, c)
+    mask = masks.load(layout.mask_file(layout.level_dir(str(tmp_path), 1)))
+    assert 0 < masks.density(mask) < 1
+    kernels = wrappers.pruning_vars(trainer.model)
+    visited = []
+    evaluate_point = evaluator.point
+
+    def checked_point(w1, w2, alpha):
+        metrics = evaluate_point(w1, w2, alpha)
+        for name, (weight, held) in kernels.items():
+            np.testing.assert_array_equal(held.numpy(), mask[name])
+            assert not np.any(weight.numpy()[mask[name] == 0]), (name, alpha)
+        visited.append(alpha)
+        return metrics
+
+    evaluator.point = checked_point
+    w1, w2 = evaluator.endpoint(ends[0]), evaluator.endpoint(ends[1])
+    direct = layerwise.evaluate(evaluator, w1, w2, 3)
+    assert len(visited) == 1 + 3 * 2  # W1 once, then α = 0.5, 1 for each group
+    for (group, curves), g in zip(direct, stored.groups, strict=True):
+        assert group.name == g.name
+        assert curves["test_error"] == g.error["test"]
+        assert curves["train_loss"] == g.loss["train"]
+        assert curves["barrier"] == g.barrier
+    # Every group moving at once is the pair's own path, barrier and all.
+    pair = level.instability.pairs[0]
+    (everything,) = layerwise.curves(evaluator, w1, w2, [[True] * len(w1)], 3)
+    assert everything["test_error"] == pair.error["test"]
+    assert everything["barrier"] == pair.barrier
+
+    # Stored with the level; an instability.json written before the field reads as None.
+    again = store.read(layout.results_file(str(tmp_path)), records.ImpResults, str(tmp_path))
+    assert again == result
+    older = level.instability.to_json(str(tmp_path))
+    del older["layerwise"]
+    assert records.SparseInstabilityRecord.from_json(older, str(tmp_path)).layerwise is None
+    # TensorBoard: beside the level's sparse barrier in IMP's summary run.
+    tb = summary_scalars(layout.summary_run(str(tmp_path), "imp"))
+    assert tb[layout.branch_tag(layout.layerwise_tag("test", "fc2"))] == {
+        1: pytest.approx(summary.barrier["fc2"]["test"].mean)}
+    assert tb[layout.branch_tag(layout.layerwise_tag("train", "logits"), vs_pruned=True)] == {
+        layout.ppm_pruned(level.density): pytest.approx(summary.barrier["logits"]["train"].mean)}
+    drawn = report.build(str(tmp_path))
+    figure = layout.IMP_LAYERWISE_FIGURE.format(level=1)
+    assert figure in drawn.figures and figure in drawn.markdown
+    assert layout.IMP_LAYERWISE_FIGURE.format(level=0) not in drawn.figures

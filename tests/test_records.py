@@ -80,7 +80,9 @@ def imp_results():
     point_dir = layout.sparse_instability_dir(M, 1)
     sparse = records.SparseInstabilityRecord(
         status="complete", rewind_step=0, stable=True, barrier=STAT,
-        children=[child(point_dir, 0), child(point_dir, 1)], pairs=[pair(point_dir)])
+        children=[child(point_dir, 0), child(point_dir, 1)], pairs=[pair(point_dir)],
+        layerwise=records.LayerwiseSummaryRecord(rewind_step=0, groups=["fc1", "logits"],
+                                                 barrier={"fc1": STAT, "logits": STAT}))
     baseline = records.BaselineRecord(
         **network, run_dir=layout.baseline_dir(M, 1, "random_prune"), seed=5)
     level = records.LevelRecord(**network, run_dir=level_dir,

@@ -36,7 +36,8 @@ INSTABILITY = ("--experiment=instability", *TINY, "--rewind_steps=0,10",
                "--interpolation_points=3")
 IMP = ("--experiment=imp", *TINY, "--rewind_steps=0", "--imp_levels=2",
        "--imp_baselines=random_prune,random_reinit", "--imp_baseline_levels=2",
-       "--instability", "--imp_instability_levels=0,2", "--interpolation_points=3")
+       "--instability", "--imp_instability_levels=0,2", "--interpolation_points=3",
+       "--layerwise_barriers", "--layerwise_points=3")
 
 
 def ids_and_deps(graph):
@@ -84,15 +85,26 @@ def test_imp_graph_ids_deps_and_order():
         (f"{sparse}/child_0", "sparse_child", ["level_00"]),
         (f"{sparse}/child_1", "sparse_child", ["level_00"]),
         (f"{sparse}/pair_0_1", "sparse_pair", [f"{sparse}/child_0", f"{sparse}/child_1"]),
+        (f"{sparse}/layerwise_0_1", "layerwise_pair",
+         [f"{sparse}/child_0", f"{sparse}/child_1"]),
         (sparse, "sparse_instability",
-         ["level_00", f"{sparse}/child_0", f"{sparse}/child_1", f"{sparse}/pair_0_1"]),
+         ["level_00", f"{sparse}/child_0", f"{sparse}/child_1", f"{sparse}/pair_0_1",
+          f"{sparse}/layerwise_0_1"]),
         (f"{sparse2}/child_0", "sparse_child", ["level_02", "level_00"]),
         (f"{sparse2}/child_1", "sparse_child", ["level_02", "level_00"]),
         (f"{sparse2}/pair_0_1", "sparse_pair", [f"{sparse2}/child_0", f"{sparse2}/child_1"]),
+        (f"{sparse2}/layerwise_0_1", "layerwise_pair",
+         [f"{sparse2}/child_0", f"{sparse2}/child_1"]),
         (sparse2, "sparse_instability",
-         ["level_02", f"{sparse2}/child_0", f"{sparse2}/child_1", f"{sparse2}/pair_0_1"]),
+         ["level_02", f"{sparse2}/child_0", f"{sparse2}/child_1", f"{sparse2}/pair_0_1",
+          f"{sparse2}/layerwise_0_1"]),
         ("results", "imp_results", [t.id for t in graph][:-1]),
     ]
+    assert graph[f"{sparse2}/layerwise_0_1"].args == (("level", 2), ("k", 0), ("pair", (0, 1)))
+    # Without --layerwise_barriers the same graph, without the layer-wise tasks.
+    plain = plan_lib.plan(parse_config(*IMP[:-2]))
+    assert [t.id for t in plain if t.kind == "layerwise_pair"] == []
+    assert [t.id for t in graph if t.kind != "layerwise_pair"] == [t.id for t in plain]
     train = plan_lib.plan(parse_config(*TINY))
     assert [(t.id, t.kind, t.deps) for t in train] == [("results", "train", ())]
 
@@ -140,6 +152,8 @@ def test_progress_line_names_pieces_and_schedules_the_eta():
         "pair (0,1) of replicate 0, k=0"
     sparse = plan_lib.plan(parse_config(*IMP))
     assert describe(sparse["level_02/instability/pair_0_1"]) == "pair (0,1) of level 2, k=0"
+    assert describe(sparse["level_02/instability/layerwise_0_1"]) == \
+        "layer-wise barriers of pair (0,1) of level 2, k=0"
     assert describe(sparse["level_02/random_prune"]) == "random_prune of level 2"
 
 

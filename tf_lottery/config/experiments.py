@@ -392,7 +392,7 @@ EXPERIMENTS = {e.name: e for e in (
         {**_kinds("tf_lottery.pruning.imp", dense=RUN, level=RUN, baseline=RUN,
                   sparse_child=RUN, sparse_pair=RECORD, sparse_instability=RECORD,
                   imp_results=RECORD),
-         **_kinds(_INSTRUMENTS, level_path=RECORD)},
+         **_kinds(_INSTRUMENTS, level_path=RECORD, layerwise_pair=RECORD)},
         sections=(PruningConfig,),
         optional=((InstabilityConfig, "pruning.instability"),
                   (InstabilityConfig, "pruning.level_barriers")),

@@ -79,6 +79,7 @@ LEASES_DIR = "leases"
 LEVEL_PATHS_DIR = "level_paths"
 ONSET_IMP_DIR = "imp"  # --onset_level=L: IMP levels 0..L, a model_dir of their own
 INSTRUMENTS_FIGURE = "layerwise_k{k}.png"  # one bar chart per rewind step
+IMP_LAYERWISE_FIGURE = "layerwise_level{level}.png"  # one per IMP level (sparse instability)
 LEVEL_BARRIERS_FIGURE = "imp_level_barriers.png"
 ONSET_FIGURE = "onset.png"
 
@@ -309,7 +310,8 @@ def pair_events_dir(pair_path: str) -> str:
 # -- the IMP experiment -------------------------------------------------------------------
 
 def layerwise_file(point_dir: str, a: Number, b: Number) -> str:
-    """The layer-wise barriers of pair (a, b) of a rewind point's children."""
+    """The layer-wise barriers of pair (a, b) of a rewind point's children
+    (or of an IMP level's sparse-instability children)."""
     return os.path.join(point_dir, f"layerwise_{a}_{b}.json")
 
 
@@ -680,7 +682,9 @@ def _trees() -> dict[str, list[Entry]]:
                 f"{branch_tag('<metric>')} against the level, {branch_tag('<metric>', True)}",
                 "against the ppm of weights pruned; a run per branch",
                 "(imp, random_prune, ...); in imp/, with --imp_level_barriers,",
-                f"{level_barrier_tag(both, '<j>')} (and imp_vs_pruned/...)"]),
+                f"{level_barrier_tag(both, '<j>')} (and imp_vs_pruned/...),",
+                "with --instability --layerwise_barriers",
+                f"{branch_tag(layerwise_tag(both, '<group>'))} (and imp_vs_pruned/...)"]),
             (_rel(level_dir(M, 0), True), [f"the dense run: {run_parts}"]),
             (_rel(level_dir(M, "<L>"), True), ["the level's run; its W_k is the masked one"]),
             (_rel(mask_file(level_dir(M, "<L>"))), ["the level's mask (one uint8 array per",
@@ -691,6 +695,9 @@ def _trees() -> dict[str, list[Entry]]:
             (_rel(sparse_instability_dir(M, "<L>"), True),
              [f"sparse-instability {child_name('<i>')}/ and "
               f"{pair_name('<i>', '<j>')}.json"]),
+            (_rel(layerwise_file(sparse_instability_dir(M, "<L>"), "<i>", "<j>")),
+             ["--layerwise_barriers: each layer group's path and",
+              "barrier, as in the instability analysis"]),
             (_rel(sparse_instability_file(M, "<L>")),
              ["the level's sparse instability (written when", "complete)"]),
             (_rel(level_path_file(M, "<a>", "<b>")),

@@ -26,7 +26,8 @@ default): a pair's ``aligned`` path and the ``aligned_barrier`` of its
 aggregates (``--align=weights``), the settings' ``align`` ("none").
 
 Also added within schema 2 with defaults (issue 16): the instability
-results' ``layerwise`` summaries, IMP's ``level_paths``; new records for
+results' ``layerwise`` summaries, IMP's ``level_paths``, a level's sparse
+instability's ``layerwise`` summary; new records for
 layer-wise barriers (``LayerwiseRecord``), IMP level-to-level paths
 (``LevelPathRecord``) and the onset search (``OnsetResults``).
 
@@ -656,23 +657,29 @@ class SparseInstabilityRecord(ChildrenRecord):
     children of the level's masked W_k, their pairs and barrier.
 
     ``pairs`` is None only in a record of release 0.1.0 (see ``_sparse_v1``).
+    ``layerwise``: the layer-wise barriers of those pairs at the rewind step
+    (``--layerwise_barriers``; None without it, and in older records).
     """
 
     pairs: list[PairRecord] | None  # type: ignore[assignment]
     status: str
     rewind_step: int
     stable: bool
+    layerwise: LayerwiseSummaryRecord | None = None
 
     def to_json(self, root: str) -> Json:
         return {**self._json(root), "status": self.status, "rewind_step": self.rewind_step,
-                "stable": self.stable}
+                "stable": self.stable,
+                "layerwise": None if self.layerwise is None else self.layerwise.to_json()}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], root: str,
                   recorded_root: str | None = None) -> SparseInstabilityRecord:
         obj = _migrated(obj, _version(obj, "sparse instability"), _sparse_v1)
         return cls(status=obj["status"], rewind_step=obj["rewind_step"],
-                   stable=bool(obj["stable"]), **cls._fields(obj, root, recorded_root))
+                   stable=bool(obj["stable"]),
+                   layerwise=_optional(obj.get("layerwise"), LayerwiseSummaryRecord.from_json),
+                   **cls._fields(obj, root, recorded_root))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -23,7 +23,9 @@ are the other registered branches, which never feed later levels:
 Sparse instability (``--instability``, last): two or more children start
 from each analyzed level's masked W_k, keep the mask, train to T with their
 own SGD noise, and the error barrier of their linear path is measured by the
-instability experiment's own machinery (``stability.analysis``).
+instability experiment's own machinery (``stability.analysis``); with
+``--layerwise_barriers`` also each pair's layer-wise barriers
+(``stability.instruments``), summarized in the level's ``instability.json``.
 
 Layout under ``--model_dir``: ``core.layout`` (``layout.tree("imp")`` draws
 it). ``results.json`` holds a record per level (``core.records.LevelRecord``,
@@ -60,7 +62,7 @@ from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.pruning import branches, wrappers
 from tf_lottery.pruning import masks as masks_lib
 from tf_lottery.pruning.rewind import RewindManager
-from tf_lottery.stability import analysis, barrier
+from tf_lottery.stability import analysis, barrier, instruments
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.summaries import dashboards, figures
 from tf_lottery.tasks.graph import Task
@@ -283,16 +285,19 @@ def run_sparse_pair(worker: Any, task: Task) -> None:
 
 
 def run_sparse_instability(worker: Any, task: Task) -> None:
-    """Level L's ``instability.json``: its children's barrier at k."""
+    """Level L's ``instability.json``: its children's barrier at k (and, with
+    --layerwise_barriers, their pairs' layer-wise barriers)."""
     config, level = worker.config, task.arg("level")
     model_dir, k = config.runtime.model_dir, config.pruning.rewind_step
-    point = analysis.children_record(
-        config, layout.sparse_instability_dir(model_dir, level), _noise(config))
+    point_dir = layout.sparse_instability_dir(model_dir, level)
+    point = analysis.children_record(config, point_dir, _noise(config))
     record = records.SparseInstabilityRecord(
         status=layout.COMPLETE, rewind_step=k, children=point.children,
         pairs=point.pairs, barrier=point.barrier, aligned_barrier=point.aligned_barrier,
         stable=barrier.is_stable(point.barrier["test"].mean,
-                                 config.instability.stability_threshold))
+                                 config.instability.stability_threshold),
+        layerwise=(instruments.point_layerwise(config, k, [point_dir])
+                   if config.instability.layerwise_barriers else None))
     store.write(layout.sparse_instability_file(model_dir, level), record, model_dir)
     _summarize(config, _level_record(config, level), dashboards.INSTABILITY, record)
     logging.info("IMP level %d: test barrier %.4f at k=%d (%s)", level,

@@ -2,7 +2,8 @@
 
 - ``layerwise_k<k>.png``: the layer-wise barrier of every group (a layer, a
   residual block, an Inception module) at rewind step k, test and train,
-  mean ± std over pairs (``--layerwise_barriers``);
+  mean ± std over pairs (``--layerwise_barriers``); IMP draws the same bars
+  for each level's sparse-instability pairs as ``layerwise_level<L>.png``;
 - ``imp_level_barriers.png``: IMP test accuracy vs percent of weights
   remaining, beside the barrier between the trained networks of levels L
   and L + j against level L's density (``--imp_level_barriers``);
@@ -31,6 +32,9 @@ TEXT = {
     "layerwise": "layer-wise barrier at rewind step k: one group (layer, residual block, "
                  "Inception module) moves along the path, the rest stay at child 1; "
                  "mean ± std over pairs",
+    "imp_layerwise": "layer-wise barrier of an IMP level's sparse-instability pairs at the "
+                     "rewind step k: one group moves along the path, the rest stay at child 1 "
+                     "(pruned weights stay 0); mean ± std over pairs",
     "level": "IMP test accuracy vs weights remaining, and the barrier between the trained "
              "networks of levels L and L + j vs level L's weights remaining",
     "onset": "error barrier at every rewind step the onset search probed (mean ± std), "
@@ -44,8 +48,8 @@ def _new(width: float, height: float, ncols: int = 1) -> tuple[Figure, list]:
     return fig, list(fig.subplots(1, ncols, squeeze=False)[0])
 
 
-def layerwise(summary: records.LayerwiseSummaryRecord) -> Figure:
-    """Bars per group, test and train side by side."""
+def layerwise(summary: records.LayerwiseSummaryRecord, title: str | None = None) -> Figure:
+    """Bars per group, test and train side by side (``title``: the rewind step's)."""
     n = len(summary.groups)
     fig, (ax,) = _new(max(5.0, 0.45 * n + 2), 3.6)
     x = np.arange(n)
@@ -57,9 +61,24 @@ def layerwise(summary: records.LayerwiseSummaryRecord) -> Figure:
     ax.set_xticks(x, summary.groups, rotation=60 if n > 6 else 0, ha="right" if n > 6 else
                   "center", fontsize=8)
     ax.set_ylabel("barrier (%)")
-    ax.set_title(f"layer-wise barriers at k = {summary.rewind_step}")
+    ax.set_title(title or f"layer-wise barriers at k = {summary.rewind_step}")
     ax.legend()
     return fig
+
+
+def imp_layerwise(result: records.ImpResults) -> list[tuple[str, Figure, str]]:
+    """(name, figure, description) of every IMP level whose sparse instability
+    has layer-wise barriers: the instability analysis' bars (``layerwise``)."""
+    out = []
+    for level in result.levels:
+        summary = level.instability.layerwise if level.instability else None
+        if summary is None:
+            continue
+        title = (f"layer-wise barriers at IMP level {level.level} "
+                 f"({100 * level.density:.3g} % of weights), k = {summary.rewind_step}")
+        out.append((layout.IMP_LAYERWISE_FIGURE.format(level=level.level),
+                    layerwise(summary, title), f"{TEXT['imp_layerwise']} (level {level.level})"))
+    return out
 
 
 def level_barriers(result: records.ImpResults) -> Figure:
@@ -125,9 +144,12 @@ def figures(paths: Sequence[str]) -> dict[str, tuple[Figure, str]]:
             for s in result.layerwise:
                 found.setdefault(layout.INSTRUMENTS_FIGURE.format(k=s.rewind_step), []).append(
                     (path, layerwise(s), f"{TEXT['layerwise']} (k = {s.rewind_step})"))
-        elif isinstance(result, records.ImpResults) and result.level_paths:
-            found.setdefault(layout.LEVEL_BARRIERS_FIGURE, []).append(
-                (path, level_barriers(result), TEXT["level"]))
+        elif isinstance(result, records.ImpResults):
+            for name, fig, text in imp_layerwise(result):
+                found.setdefault(name, []).append((path, fig, text))
+            if result.level_paths:
+                found.setdefault(layout.LEVEL_BARRIERS_FIGURE, []).append(
+                    (path, level_barriers(result), TEXT["level"]))
         if isinstance(result, records.OnsetResults) and result.probes:
             found.setdefault(layout.ONSET_FIGURE, []).append(
                 (path, onset(result), TEXT["onset"]))

@@ -2,10 +2,14 @@
 
 - Layer-wise barriers of a pair (``--layerwise_barriers``): ``layerwise_pair``
   evaluates every group's path (``stability.layerwise``) and writes
-  ``layerwise_<i>_<j>.json`` beside the pair; ``summarize_layerwise`` gives a
+  ``layerwise_<i>_<j>.json`` beside the pair; ``point_layerwise`` gives a
   rewind step's barrier per group over every pair and replicate, written by
   the results task to the summary run ``summary/`` as
-  ``layerwise/<split>_barrier/<group>`` against k.
+  ``layerwise/<split>_barrier/<group>`` against k. In IMP (``--instability``)
+  the pairs are a level's sparse-instability children: the level's
+  ``instability.json`` holds their summary, which its task files in IMP's
+  summary run beside the level's sparse barrier
+  (``dashboards.write_level``).
 - IMP level-to-level paths (``--imp_level_barriers``): ``level_path``
   evaluates the raw linear path between the trained networks of levels a < b
   (Paul et al. 2022) and writes ``level_paths/level_<a>_level_<b>.json``; its
@@ -73,18 +77,27 @@ def layerwise_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: st
     return record
 
 
+def point_layerwise(config: Any, k: int, point_dirs: Sequence[str]
+                    ) -> records.LayerwiseSummaryRecord:
+    """Rewind step k's layer-wise summary over every pair of children under
+    each of ``point_dirs`` (a rewind point's replicates, or an IMP level's
+    sparse instability), from the records the ``layerwise_pair`` tasks wrote."""
+    model_dir = config.runtime.model_dir
+    return summarize_layerwise(k, [
+        store.read_done(layout.layerwise_file(point_dir, i, j), records.LayerwiseRecord,
+                        model_dir, model_dir)
+        for point_dir in point_dirs for i, j in analysis.pairs(config.instability.children)])
+
+
 def layerwise_summaries(config: Any) -> list[records.LayerwiseSummaryRecord]:
     """Every rewind step's layer-wise summary, from the pairs' records (which
     the ``layerwise_pair`` tasks wrote); each written to TensorBoard."""
     model_dir = config.runtime.model_dir
     out = []
     for k in config.train.rewind_steps:
-        found = [store.read_done(layout.layerwise_file(
-            layout.rewind_point_dir(model_dir, r, k), i, j), records.LayerwiseRecord,
-            model_dir, model_dir)
-            for r in range(config.instability.replicates)
-            for i, j in analysis.pairs(config.instability.children)]
-        out.append(summarize_layerwise(k, found))
+        out.append(point_layerwise(config, k, [
+            layout.rewind_point_dir(model_dir, r, k)
+            for r in range(config.instability.replicates)]))
         write_layerwise(model_dir, out[-1])
     return out
 
@@ -165,17 +178,33 @@ def _evaluator(worker: Any) -> PathEvaluator:
     return analysis._evaluator(worker)
 
 
-def run_layerwise_pair(worker: Any, task: Task) -> None:
-    """``layerwise_<i>_<j>.json``: the layer-wise barriers of two children of W_k."""
-    config = worker.config
+def _children_of(config: Any, task: Task) -> tuple[str, str]:
+    """Where a ``layerwise_pair`` task's children live, and the prefix of its
+    progress lines: replicate r's rewind point k (instability, onset; arg
+    ``replicate``) or IMP level L's sparse instability (arg ``level``)."""
     model_dir = config.runtime.model_dir
-    r, k, (i, j) = task.arg("replicate"), task.arg("k"), task.arg("pair")
-    point_dir = layout.rewind_point_dir(model_dir, r, k)
+    args = dict(task.args)
+    if "level" in args:
+        level = args["level"]
+        return layout.sparse_instability_dir(model_dir, level), f"IMP level {level} "
+    r = args["replicate"]
+    return layout.rewind_point_dir(model_dir, r, args["k"]), f"replicate {r} "
+
+
+def run_layerwise_pair(worker: Any, task: Task) -> None:
+    """``layerwise_<i>_<j>.json``: the layer-wise barriers of two children of
+    W_k, beside their pair. An IMP level's children are masked networks:
+    they are evaluated in the masked trainer's model (``_evaluator``), and a
+    pruned weight, 0 at both ends, is 0 at every point of every group's path."""
+    config = worker.config
+    k, (i, j) = task.arg("k"), task.arg("pair")
+    point_dir, prefix = _children_of(config, task)
     ends = [analysis.run_record(layout.child_dir(point_dir, c)).final_checkpoint
             for c in (i, j)]
     layerwise_pair(_evaluator(worker), ends[0], ends[1], layout.layerwise_file(point_dir, i, j),
-                   config.instability.layerwise_points, root=model_dir, k=k, children=(i, j),
-                   label=f"replicate {r} k={k} pair ({i},{j}) layer-wise")
+                   config.instability.layerwise_points, root=config.runtime.model_dir, k=k,
+                   children=(i, j),
+                   label=analysis.pair_label(k, (i, j), prefix) + " layer-wise")
 
 
 def run_level_path(worker: Any, task: Task) -> None:

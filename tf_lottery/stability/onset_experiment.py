@@ -243,10 +243,8 @@ def results(config: ExperimentConfig, wall_time_s: float | None = None
     layerwise = None
     if ic.layerwise_barriers:
         model_dir = config.runtime.model_dir
-        layerwise = [instruments.summarize_layerwise(k, [store.read_done(
-            layout.layerwise_file(layout.rewind_point_dir(model_dir, r, k), i, j),
-            records.LayerwiseRecord, model_dir, model_dir)
-            for r in range(n) for i, j in analysis.pairs(ic.children)])
+        layerwise = [instruments.point_layerwise(
+            config, k, [layout.rewind_point_dir(model_dir, r, k) for r in range(n)])
             for k in sorted(decision.probes)]
     return records.OnsetResults(
         status=layout.COMPLETE if decision.done else layout.RUNNING,

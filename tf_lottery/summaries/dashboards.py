@@ -99,7 +99,10 @@ def write_level(config: ExperimentConfig, level: records.LevelRecord, branch: st
     the level and against the ppm of weights pruned (so that the steps grow
     as pruning proceeds); the level's density to ``summary/``; the hparams
     row to the network's own run dir. ``level`` is the level's record in
-    ``results.json`` holding the finished piece.
+    ``results.json`` holding the finished piece. A sparse instability with
+    layer-wise barriers adds each group's barrier beside the level's own, as
+    ``imp/layerwise/<split>_barrier/<group>`` (the instability analysis'
+    ``layout.layerwise_tag`` in IMP's family, ``layout.branch_tag``).
     """
     model_dir = config.runtime.model_dir
     step, pruned = level.level, layout.ppm_pruned(level.density)
@@ -107,6 +110,10 @@ def write_level(config: ExperimentConfig, level: records.LevelRecord, branch: st
         assert level.instability is not None
         barrier = level.instability.barrier
         values = {f"{split}_barrier": barrier[split].mean for split in SPLITS}
+        layerwise = level.instability.layerwise  # --layerwise_barriers
+        if layerwise is not None:
+            values.update({layout.layerwise_tag(split, group): layerwise.barrier[group][split].mean
+                           for group in layerwise.groups for split in SPLITS})
         run = layout.summary_run(model_dir, "imp")
     else:
         network = level if branch == "imp" else level.baselines[branch]
@@ -173,6 +180,17 @@ def imp_layout(config: ExperimentConfig) -> tensorboard.Layout:
              "pruned)", [layout.tag_pattern(layout.branch_tag("{split}_barrier",
                                                               vs_pruned=True))]),
         ]
+        if config.instability.layerwise_barriers:
+            groups = layout.layerwise_tag("{split}", "")
+            charts += [
+                (f"layer-wise sparse error barrier per group at k={k} vs level "
+                 "(one group moves)",
+                 [layout.tag_pattern(layout.branch_tag(groups), prefix_only=True)]),
+                (f"layer-wise sparse error barrier per group at k={k} vs weights pruned "
+                 "(x: parts per million pruned)",
+                 [layout.tag_pattern(layout.branch_tag(groups, vs_pruned=True),
+                                     prefix_only=True)]),
+            ]
     for j in config.pruning.level_barriers:  # written by stability.instruments
         charts += [
             (f"error barrier between levels L and L + {j} vs L",

@@ -169,7 +169,9 @@ def imp_baseline_levels(config: Any) -> list[int]:
 
 def imp(config: Any) -> list[Task]:
     """Levels 0..N (each prunes the one before), then the baselines, then the
-    sparse instability of each analysed level; the results last."""
+    sparse instability of each analysed level (with --layerwise_barriers
+    each pair's layer-wise barriers, which the level's record summarizes);
+    the results last."""
     c = config.pruning
     level = [_id(layout.level_dir(R, n)) for n in range(c.levels + 1)]
     tasks = [Task(level[0], "dense", (), run_steps(config, 0), (("level", 0),))]
@@ -186,6 +188,9 @@ def imp(config: Any) -> list[Task]:
         start = (level[n],) if n == 0 else (level[n], level[0])
         pieces = children_tasks(config, layout.sparse_instability_dir(R, n), start,
                                 c.rewind_step, "sparse_child", "sparse_pair", level=n)
+        if config.instability.layerwise_barriers:
+            pieces += layerwise_tasks(config, layout.sparse_instability_dir(R, n),
+                                      c.rewind_step, level=n)
         tasks += pieces
         tasks.append(Task(_id(layout.sparse_instability_file(R, n)), "sparse_instability",
                           (level[n], *(t.id for t in pieces)), 0, (("level", n),)))

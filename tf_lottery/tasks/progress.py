@@ -43,7 +43,8 @@ def describe(task: Task) -> str:
         return f"child {args['child']}{at}"
     if "pair" in args:
         i, j = args["pair"]
-        return f"pair ({i},{j}){at}"
+        what = "layer-wise barriers of pair" if task.kind == "layerwise_pair" else "pair"
+        return f"{what} ({i},{j}){at}"
     if "replicates" in args:
         a, b = args["replicates"]
         return f"independent parents ({a},{b})"
