@@ -121,17 +121,31 @@ def _flat_layers(model: tf_keras.Model) -> Iterator[tf_keras.layers.Layer]:
             yield layer
 
 
-def _is_pruning_wrapper(layer: tf_keras.layers.Layer) -> bool:
-    # Duck-typed so that models/ needs no TFMOT import: a Keras Wrapper that
-    # holds (weight, mask, threshold) triples, as PruneLowMagnitude does.
+# The three helpers below define how a weight is named ("<layer>/<weight>",
+# pruning wrappers seen through). They are public because every module that
+# names weights the way ``weight_variables`` does must agree with it
+# (``stability.layerwise`` groups weights by these names); one definition
+# keeps the names from drifting apart.
+
+def is_pruning_wrapper(layer: tf_keras.layers.Layer) -> bool:
+    """Whether ``layer`` is a pruning wrapper (TFMOT's ``PruneLowMagnitude``).
+
+    Duck-typed so that models/ needs no TFMOT import: a Keras Wrapper that
+    holds (weight, mask, threshold) triples, as PruneLowMagnitude does. Its
+    weights are named after the layer it wraps (``owner_name``).
+    """
     return isinstance(layer, tf_keras.layers.Wrapper) and hasattr(layer, "pruning_vars")
 
 
-def _owner_name(layer: tf_keras.layers.Layer) -> str:
-    return layer.layer.name if _is_pruning_wrapper(layer) else layer.name
+def owner_name(layer: tf_keras.layers.Layer) -> str:
+    """The layer name its weights carry: the wrapped layer's for a pruning
+    wrapper, so a network names its weights the same wrapped or not."""
+    return layer.layer.name if is_pruning_wrapper(layer) else layer.name
 
 
-def _short(variable: tf.Variable) -> str:
+def short_name(variable: tf.Variable) -> str:
+    """A variable's own name without its scopes and ``:0`` (``kernel``,
+    ``moving_mean``, ``mask``): the ``<weight>`` of ``"<layer>/<weight>"``."""
     return variable.name.split("/")[-1].split(":")[0]
 
 
@@ -144,7 +158,7 @@ def weight_variables(model: tf_keras.Model) -> dict[str, tf.Variable]:
     out: dict[str, tf.Variable] = {}
     for layer in _flat_layers(model):
         for v in layer.weights:
-            name = f"{_owner_name(layer)}/{_short(v)}"
+            name = f"{owner_name(layer)}/{short_name(v)}"
             if name in out:
                 raise ValueError(f"two weights of {model.name} are named {name}")
             out[name] = v
@@ -388,7 +402,7 @@ class _Walk:
 
     def visit(self, node) -> None:
         layer = node.layer
-        inner = layer.layer if _is_pruning_wrapper(layer) else layer
+        inner = layer.layer if is_pruning_wrapper(layer) else layer
         in_t, out_t = list(node.keras_inputs), tf.nest.flatten(node.outputs)
         ins = [self.tensors[id(t)] for t in in_t]
         if layer.weights:
@@ -412,20 +426,20 @@ class _Walk:
     def _record_weights(self, layer, axes: dict) -> bool:
         """Stores the layer's weight axes; False if it has weights the rule
         does not know (then nothing is stored)."""
-        owner = _owner_name(layer)
+        owner = owner_name(layer)
         found: dict[str, Any] = {}
-        if _is_pruning_wrapper(layer):
+        if is_pruning_wrapper(layer):
             for weight, mask, threshold in layer.pruning_vars:
-                found[_short(mask)] = axes.get(_short(weight))
-                found[_short(threshold)] = ()
+                found[short_name(mask)] = axes.get(short_name(weight))
+                found[short_name(threshold)] = ()
             found["pruning_step"] = ()
         for v in layer.weights:
-            short = _short(v)
+            short = short_name(v)
             if short not in found and short not in axes:
                 return False
             found.setdefault(short, axes.get(short))
-        if _is_pruning_wrapper(layer):
-            self.state |= {f"{owner}/{_short(v)}" for v in layer.weights
+        if is_pruning_wrapper(layer):
+            self.state |= {f"{owner}/{short_name(v)}" for v in layer.weights
                            if all(v is not w for w in layer.layer.weights)}
         for short, desc in found.items():
             self.weights.setdefault(f"{owner}/{short}", desc)

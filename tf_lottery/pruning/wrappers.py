@@ -47,6 +47,7 @@ from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper im
 )
 
 from tf_lottery.errors import FieldError
+from tf_lottery.models import permutation
 from tf_lottery.training.trainer import TrainerHooks
 
 # Exact classes: a subclass may hold other weights than its parent's.
@@ -169,8 +170,7 @@ def pruning_vars(model: tf_keras.Model) -> dict[str, tuple[tf.Variable, tf.Varia
     for layer in all_layers(model):
         if isinstance(layer, PruneLowMagnitude):
             for weight, mask, _ in layer.pruning_vars:
-                short = weight.name.split("/")[-1].split(":")[0]
-                name = f"{layer.layer.name}/{short}"
+                name = f"{layer.layer.name}/{permutation.short_name(weight)}"
                 if name in out:
                     raise ValueError(f"two prunable weights are named {name}")
                 out[name] = (weight, mask)

@@ -65,11 +65,11 @@ class Group:
 
 
 def _inner(layer: tf_keras.layers.Layer) -> tf_keras.layers.Layer:
-    return layer.layer if permutation._is_pruning_wrapper(layer) else layer
+    return layer.layer if permutation.is_pruning_wrapper(layer) else layer
 
 
 def _has_kernel(layer: tf_keras.layers.Layer) -> bool:
-    return any("kernel" in permutation._short(v) for v in _inner(layer).weights)
+    return any("kernel" in permutation.short_name(v) for v in _inner(layer).weights)
 
 
 def _producers(model: tf_keras.Model) -> dict[int, Any]:
@@ -146,8 +146,8 @@ def groups(model: tf_keras.Model) -> list[Group]:
         if not kernels and found:
             found[-1][1].extend(weighted)  # a BatchNorm joins its convolution
             continue
-        name = (permutation._owner_name(kernels[0]) if len(kernels) == 1
-                else permutation._owner_name(segment[-1]))
+        name = (permutation.owner_name(kernels[0]) if len(kernels) == 1
+                else permutation.owner_name(segment[-1]))
         found.append((name, weighted))
     for output in model.outputs[1:]:
         head = [node.layer for depth in sorted(model._nodes_by_depth, reverse=True)
@@ -156,12 +156,12 @@ def groups(model: tf_keras.Model) -> list[Group]:
         weighted = [layer for layer in head if layer.weights and id(layer) not in taken]
         if weighted:
             taken.update(id(layer) for layer in weighted)
-            found.append((permutation._owner_name(producers[id(output)].layer), weighted))
+            found.append((permutation.owner_name(producers[id(output)].layer), weighted))
     names = permutation.weight_variables(model)
     position = {id(layer): i for i, layer in enumerate(model.layers)}
     out = []
     for name, layers in found:
-        owners = [permutation._owner_name(layer)
+        owners = [permutation.owner_name(layer)
                   for layer in sorted(layers, key=lambda layer: position[id(layer)])]
         weights = tuple(n for n in names if n.rsplit("/", 1)[0] in owners)
         out.append(Group(name, tuple(owners), weights))
