@@ -218,6 +218,9 @@ def test_layerwise_barriers_of_imp_sparse_instability(tmp_path):
     stored = store.read(layout.layerwise_file(point, 0, 1), records.LayerwiseRecord,
                         str(tmp_path))
     assert stored.children == [0, 1] and stored.alphas == [0.0, 0.5, 1.0]
+    # The groups' sizes are the dense network's: masks and thresholds not counted.
+    assert [g.parameters for g in stored.groups] == [784 * 300 + 300, 300 * 100 + 100,
+                                                     100 * 10 + 10]
     ends = [analysis.run_record(layout.child_dir(point, i)).final_checkpoint for i in (0, 1)]
     assert stored.endpoints == ends
     for g in stored.groups:  # one pair: the level's mean is the pair's own

@@ -60,9 +60,15 @@ def test_every_registry_model_is_grouped(name):
 
 
 def test_pruning_wrappers_keep_their_masks_with_their_layer():
-    found = _covers_every_weight_once(wrappers.wrap_model(build("lenet_300_100")))
+    dense = build("lenet_300_100")
+    wrapped = wrappers.wrap_model(dense)
+    found = _covers_every_weight_once(wrapped)
     assert sorted(found[0].weights) == sorted(
         ("fc1/kernel", "fc1/mask", "fc1/threshold", "fc1/pruning_step", "fc1/bias"))
+    # ... but a group's size is its layers' own weights, wrapped or not.
+    sizes = [layerwise.parameters(dense, g) for g in layerwise.groups(dense)]
+    assert sizes[0] == 784 * 300 + 300
+    assert [layerwise.parameters(wrapped, g) for g in found] == sizes
 
 
 # -- evaluation -----------------------------------------------------------------------------

@@ -807,7 +807,9 @@ class LayerGroupPathRecord:
 
     Attributes:
       name, layers: the group and the layers whose weights it holds.
-      parameters: scalars in the group's floating-point weights.
+      parameters: scalars in the group's floating-point weights (pruned
+        zeros included, a pruning wrapper's mask and threshold not:
+        ``layerwise.parameters``).
       error, loss: split -> the curve, one value per α of the record.
       barrier: split -> the curve's error barrier.
     """

@@ -32,12 +32,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from absl import logging
 
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
-from tf_lottery.models import permutation
 from tf_lottery.pruning import branches
 from tf_lottery.stability import analysis, barrier, layerwise
 from tf_lottery.stability.path_evaluator import PathEvaluator
@@ -58,13 +56,11 @@ def layerwise_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: st
     w1 = evaluator.endpoint(checkpoint_a)
     w2 = evaluator.endpoint(checkpoint_b)
     found = layerwise.evaluate(evaluator, w1, w2, points, label=label)
-    variables = permutation.weight_variables(evaluator.trainer.model)
     groups = []
     for group, curves in found:
-        parameters = sum(int(np.prod(variables[w].shape)) for w in group.weights
-                         if variables[w].dtype.is_floating)
         groups.append(records.LayerGroupPathRecord(
-            name=group.name, layers=list(group.layers), parameters=parameters,
+            name=group.name, layers=list(group.layers),
+            parameters=layerwise.parameters(evaluator.trainer.model, group),
             error={s: curves[f"{s}_error"] for s in SPLITS},
             loss={s: curves[f"{s}_loss"] for s in SPLITS},
             barrier=dict(curves["barrier"])))

@@ -35,6 +35,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 from absl import logging
@@ -171,6 +172,18 @@ def groups(model: tf_keras.Model) -> list[Group]:
         raise ValueError(f"{model.name}: weights {missing[:5]} are in no layer-wise group "
                          "(their layers feed no output)")
     return out
+
+
+def parameters(model: tf_keras.Model, group: Group) -> int:
+    """Scalars in the group's own floating-point weights, pruned zeros
+    included. A pruning wrapper's mask and threshold are not counted: they
+    are the wrapper's bookkeeping (equal at both ends of a path), not the
+    network's weights, so an IMP level's group has the dense network's size."""
+    variables = permutation.weight_variables(model)
+    state = {id(v) for layer in model.submodules if permutation.is_pruning_wrapper(layer)
+             for v in layer.weights if all(v is not w for w in layer.layer.weights)}
+    return sum(int(np.prod(variables[w].shape)) for w in group.weights
+               if variables[w].dtype.is_floating and id(variables[w]) not in state)
 
 
 def moving_masks(model: tf_keras.Model, found: Sequence[Group],
