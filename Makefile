@@ -40,7 +40,7 @@ run: install data
 test: install
 	$(VENV)/bin/ruff check tf_lottery tests benchmarks tools tpu_scripts
 	$(VENV)/bin/mypy tf_lottery
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check tf_lottery tests benchmarks tools tpu_scripts

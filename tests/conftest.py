@@ -110,20 +110,3 @@ def launch_and_kill_after_checkpoint(args, model_dir, step: int, timeout_s: floa
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "run finished before it could be killed"
 
-
-# Modules that share one pytest-xdist worker: two local Ray clusters started
-# at once on a 2-core machine would only contend for the same cores.
-SHARED_WORKER = {"test_ray_executor": "ray", "test_ray_e2e": "ray"}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    """Groups tests by module for ``pytest -n N --dist=loadgroup`` (``make test``).
-
-    A module's tests then run on one worker, so its module-scoped fixtures (a
-    trained run, a fake ImageNet) are built once, not once per worker.
-    """
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            module = item.module.__name__.rsplit(".", 1)[-1]
-            item.add_marker(pytest.mark.xdist_group(SHARED_WORKER.get(module, module)))
