@@ -431,6 +431,34 @@ def make_trainer(model: str, mode: str, precision: str, wrappers: bool, jit: boo
     return Trainer(config, strategy, pipeline), pipeline, batch
 
 
+def _warm_then_time(step, seconds: float, loop_steps: int, barrier: str | None = None,
+                    index: int = 0) -> dict:
+    """Calls ``step()`` (a loop of ``loop_steps`` steps, returning a tensor) once
+    to warm up (tracing, compilation), waits at ``barrier`` if given, then
+    calls it for about ``seconds``: warm-up, steps and the timed window."""
+    started = time.perf_counter()
+    step().numpy()
+    warmup_s = time.perf_counter() - started
+    if barrier:
+        pathlib.Path(barrier, f"ready_{index}").touch()
+        while not os.path.exists(os.path.join(barrier, "go")):
+            time.sleep(0.01)
+    start_wall, start, steps = time.time(), time.perf_counter(), 0
+    while steps == 0 or time.perf_counter() - start < seconds:
+        step().numpy()
+        steps += loop_steps
+    return {"warmup_s": round(warmup_s, 2), "steps": steps, "start": start_wall,
+            "elapsed": time.perf_counter() - start}
+
+
+def _peak_gpu_mb(tf) -> dict:
+    """The GPU's peak memory so far, as a report field (none on CPU)."""
+    if not tf.config.list_physical_devices("GPU"):
+        return {}
+    return {"peak_gpu_mb": round(
+        tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20, 1)}
+
+
 def time_steps(trainer, pipeline, batch: int, seconds: float, loop_steps: int,
                barrier: str | None = None, index: int = 0) -> dict:
     """Warms up (one loop: traces, compiles), then trains for about ``seconds``."""
@@ -439,26 +467,14 @@ def time_steps(trainer, pipeline, batch: int, seconds: float, loop_steps: int,
         pipeline.train_dataset_fn(0, 10**7, 0, 0))
     iterator = iter(dataset)
     loop = tf.constant(loop_steps, tf.int64)
-    started = time.perf_counter()
-    trainer._train_loop(iterator, loop)[0].numpy()
-    warmup_s = time.perf_counter() - started
-    if barrier:
-        pathlib.Path(barrier, f"ready_{index}").touch()
-        while not os.path.exists(os.path.join(barrier, "go")):
-            time.sleep(0.01)
-    start_wall, start, steps = time.time(), time.perf_counter(), 0
-    while steps == 0 or time.perf_counter() - start < seconds:
-        trainer._train_loop(iterator, loop)[0].numpy()
-        steps += loop_steps
-    elapsed = time.perf_counter() - start
-    out = {"batch": batch, "warmup_s": round(warmup_s, 2), "steps": steps,
-           "steps_per_sec": round(steps / elapsed, 2),
-           "examples_per_sec": round(steps * batch / elapsed, 1),
-           "start": start_wall, "end": start_wall + elapsed, "examples": steps * batch}
-    if tf.config.list_physical_devices("GPU"):
-        out["peak_gpu_mb"] = round(
-            tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20, 1)
-    return out
+    timed = _warm_then_time(lambda: trainer._train_loop(iterator, loop)[0], seconds,
+                            loop_steps, barrier, index)
+    steps, elapsed = timed["steps"], timed["elapsed"]
+    return {"batch": batch, "warmup_s": timed["warmup_s"], "steps": steps,
+            "steps_per_sec": round(steps / elapsed, 2),
+            "examples_per_sec": round(steps * batch / elapsed, 1),
+            "start": timed["start"], "end": timed["start"] + elapsed,
+            "examples": steps * batch, **_peak_gpu_mb(tf)}
 
 
 def child_throughput(model: str, mode: str, seconds: float) -> None:
@@ -544,20 +560,12 @@ def child_one_graph(model: str, mode: str, runs: int, seconds: float) -> None:
     iterators = [iter(t.strategy.distribute_datasets_from_function(
         pipeline.train_dataset_fn(0, 10**7, order, 0))) for order, t in enumerate(trainers)]
     loop_steps = 2 if mode == "cpu" else GPU_LOOP[model]
-    started = time.perf_counter()
-    loop(iterators, loop_steps).numpy()
-    warmup_s = time.perf_counter() - started
-    start, steps = time.perf_counter(), 0
-    while steps == 0 or time.perf_counter() - start < seconds:
-        loop(iterators, loop_steps).numpy()
-        steps += loop_steps
-    elapsed = time.perf_counter() - start
-    out = {"runs": runs, "batch": batch, "warmup_s": round(warmup_s, 2), "steps": steps,
+    timed = _warm_then_time(lambda: loop(iterators, loop_steps), seconds, loop_steps)
+    steps, elapsed = timed["steps"], timed["elapsed"]
+    out = {"runs": runs, "batch": batch, "warmup_s": timed["warmup_s"], "steps": steps,
            "steps_per_sec_per_run": round(steps / elapsed, 2),
-           "total_examples_per_sec": round(runs * steps * batch / elapsed, 1)}
-    if tf.config.list_physical_devices("GPU"):
-        out["peak_gpu_mb"] = round(
-            tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20, 1)
+           "total_examples_per_sec": round(runs * steps * batch / elapsed, 1),
+           **_peak_gpu_mb(tf)}
     print(json.dumps(out), flush=True)
 
 
