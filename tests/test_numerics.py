@@ -10,7 +10,7 @@ import pytest
 
 import tf_lottery
 from tests.conftest import launch_and_kill_after_checkpoint
-from tf_lottery import numerics
+from tf_lottery import numerics, report
 from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError
 
@@ -142,6 +142,14 @@ def test_a_resume_under_other_numerics_is_refused_unless_allowed(tmp_path):
     assert "would mix kernels within one run" in line and "--allow_numerics_change" in line
     assert "Traceback" not in refused.stderr
     assert not (model_dir / "results.json").exists()
+
+    # What status and the report show: the first launch's numerics.
+    shown = subprocess.run([sys.executable, "-m", "tf_lottery.status",
+                            f"--model_dir={model_dir}"], cwd=REPO, capture_output=True,
+                           text=True, timeout=300)
+    assert f"numerics: {here.describe()}" in shown.stdout, shown.stderr[-2000:]
+    report_lines = report.build(str(model_dir)).markdown.splitlines()
+    assert any(f"CPU numerics: {here.describe()}." in line for line in report_lines)
 
     allowed = relaunch(model_dir, "--allow_numerics_change")
     assert allowed.returncode == 0, allowed.stderr[-3000:]
