@@ -1,7 +1,8 @@
 """Run directories written by release 0.1.0 still resume and still report.
 
 The fixtures under tests/fixtures/v0_1/ were written by that release's CLI
-(tests/fixtures/make_v0_1_fixtures.py) and are never regenerated: whatever
+(tests/fixtures/make_v0_1_fixtures.py) and are never regenerated (but once:
+weights.json, for the portable CPU numerics, as that script says): whatever
 the current code changes in layout or records, a finished run from then is
 still recognised as finished (and left untouched), the report still reads
 it, and the same flags still train to the same bits.
