@@ -336,14 +336,21 @@ def baseline_dir(model_dir: str, level: Number, name: str) -> str:
     return os.path.join(level_dir(model_dir, level), name)
 
 
-def sparse_instability_dir(model_dir: str, level: Number) -> str:
-    """The level's sparse-instability children and pairs."""
-    return os.path.join(level_dir(model_dir, level), SPARSE_INSTABILITY_DIR)
+def _network_dir(model_dir: str, level: Number, baseline: str | None) -> str:
+    return level_dir(model_dir, level) if baseline is None else baseline_dir(
+        model_dir, level, baseline)
 
 
-def sparse_instability_file(model_dir: str, level: Number) -> str:
-    """The level's barriers, written when its analysis is complete."""
-    return os.path.join(level_dir(model_dir, level), SPARSE_INSTABILITY_FILE)
+def sparse_instability_dir(model_dir: str, level: Number, baseline: str | None = None) -> str:
+    """The sparse-instability children and pairs of the level's subnetwork
+    (``baseline`` None) or of one of its baselines, inside that network's run."""
+    return os.path.join(_network_dir(model_dir, level, baseline), SPARSE_INSTABILITY_DIR)
+
+
+def sparse_instability_file(model_dir: str, level: Number, baseline: str | None = None) -> str:
+    """The barriers of the level's (or a baseline's) children, written when
+    the analysis is complete."""
+    return os.path.join(_network_dir(model_dir, level, baseline), SPARSE_INSTABILITY_FILE)
 
 
 # -- TensorBoard's summary runs --------------------------------------------------------------
@@ -700,6 +707,11 @@ def _trees() -> dict[str, list[Entry]]:
               "barrier, as in the instability analysis"]),
             (_rel(sparse_instability_file(M, "<L>")),
              ["the level's sparse instability (written when", "complete)"]),
+            (_rel(sparse_instability_dir(M, "<L>", "<baseline>"), True),
+             ["--instability at a baseline's level: the baseline's",
+              "children and pairs, as the level's"]),
+            (_rel(sparse_instability_file(M, "<L>", "<baseline>")),
+             ["the baseline's sparse instability"]),
             (_rel(level_path_file(M, "<a>", "<b>")),
              ["--imp_level_barriers: the raw path between levels a and",
               "b = a + j's trained networks; its pair (curves, barrier)",

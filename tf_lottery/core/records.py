@@ -725,18 +725,27 @@ class NetworkRecord:
 class BaselineRecord(NetworkRecord):
     """A baseline at a level (a registered branch of ``pruning/branches.py``:
     random pruning, random reinitialization); ``seed`` drew its random mask
-    or weights (None for a branch that draws nothing)."""
+    or weights (None for a branch that draws nothing); ``instability`` its
+    sparse instability, as a level's (None unless measured, and in records
+    written before baselines had it)."""
 
     seed: int | None
+    instability: SparseInstabilityRecord | None = None
 
     def to_json(self, root: str) -> Json:
-        return {**self._json(root), "seed": self.seed}
+        return {**self._json(root), "seed": self.seed,
+                "instability": (None if self.instability is None
+                                else self.instability.to_json(root))}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], root: str,
                   recorded_root: str | None = None) -> BaselineRecord:
         _version(obj, "baseline")  # schema 1: the same fields, absolute paths
-        return cls(seed=obj.get("seed"), **cls._fields(obj, root, recorded_root))
+        found = obj.get("instability")  # absent before baselines had sparse instability
+        return cls(seed=obj.get("seed"),
+                   instability=(None if found is None else
+                                SparseInstabilityRecord.from_json(found, root, recorded_root)),
+                   **cls._fields(obj, root, recorded_root))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
