@@ -312,7 +312,7 @@ def test_baselines_get_sparse_instability_from_their_own_start(tmp_path):
         assert record.barrier["test"].mean == record.pairs[0].barrier["test"]
         assert record == store.read(layout.sparse_instability_file(model_dir, 1, name),
                                     records.SparseInstabilityRecord, model_dir)
-        for child, imp_end in zip(record.children, imp_ends):
+        for child, imp_end in zip(record.children, imp_ends, strict=True):
             assert child.run_dir.startswith(layout.sparse_instability_dir(model_dir, 1, name))
             values = final_values(os.path.join(child.run_dir, "final", "ckpt"))
             np.testing.assert_array_equal(values[mask], expected["fc1/kernel"])

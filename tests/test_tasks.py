@@ -18,7 +18,7 @@ import tf_keras
 
 from tests.conftest import parse_config, tiny_data, tiny_pipeline
 from tf_lottery.config import config_from_json
-from tf_lottery.core import layout
+from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
 from tf_lottery.models import registry
 from tf_lottery.pruning import imp
@@ -280,6 +280,12 @@ def test_imp_tasks_one_by_one_in_reverse_order_match_inline_bit_for_bit(tmp_path
     assert order.index("level_00/instability/child_1") < order.index("level_01")
     run_one_by_one(tasks, order)
     assert_same_bits(str(tmp_path / "inline"), str(tmp_path / "tasks"))
+    # A barrier per branch at the analysed level with baselines (level 2).
+    root = str(tmp_path / "tasks")
+    level = store.read(layout.results_file(root), records.ImpResults, root).levels[2]
+    found = {"imp": level.instability, **{n: b.instability for n, b in level.baselines.items()}}
+    assert sorted(found) == ["imp", "random_prune", "random_reinit"]
+    assert all(r is not None and r.barrier["test"].n == 1 for r in found.values())
 
 
 # -- the command line: --list_tasks, --task, --task_index, status ---------------------------

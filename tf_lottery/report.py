@@ -359,18 +359,34 @@ def _imp_figure(imp: Sequence[summary.ImpSection]) -> Figure | None:
                 bands.append(figures.Band(
                     f"matching (within τ = {100 * section.tolerance:.2g}% of dense)" + tag,
                     section.dense.mean - section.tolerance, section.dense.mean))
-        measured = [r for r in section.rows if r.barrier]
-        for split in SPLITS:
-            if measured:
-                barriers.append(figures.Series(
-                    f"{split} barrier at k = {section.rewind_step}" + tag,
-                    [100 * r.density for r in measured],
-                    [r.barrier[split].mean for r in measured if r.barrier],
-                    [r.barrier[split].std for r in measured if r.barrier],
-                    linestyle="-" if split == "test" else "--"))
+        barriers += _sparse_barrier_series(section, tag)
     if not accuracy:
         return None
     return figures.imp(accuracy, dense, bands, barriers)
+
+
+def _sparse_barrier_series(section: summary.ImpSection, tag: str) -> list[figures.Series]:
+    """The sparse-instability panel: IMP's test and train barrier, then each
+    baseline's test barrier (the baseline's marker), one series per branch."""
+    out = []
+    measured = [r for r in section.rows if r.barrier]
+    for split in SPLITS:
+        if measured:
+            out.append(figures.Series(
+                f"IMP {split} barrier at k = {section.rewind_step}" + tag,
+                [100 * r.density for r in measured],
+                [r.barrier[split].mean for r in measured if r.barrier],
+                [r.barrier[split].std for r in measured if r.barrier],
+                linestyle="-" if split == "test" else "--"))
+    for i, branch in enumerate(branches.baselines()):
+        rows = [r for r in section.rows if branch.name in r.baseline_barriers]
+        if rows:
+            out.append(figures.Series(
+                f"{branch.title} test barrier" + tag, [100 * r.density for r in rows],
+                [r.baseline_barriers[branch.name]["test"].mean for r in rows],
+                [r.baseline_barriers[branch.name]["test"].std for r in rows], linestyle=":",
+                marker=_BASELINE_MARKERS[i % len(_BASELINE_MARKERS)]))
+    return out
 
 
 # -- command line --------------------------------------------------------------------

@@ -330,6 +330,13 @@ def level_dir(model_dir: str, level: Number) -> str:
     return os.path.join(model_dir, level_name(level))
 
 
+def chain_dir(model_dir: str, k: Number) -> str:
+    """A rewind-step sweep's chain of IMP levels rewound to k: an IMP
+    model_dir of its own (its config.json, results.json, levels 1.. and
+    their analyses) whose level 0 is the sweep's shared dense run."""
+    return os.path.join(model_dir, k_name(k))
+
+
 def baseline_dir(model_dir: str, level: Number, name: str) -> str:
     """A baseline's run at a level: a branch of ``pruning/branches.py`` other
     than ``imp`` (``random_prune``, ``random_reinit``, ...), by name."""
@@ -717,6 +724,16 @@ def _trees() -> dict[str, list[Entry]]:
               "b = a + j's trained networks; its pair (curves, barrier)",
               f"in {_rel(level_path_file(M, '<a>', '<b>')).removesuffix('.json')}_pair.json"]),
         ],
+        "imp_sweep": [
+            (_rel(results_file(M)), ["every chain's results.json by k; \"status\":",
+                                     f'"{RUNNING}" until all is done, then "{COMPLETE}"']),
+            (_rel(level_dir(M, 0), True), ["the dense run shared by every chain: W_k for",
+                                           "every k of --rewind_steps, W_T"]),
+            (_rel(chain_dir(M, "<k>"), True), [
+                "the chain rewound to k: an IMP model_dir (config.json",
+                "with --rewind_step=k, results.json, level_<L>/ for L >= 1,",
+                "baselines, level_00/instability/ etc.) as above"]),
+        ],
         "onset": [
             (_rel(results_file(M)), ["the search: probes, bracket, child runs vs the full",
                                      f'grid; "status": "{RUNNING}" until it ends, then',
@@ -750,5 +767,5 @@ def tree(experiment: str) -> str:
 
 
 if __name__ == "__main__":  # python -m tf_lottery.core.layout: the trees for the docs
-    for name in ("train", "instability", "imp", "onset"):
+    for name in ("train", "instability", "imp", "imp_sweep", "onset"):
         print(f"{name}:\n```\n{tree(name)}\n```\n")

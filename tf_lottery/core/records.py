@@ -1013,7 +1013,29 @@ class OnsetResults:
                    **{k: obj[k] for k in names if k in obj})
 
 
-Results = RunRecord | InstabilityResults | ImpResults | OnsetResults
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ImpSweepResults:
+    """A rewind-step sweep's ``results.json``: every chain's ``ImpResults``
+    (as in its own ``k_<k>/results.json``), in the order of k; ``running``
+    until every chain is complete."""
+
+    EXPERIMENT: ClassVar[str] = "imp_sweep"
+    status: str
+    chains: list[ImpResults]
+
+    def to_json(self, root: str) -> Json:
+        return {"schema": SCHEMA, "status": self.status, "experiment": self.EXPERIMENT,
+                "chains": [c.to_json(root) for c in self.chains]}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> ImpSweepResults:
+        _version(obj, "imp sweep results")
+        return cls(status=obj["status"],
+                   chains=[ImpResults.from_json(c, root, recorded_root) for c in obj["chains"]])
+
+
+Results = RunRecord | InstabilityResults | ImpResults | OnsetResults | ImpSweepResults
 
 
 class ExperimentResults:
@@ -1030,4 +1052,6 @@ class ExperimentResults:
             return ImpResults.from_json(obj, root, recorded_root)
         if kind == OnsetResults.EXPERIMENT:
             return OnsetResults.from_json(obj, root, recorded_root)
+        if kind == ImpSweepResults.EXPERIMENT:
+            return ImpSweepResults.from_json(obj, root, recorded_root)
         return RunRecord.from_json(obj, root, recorded_root)

@@ -72,10 +72,22 @@ from tf_lottery.tasks.graph import Task
 from tf_lottery.training.trainer import SgdNoise, Trainer
 
 
-def branch_dir(model_dir: str, level: int, name: str) -> str:
+def dense_dir(config: ExperimentConfig) -> str:
+    """Level 0's run: the model_dir's own ``level_00``, or the dense run a
+    rewind-step sweep shares among its chains (``pruning.dense_dir``)."""
+    return config.pruning.dense_dir or layout.level_dir(config.runtime.model_dir, 0)
+
+
+def level_dir(config: ExperimentConfig, level: int) -> str:
+    """Level ``level``'s run directory (level 0: ``dense_dir``)."""
+    return dense_dir(config) if level == 0 else layout.level_dir(config.runtime.model_dir,
+                                                                 level)
+
+
+def branch_dir(config: ExperimentConfig, level: int, name: str) -> str:
     """The level's own directory for branch ``imp``, a subdirectory per baseline."""
-    return (layout.level_dir(model_dir, level) if name == branches.IMP
-            else layout.baseline_dir(model_dir, level, name))
+    return (level_dir(config, level) if name == branches.IMP
+            else layout.baseline_dir(config.runtime.model_dir, level, name))
 
 
 def make_trainer(config: ExperimentConfig, strategy: tf.distribute.Strategy,
@@ -100,7 +112,7 @@ def _evaluator(worker: Any) -> PathEvaluator:
 
 def _rewind(config: ExperimentConfig) -> RewindManager:
     cfg = config.pruning
-    return RewindManager(layout.level_dir(config.runtime.model_dir, 0), cfg.rewind_step,
+    return RewindManager(dense_dir(config), cfg.rewind_step,
                          cfg.rewind_optimizer)
 
 
@@ -112,7 +124,7 @@ def _noise(config: ExperimentConfig) -> SgdNoise:
 
 
 def _level_mask(config: ExperimentConfig, level: int) -> dict[str, np.ndarray]:
-    return masks_lib.load(layout.mask_file(layout.level_dir(config.runtime.model_dir, level)))
+    return masks_lib.load(layout.mask_file(level_dir(config, level)))
 
 
 def _save_masks(run_dir: str, masks: dict[str, np.ndarray]) -> None:
@@ -146,7 +158,7 @@ def _branch_record(config: ExperimentConfig, level: int, name: str,
                    results: records.RunRecord) -> Any:
     """A finished branch's record: a ``LevelRecord`` for 'imp', else a
     ``BaselineRecord``; its mask is the branch's own if it drew one."""
-    run_dir = branch_dir(config.runtime.model_dir, level, name)
+    run_dir = branch_dir(config, level, name)
     branch = branches.get(name)
     masks = (masks_lib.load(layout.mask_file(run_dir)) if branch.mask is not None
              else _level_mask(config, level))
@@ -162,7 +174,7 @@ def _branch_start(config: ExperimentConfig, level: int, level_masks: dict[str, n
     """The mask and init ``branch`` starts from at ``level``: its own mask
     (drawn once and saved, reloaded after), its init, else the level's mask
     and W_k. Its run and its sparse-instability children share them."""
-    run_dir = branch_dir(config.runtime.model_dir, level, branch.name)
+    run_dir = branch_dir(config, level, branch.name)
     seed = branch.seed(config.pruning.baseline_seed, level)
     masks, init = level_masks, None
     if branch.mask is not None:
@@ -181,7 +193,7 @@ def _train_branch(worker: Any, level: int, level_masks: dict[str, np.ndarray],
                   branch: branches.Branch) -> Any:
     """Trains ``branch`` at ``level`` from W_k with its mask and init."""
     config = worker.config
-    run_dir = branch_dir(config.runtime.model_dir, level, branch.name)
+    run_dir = branch_dir(config, level, branch.name)
     masks, init = _branch_start(config, level, level_masks, branch)
     spec = _rewind(config).run_spec(run_dir, config.train.train_steps, _noise(config), masks,
                                     init, config.runtime.eval_every)
@@ -205,12 +217,12 @@ def _summarize(config: ExperimentConfig, level: records.LevelRecord, branch: str
 
 
 def _level_record(config: ExperimentConfig, level: int) -> records.LevelRecord:
-    run_dir = layout.level_dir(config.runtime.model_dir, level)
+    run_dir = level_dir(config, level)
     return _branch_record(config, level, branches.IMP, analysis.run_record(run_dir))
 
 
 def _baseline_record(config: ExperimentConfig, level: int, name: str) -> records.BaselineRecord:
-    run_dir = branch_dir(config.runtime.model_dir, level, name)
+    run_dir = branch_dir(config, level, name)
     return _branch_record(config, level, name, analysis.run_record(run_dir))
 
 
@@ -221,7 +233,7 @@ def run_dense(worker: Any, task: Task) -> None:
     config = worker.config
     cfg, t = config.pruning, config.train
     dashboards.write_imp_metadata(config)
-    run_dir = layout.level_dir(config.runtime.model_dir, 0)
+    run_dir = dense_dir(config)
     trainer = _trainer(worker)
     ones = masks_lib.ones_like(wrappers.weight_values(trainer.model))
     _save_masks(run_dir, ones)
@@ -237,12 +249,12 @@ def run_dense(worker: Any, task: Task) -> None:
 def _prune(worker: Any, level: int) -> dict[str, np.ndarray]:
     """Level ``level``'s mask: saved, or pruned from level-1's W_T."""
     config = worker.config
-    cfg, model_dir = config.pruning, config.runtime.model_dir
-    path = layout.mask_file(layout.level_dir(model_dir, level))
+    cfg = config.pruning
+    path = layout.mask_file(level_dir(config, level))
     if chief.exists(path):
         return masks_lib.load(path)
     previous = _level_mask(config, level - 1)
-    before = analysis.run_record(layout.level_dir(model_dir, level - 1))
+    before = analysis.run_record(level_dir(config, level - 1))
     trainer = _trainer(worker)
     trainer.restore_from(before.final_checkpoint, reset_optimizer=True)
     held = wrappers.get_masks(trainer.model)
@@ -252,7 +264,7 @@ def _prune(worker: Any, level: int) -> dict[str, np.ndarray]:
     rule = masks_lib.PruningRule(cfg.scope, cfg.rates())
     targets = masks_lib.level_densities(list(previous), cfg.prune_fraction, level, rule)
     new = masks_lib.prune(wrappers.weight_values(trainer.model), previous, targets, rule)
-    _save_masks(layout.level_dir(model_dir, level), new)
+    _save_masks(level_dir(config, level), new)
     return new
 
 
@@ -366,7 +378,7 @@ def assemble(config: ExperimentConfig, status: str) -> records.ImpResults:
     baseline_levels = set(planners.imp_baseline_levels(config))
     levels = []
     for level in range(c.levels + 1):
-        run_dir = layout.level_dir(model_dir, level)
+        run_dir = level_dir(config, level)
         run = store.read(layout.results_file(run_dir), records.RunRecord, run_dir)
         if not layout.is_complete(run):
             continue
@@ -374,7 +386,7 @@ def assemble(config: ExperimentConfig, status: str) -> records.ImpResults:
         record = _branch_record(config, level, branches.IMP, run)
         found = {}
         for name in c.baselines if level in baseline_levels else ():
-            b_dir = branch_dir(model_dir, level, name)
+            b_dir = branch_dir(config, level, name)
             b_run = store.read(layout.results_file(b_dir), records.RunRecord, b_dir)
             if layout.is_complete(b_run):
                 assert b_run is not None

@@ -223,7 +223,8 @@ def imp(series: Sequence[Series], dense: Sequence[Reference],
     sparsest to the right, as in the lottery ticket papers): IMP and the
     random baselines, with the dense network's accuracy and the band of
     accuracies that count as matching; with ``barriers`` (sparse
-    instability, every measured level, level 0 included) a second panel
+    instability, every measured level, level 0 included; IMP and each
+    analysed baseline, one series each) a second panel
     of the error barrier against the same axis."""
     fig, axes = _new(6.5 + 5.0 * bool(barriers), 4.9, ncols=1 + bool(barriers))
     ax = axes[0]

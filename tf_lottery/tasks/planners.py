@@ -29,6 +29,7 @@ Pure Python: no TensorFlow, no I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -211,3 +212,42 @@ def sparse_instability_tasks(config: Any, n: int, network: str, dense: str,
     return [*pieces, Task(_id(layout.sparse_instability_file(R, n, baseline)),
                           "sparse_instability", (network, *(t.id for t in pieces)), 0,
                           tuple(args.items()))]
+
+
+# -- IMP across rewind steps ------------------------------------------------------------------
+
+def imp_chain_config(config: Any, k: int) -> Any:
+    """The config of the sweep's chain rewound to ``k``: IMP's, in the chain's
+    own model_dir (``layout.chain_dir``), with --rewind_step=k and the sweep's
+    dense run as its level 0. A separate ``--experiment=imp --rewind_step=k``
+    run trains the same networks from the same seeds."""
+    model_dir = config.runtime.model_dir
+    sections = tuple(
+        dataclasses.replace(s, rewind_step=k, dense_dir=layout.level_dir(model_dir, 0))
+        if s.section == "pruning" else s for s in config.sections)
+    return dataclasses.replace(
+        config, experiment="imp", sections=sections,
+        runtime=dataclasses.replace(config.runtime, model_dir=layout.chain_dir(model_dir, k)))
+
+
+def imp_sweep(config: Any) -> list[Task]:
+    """The dense run (level 0, keeping W_k for every k of --rewind_steps),
+    then for each k its chain: IMP's tasks (``imp``) with ids under
+    ``k_<k>/`` and the argument ``chain`` = k, level 0 being the shared
+    dense run; the results last."""
+    if not config.train.rewind_steps:
+        raise FieldError("train.rewind_steps", "is empty: the rewind-step sweep needs at "
+                         "least one rewind step k")
+    dense = _id(layout.level_dir(R, 0))
+    tasks = [Task(dense, "dense", (), run_steps(config, 0), (("level", 0),))]
+    for k in config.train.rewind_steps:
+        prefix = layout.k_name(k) + "/"
+
+        def moved(task_id: str, prefix: str = prefix) -> str:
+            return dense if task_id == dense else prefix + task_id
+
+        tasks += [Task(moved(t.id), t.kind, tuple(moved(d) for d in t.deps), t.cost_steps,
+                       (("chain", k), *t.args))
+                  for t in imp(imp_chain_config(config, k)) if t.id != dense]
+    tasks.append(Task(RESULTS, "imp_sweep_results", tuple(t.id for t in tasks), 0))
+    return tasks
