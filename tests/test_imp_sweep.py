@@ -17,6 +17,7 @@ from tests.test_tasks import (
     run_one_by_one,
     without_wall_times,
 )
+from tf_lottery import report
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
 from tf_lottery.pruning import imp, imp_sweep
@@ -122,6 +123,15 @@ def test_sweep_chains_match_separate_single_k_runs_bit_for_bit(tmp_path):
     runs = [collect.load(path, os.path.basename(path)) for path in found]
     assert [r.config.pruning.rewind_step for r in runs] == [0, 10]
     assert all(r.complete and sorted(r.levels) == [0, 1, 2] for r in runs)
+    # The paper's figure against k: the sparsest level measured at every k (2).
+    built = report.build(sweep)
+    accuracy_ax, barrier_ax = built.figures[layout.IMP_REWIND_FIGURE].axes[:2]
+    accuracy_line, barrier_line = accuracy_ax.get_lines()[0], barrier_ax.get_lines()[0]
+    assert list(accuracy_line.get_xdata()) == list(barrier_line.get_xdata()) == [0, 10]
+    assert list(accuracy_line.get_ydata()) == [
+        100 * chain.levels[2].test_accuracy for chain in results.chains]
+    assert list(barrier_line.get_ydata()) == [
+        100 * chain.levels[2].instability.barrier["test"].mean for chain in results.chains]
 
     tasks = str(tmp_path / "tasks")
     by_task = parse_config(*SWEEP, model_dir=tasks)

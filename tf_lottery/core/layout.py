@@ -90,6 +90,7 @@ REPORT_TABLES = "report.json"
 REPORT_CSV_SUFFIX = ".csv"  # one CSV per table of report.md, named by the table
 INSTABILITY_FIGURE = "instability.png"
 IMP_FIGURE = "imp.png"
+IMP_REWIND_FIGURE = "imp_rewind.png"  # IMP subnetworks' accuracy and barrier against k
 INDEPENDENT_PATHS_FIGURE = "interpolation_independent.png"
 ALIGNED_BARRIER_FIGURE = "aligned_barrier.png"  # raw vs aligned barrier (--align=weights)
 PATHS_FIGURE = "interpolation_all.png"  # the paths of every k on one y axis
