@@ -481,14 +481,17 @@ def _read_imp(run: ImpRun, results: records.ImpResults | None, reader: _Reader) 
 def _baseline_instability(run: ImpRun, reader: _Reader, found: Level,
                           record: records.LevelRecord | None) -> list[str]:
     """Reads the sparse instability of every baseline of an analysed level
-    into ``found``; returns those not (completely) measured, as 'L name'."""
+    into ``found``; returns those not (completely) measured, as 'L name'.
+    A run finished before baselines had sparse instability (complete, its
+    baselines recorded without it) lacks nothing."""
     unmeasured = []
     for name in run.config.pruning.baselines:
         point = _level_instability(run, reader, found.level,
                                    record.baselines.get(name) if record else None, name)
         if point is not None:
             found.baseline_instability[name] = point
-        if point is None or not point.complete:
+        older = run.complete and record is not None and name in record.baselines
+        if (point is None or not point.complete) and not older:
             unmeasured.append(f"{found.level} {name}")
     return unmeasured
 
