@@ -81,6 +81,9 @@ class Level:
     baselines: dict[str, Network]
     instability: Point | None
     source: str
+    # Sparse instability of the level's baselines, by name (--instability at
+    # a baseline level).
+    baseline_instability: dict[str, Point] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -119,7 +122,8 @@ def find_experiments(root: str) -> list[str]:
     """Experiment directories (with a ``config.json``) at or below ``root``.
 
     An experiment's own subdirectories are its runs, not experiments, and are
-    not searched.
+    not searched; but the chains of a rewind-step sweep (``layout.chain_dir``,
+    each with its own config.json) are IMP experiments, found in its place.
 
     Raises:
       ConfigError: ``root`` is not a directory.
@@ -130,7 +134,8 @@ def find_experiments(root: str) -> list[str]:
 
     def visit(directory: str, depth: int) -> None:
         if tf.io.gfile.exists(layout.config_file(directory)):
-            found.append(directory)
+            chains = tf.io.gfile.glob(layout.config_file(layout.chain_dir(directory, "*")))
+            found.extend(sorted(os.path.dirname(c) for c in chains) or [directory])
             return
         if depth == _MAX_DEPTH:
             return
@@ -404,14 +409,17 @@ def _network(record: records.NetworkRecord) -> Network:
 
 
 def _level_instability(run: ImpRun, reader: _Reader, level: int,
-                       record: records.LevelRecord | None) -> Point | None:
-    """Sparse instability of a level: its record, instability.json, or its pairs so far."""
+                       record: records.LevelRecord | records.BaselineRecord | None,
+                       baseline: str | None = None) -> Point | None:
+    """Sparse instability of a level (or of its ``baseline``): its record,
+    instability.json, or its pairs so far."""
     c = run.config
     ic, k = c.instability, c.pruning.rewind_step
     threshold = ic.stability_threshold
     found = (record.instability if record else None) or reader.complete(
-        layout.sparse_instability_file(reader.path, level), records.SparseInstabilityRecord)
-    point_dir = layout.sparse_instability_dir(reader.path, level)
+        layout.sparse_instability_file(reader.path, level, baseline),
+        records.SparseInstabilityRecord)
+    point_dir = layout.sparse_instability_dir(reader.path, level, baseline)
     pair_files = [layout.pair_file(point_dir, i, j) for i, j in _pair_names(ic.children)]
     if found:
         # A record of release 0.1.0 named its pair files instead of holding
@@ -463,6 +471,8 @@ def _read_imp(run: ImpRun, results: records.ImpResults | None, reader: _Reader) 
             if found.instability is None or not found.instability.complete:
                 unmeasured.append(str(level) + (f" ({found.instability.source})"
                                                 if found.instability else ""))
+            if level in baseline_levels:
+                unmeasured += _baseline_instability(run, reader, found, recorded.get(level))
     if untrained:
         run.missing.append(f"{run.name}: level(s) {level_list(untrained)} not trained")
     for name, levels in baselines.items():
@@ -472,6 +482,24 @@ def _read_imp(run: ImpRun, results: records.ImpResults | None, reader: _Reader) 
     if unmeasured:
         run.missing.append(f"{run.name}: sparse instability not measured at level(s) "
                            f"{', '.join(unmeasured)}")
+
+
+def _baseline_instability(run: ImpRun, reader: _Reader, found: Level,
+                          record: records.LevelRecord | None) -> list[str]:
+    """Reads the sparse instability of every baseline of an analysed level
+    into ``found``; returns those not (completely) measured, as 'L name'.
+    A run finished before baselines had sparse instability (complete, its
+    baselines recorded without it) lacks nothing."""
+    unmeasured = []
+    for name in run.config.pruning.baselines:
+        point = _level_instability(run, reader, found.level,
+                                   record.baselines.get(name) if record else None, name)
+        if point is not None:
+            found.baseline_instability[name] = point
+        older = run.complete and record is not None and name in record.baselines
+        if (point is None or not point.complete) and not older:
+            unmeasured.append(f"{found.level} {name}")
+    return unmeasured
 
 
 def level_list(levels: list[int]) -> str:
