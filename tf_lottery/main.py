@@ -87,7 +87,7 @@ if __name__ == "__main__" and helptext.asked(sys.argv):
 import tensorflow as tf
 from absl import app, flags, logging
 
-from tf_lottery import chief, compose, files, lease, quiet, rundir, startup
+from tf_lottery import chief, compose, files, lease, numerics, quiet, rundir, startup
 from tf_lottery import config as config_lib
 from tf_lottery.core import layout, records
 from tf_lottery.data.pipeline import Pipeline
@@ -233,6 +233,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     f = flags.FLAGS
     try:
+        logging.info("CPU numerics: %s", numerics.current().describe())
         config = config_lib.config_from_flags()
         if f.list_tasks:
             lines = tasks_cli.list_tasks(config)

@@ -56,6 +56,7 @@ RESUME_STATE_FILE = "checkpoint"  # tf.train.CheckpointManager's list of checkpo
 FINAL_DIR = "final"
 REWIND_DIR = "rewind"
 MASK_FILE = "mask.npz"
+NUMERICS_FILE = "numerics.json"  # the CPU numerics a run's checkpoints were computed with
 
 # instability analysis
 PARENT_DIR = "parent"
@@ -259,6 +260,10 @@ def run_relative_checkpoint(path: str) -> str | None:
 
 def mask_file(run_dir: str) -> str:
     return os.path.join(run_dir, MASK_FILE)
+
+
+def numerics_file(run_dir: str) -> str:
+    return os.path.join(run_dir, NUMERICS_FILE)
 
 
 # -- the instability experiment ----------------------------------------------------------
@@ -619,7 +624,8 @@ def _trees() -> dict[str, list[Entry]]:
     return {
         "train": [
             (_rel(config_file(M)), ["resolved config + recipe_hash; a different recipe",
-                                    "in the same dir is refused"]),
+                                    "in the same dir is refused; provenance: version,",
+                                    "git commit, CPU numerics of the first launch"]),
             (_rel(architecture_file(M)), ["--model=package.module:function only: the layers",
                                           "it built (an edited builder is refused)"]),
             (_rel(results_file(M)), ["the run's record, written last, atomically;",
@@ -633,6 +639,8 @@ def _trees() -> dict[str, list[Entry]]:
                 ", ".join(eval_tag(s, m) for s in SPLITS for m in ("accuracy", "loss"))]),
             (_rel(resume_dir(M), True), ["rolling resume checkpoints "
                                          "(tf.train.CheckpointManager)"]),
+            (_rel(numerics_file(M)), ["the CPU numerics the run was computed with;",
+                                      "a resume under others is refused"]),
             (_rel(rewind_checkpoint(M, k)), ["W_k, kept permanently; committed by",
                                              _rel(marker_file(rewind_dir(M, k)))]),
             (_rel(final_checkpoint(M)), [f"W_T; committed by {_rel(marker_file(final_dir(M)))}"]),

@@ -16,12 +16,14 @@ are resolved where the model_dir now is (``layout.resolve``).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import TypeVar
 
 import tensorflow as tf
 
 from tf_lottery import config as config_lib
+from tf_lottery import provenance
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.core.records import Stat
@@ -90,6 +92,8 @@ class Experiment:
     config: config_lib.ExperimentConfig
     complete: bool
     missing: list[str]
+    # The CPU numerics its first launch recorded (None: a release before 0.2).
+    numerics: str | None = None
 
 
 @dataclasses.dataclass
@@ -170,9 +174,11 @@ def load(path: str, name: str) -> Experiment:
         _read_imp(run, results if isinstance(results, records.ImpResults) else None, reader)
     else:
         run = OtherRun(path, name, config, complete, missing,
-                       results.metrics.test_accuracy
+                       test_accuracy=results.metrics.test_accuracy
                        if isinstance(results, records.RunRecord) else None)
     run.missing.extend(f"{name}: {damaged}" for damaged in reader.damaged)
+    first = provenance.recorded_numerics(json.loads(text))
+    run.numerics = first.describe() if first else None
     return run
 
 

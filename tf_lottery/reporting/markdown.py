@@ -79,6 +79,8 @@ def _experiment_line(e: Experiment) -> str:
         line += "."
     elif isinstance(e, OtherRun) and e.test_accuracy is not None:
         line += f" Test accuracy {pct(e.test_accuracy)}."
+    if e.numerics:
+        line += f" CPU numerics: {e.numerics}."
     return line
 
 
