@@ -23,6 +23,7 @@ from tf_lottery.errors import ConfigError
 from tf_lottery.models import registry
 from tf_lottery.pruning import imp
 from tf_lottery.stability import analysis
+from tf_lottery.tasks import cli as tasks_cli
 from tf_lottery.tasks import plan as plan_lib
 from tf_lottery.tasks.graph import Graph
 from tf_lottery.tasks.progress import Progress, describe
@@ -299,7 +300,20 @@ def listed(model_dir, *args):
     out = cli("tests.mock_main", *args, "--dataset=mnist", f"--model_dir={model_dir}",
               "--list_tasks")
     assert out.returncode == 0, out.stderr[-2000:]
-    return {line["id"]: line for line in map(json.loads, out.stdout.splitlines())}
+    lines = list(map(json.loads, out.stdout.splitlines()))
+    # The total for a person goes to stderr: stdout stays one task per line.
+    assert tasks_cli.total_line(lines) in out.stderr.splitlines()
+    return {line["id"]: line for line in lines}
+
+
+def test_list_tasks_total_counts_every_task_and_what_is_done():
+    lines = [{"id": "a", "cost_steps": 24_000, "status": "done"},
+             {"id": "b", "cost_steps": 24_000, "status": "running"},
+             {"id": "c", "cost_steps": 1_500, "status": "pending"}]
+    assert tasks_cli.total_line(lines) == (
+        "total: 3 tasks, 49,500 estimated steps; done: 1 task, 24,000 steps")
+    assert tasks_cli.total_line([]) == (
+        "total: 0 tasks, 0 estimated steps; done: 0 tasks, 0 steps")
 
 
 def error_line(out):

@@ -245,8 +245,10 @@ def main(argv: list[str]) -> int:
         logging.info("CPU numerics: %s", numerics.current().describe())
         config = config_lib.config_from_flags()
         if f.list_tasks:
-            for line in tasks_cli.list_tasks(config):
+            lines = tasks_cli.list_tasks(config)
+            for line in lines:
                 print(json.dumps(line))
+            print(tasks_cli.total_line(lines), file=sys.stderr)
             return 0
         if f.task is not None or f.task_index is not None:
             if f.task is not None and f.task_index is not None:
