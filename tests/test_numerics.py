@@ -10,7 +10,7 @@ import pytest
 
 import tf_lottery
 from tests.conftest import launch_and_kill_after_checkpoint
-from tf_lottery import numerics, report
+from tf_lottery import numerics, provenance, report
 from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError
 
@@ -157,3 +157,17 @@ def test_a_resume_under_other_numerics_is_refused_unless_allowed(tmp_path):
     record = json.loads(pathlib.Path(layout.numerics_file(str(model_dir))).read_text())
     assert record["numerics"] == other
     assert [numerics.Numerics.from_json(n) for n in record["resumed_under"]] == [here]
+
+
+def test_provenance_names_our_commit_and_never_a_users_repository(tmp_path):
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                          text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert provenance.git_commit().split("+")[0] == head.stdout.strip()
+    # A copy of the package inside someone else's repository (a venv in their project).
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    copy = tmp_path / ".venv" / "tf_lottery"
+    copy.mkdir(parents=True)
+    (copy / "numerics.py").write_text((REPO / "tf_lottery" / "numerics.py").read_text())
+    assert provenance.git_commit(str(copy)) is None

@@ -19,8 +19,9 @@ KEY = "provenance"  # its key in config.json, outside the recipe
 
 def git_commit(directory: str | None = None) -> str | None:
     """The commit of the git checkout holding this package, with ``+dirty``
-    when tracked files differ from it; None for an installed wheel or where
-    git is missing."""
+    when tracked files differ from it; None for an installed wheel (also one
+    inside a user's own repository, which does not track this package's
+    files) or where git is missing."""
     here = directory or os.path.dirname(os.path.abspath(tf_lottery.__file__))
 
     def git(*args: str) -> subprocess.CompletedProcess:
@@ -29,7 +30,8 @@ def git_commit(directory: str | None = None) -> str | None:
 
     try:
         head = git("rev-parse", "HEAD")
-        if head.returncode != 0:
+        ours = git("ls-files", "--error-unmatch", os.path.basename(numerics.__file__))
+        if head.returncode != 0 or ours.returncode != 0:
             return None
         dirty = git("diff", "--quiet", "HEAD", "--", ".").returncode == 1
     except (OSError, subprocess.TimeoutExpired):
