@@ -100,12 +100,12 @@ def instability(sections: Sequence[InstabilitySection]) -> list[str]:
             out += [f"Parents (trained from W_0 to T): test accuracy {cell(s.parent_accuracy)}.",
                     ""]
         rows = [[str(r.k), cell(r.barrier["test"]), cell(r.barrier["train"]),
-                 loss_cell(r.loss_barrier, "test"), loss_cell(r.loss_barrier, "train"),
                  yes_no(r.stable) + ("" if r.complete else " (partial)"),
-                 cell(r.children_accuracy), r.source] for r in s.rows]
-        out += _table(["k", "test barrier", "train barrier", "test loss barrier",
-                       "train loss barrier", f"stable (test < {pct(s.threshold)})",
-                       "children's test accuracy", "read from"], rows)
+                 cell(r.children_accuracy), loss_cell(r.loss_barrier, "test"),
+                 loss_cell(r.loss_barrier, "train"), r.source] for r in s.rows]
+        out += _table(["k", "test barrier", "train barrier",
+                       f"stable (test < {pct(s.threshold)})", "children's test accuracy",
+                       "test loss barrier", "train loss barrier", "read from"], rows)
         if s.stable_from is None:
             out.append("Not stable at the largest rewind step measured." if s.rows else
                        "No rewind step measured yet.")
