@@ -172,7 +172,8 @@ def test_results_round_trip_and_older_results_still_load(aligned_analysis):
     assert old == dataclasses.replace(
         results, settings=dataclasses.replace(results.settings, align="none"),
         independent=records.IndependentRecord(
-            pairs=old.independent.pairs, barrier=results.independent.barrier),
+            pairs=old.independent.pairs, barrier=results.independent.barrier,
+            loss_barrier=results.independent.loss_barrier),
         rewind_steps=old.rewind_steps)
 
 
