@@ -1,12 +1,23 @@
 # One command each (see README.md):
 #   make run         - install, fetch Fashion-MNIST from Debian, train the default recipe
 #   make test        - install and run the test suite (what CI runs)
-#   make check-pins  - resolve every platform's pinned set on the package index (CI runs it too)
-# EXTRAS picks setup.cfg's extras: EXTRAS=gpu,test on an NVIDIA GPU machine
+#   make check-pins  - resolve every platform's lock on the package index (CI runs it too)
+#   make wheel-smoke - build the wheel, install it into a fresh venv, run the quickstart (CI)
+# EXTRAS picks setup.cfg's extras: EXTRAS=gpu,ray,test on an NVIDIA GPU machine
 # (tensorflow[and-cuda]); Cloud TPU VMs install through tpu_scripts/install.sh.
+# Every version comes from LOCK (locks/, one per platform, as pip constraints).
 VENV ?= .venv
-EXTRAS ?= test
+EXTRAS ?= ray,test
+PYTHON ?= python3
 PY := $(VENV)/bin/python
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+ifneq (,$(findstring gpu,$(EXTRAS)))
+LOCK ?= locks/gpu-linux.txt
+else ifeq ($(shell uname -s),Darwin)
+LOCK ?= locks/cpu-macos-arm64.txt
+else
+LOCK ?= locks/cpu-linux-py$(PY_VERSION).txt
+endif
 MODEL_DIR ?= runs/lenet_fashion_mnist
 # pytest-xdist workers for `make test`: one per core of the 2-core CI machine.
 TEST_WORKERS ?= 2
@@ -15,12 +26,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install data run test lint check-pins
+.PHONY: install data run test lint check-pins wheel-smoke
 
-$(STAMP): setup.cfg pyproject.toml
-	python3 -m venv $(VENV)
+$(STAMP): setup.cfg pyproject.toml $(wildcard $(LOCK))
+	@[ -f $(LOCK) ] || { echo "No lock $(LOCK) for Python $(PY_VERSION): use Python 3.10-3.12 (make PYTHON=python3.11 ...) or LOCK=locks/<platform>.txt" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	$(PY) -m pip install -q -c $(LOCK) -e '.[$(EXTRAS)]'
 	touch $@
 
 install: $(STAMP)
@@ -48,3 +60,6 @@ lint: install
 
 check-pins: install
 	PATH=$(VENV)/bin:$$PATH $(PY) tools/resolve_platforms.py
+
+wheel-smoke: install
+	PATH=$(VENV)/bin:$$PATH $(PY) tools/wheel_smoke.py --lock=$(LOCK)

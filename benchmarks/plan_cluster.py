@@ -3,7 +3,7 @@
     python benchmarks/plan_cluster.py                        # every Table 1 recipe, gpu
     python benchmarks/plan_cluster.py --accelerator=tpu-v3-8 --markdown
     python benchmarks/plan_cluster.py --recipes=resnet20 --step_time=resnet20=0.018 \
-        --workers=1,16 -- --replicates=3
+        --workers=1,16 -- --replicates=1 --children=2
 
 For each recipe (its flagfile under flags/) and experiment, the task graph
 is ``tf_lottery.tasks.plan.plan(config)`` — the graph ``--list_tasks`` prints

@@ -5,8 +5,9 @@
     python benchmarks/ray_overhead.py --mock_data -- --train_steps=4000
 
 On a private local Ray instance, for a LeNet instability analysis at k = 0
-(flags/lenet_fashion_mnist_instability.cfg with --rewind_steps=0 and
---train_steps=2000 unless given after ``--``), times:
+(flags/lenet_fashion_mnist_instability.cfg with --rewind_steps=0,
+--train_steps=2000, one replicate and two children unless given after
+``--``), times:
 
 - ``ray_start_s``: starting the local Ray instance (``ray.init``);
 - ``worker_start_s``: a new worker process until it answers (interpreter,
@@ -54,6 +55,7 @@ def _config(model_dir: str, data_dir: str | None, extra: list[str]):
     config_lib.define_flags(fv)
     args = ["ray_overhead", f"--flagfile={FLAGFILE}", f"--model_dir={model_dir}",
             "--rewind_steps=0", "--train_steps=2000", "--eval_every=2000",
+            "--replicates=1", "--children=2",
             "--checkpoint_every=1000"]
     if data_dir:
         args.append(f"--data_dir={data_dir}")

@@ -32,7 +32,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import app, flags
 
-from tf_lottery import compose
+from tf_lottery import compose, numerics
 from tf_lottery import config as config_lib
 from tf_lottery.data import cache, sources
 from tf_lottery.models import registry as model_registry
@@ -96,6 +96,7 @@ def measure(config: config_lib.ExperimentConfig, bench_steps: int,
         "examples_per_sec": round(bench_steps * config.train.batch_size / seconds, 1),
         "peak_host_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
+        "numerics": numerics.current().describe(),
         "device": (tf.config.list_logical_devices("GPU") or
                    tf.config.list_logical_devices("CPU"))[0].name,
     }

@@ -33,9 +33,14 @@ RECIPES = {
     "vgg16_cifar10_low": ("vgg16", 0.01, 0, 0),
     "vgg16_cifar10_warmup": ("vgg16", 0.1, 30000, 0),
 }
-# model -> (IMP levels, excluded layers, prunable weights): 0.8^8 = 16.8 % and
-# 0.8^19 = 1.4 % density, the paper's; exclusions as open_lth's.
+# model -> (IMP levels, excluded layers, prunable weights) of the standard
+# recipes: 0.8^8 = 16.8 % and 0.8^19 = 1.5 % density (with VGG-16's unpruned
+# output layer), the paper's; exclusions as open_lth's.
 IMP = {"resnet20": (8, (), 270_896), "vgg16": (19, ("logits",), 14_710_464)}
+# Low and warmup variants prune to their own density (Table 1): ResNet-20 to
+# 8.6 % (0.8^11), VGG-16 low to 5.5 % (0.8^13); tests/test_paper_table.py
+# checks every density against the table.
+LEVELS = {"resnet20_cifar10_low": 11, "resnet20_cifar10_warmup": 11, "vgg16_cifar10_low": 13}
 
 
 def recipe(name, *extra, model_dir="/tmp/unused"):
@@ -59,9 +64,10 @@ def test_flagfile_is_the_papers_recipe(name):
     assert c.schedule.warmup_steps == warmup
     assert c.train.rewind_steps == (0, 100, 250, 500, 1000, 2000, 4000)
     i = c.instability
-    assert (i.children, i.interpolation_points, i.stability_threshold) == (2, 30, 0.02)
+    assert (i.children, i.interpolation_points, i.stability_threshold) == (3, 30, 0.02)
+    assert i.replicates == 3
     p = c.pruning
-    assert (p.levels, p.exclude) == IMP[model][:2]
+    assert (p.levels, p.exclude) == (LEVELS.get(name, IMP[model][0]), IMP[model][1])
     assert (p.prune_fraction, p.scope, p.rewind_step) == (0.2, "global", rewind)
     assert p.rewind_step in c.train.rewind_steps
     assert p.baselines == ("random_prune", "random_reinit")
@@ -87,7 +93,7 @@ def test_variants_change_only_lr_and_warmup(model, variant, field, value):
     changed = config_lib.diff_recipes(base, other)
     assert field in changed
     assert set(changed) <= {"schedule.learning_rate", "schedule.warmup_steps",
-                            "pruning.rewind_step"}
+                            "pruning.rewind_step", "pruning.levels"}
 
 
 def test_resnet_and_vgg_recipes_differ_only_in_the_model_and_its_pruning():
@@ -118,13 +124,13 @@ def test_prunable_layers_are_the_recipes(model):
 STRATEGIES = {"": "default", "_low": "mirrored", "_warmup": "one_device"}
 
 
-def run_main(name, model_dir, strategy):
+def run_main(name, model_dir, strategy, *extra_flags, batch=4):
     # T is one step here: warmup and the IMP rewind step must fit in it.
     extra = ["--warmup_steps=1"] if RECIPES[name][2] else []
-    c = recipe(name, "--train_steps=1", "--batch_size=4", "--eval_batch_size=8",
+    c = recipe(name, "--train_steps=1", f"--batch_size={batch}", "--eval_batch_size=8",
                "--train_eval_examples=8", "--rewind_steps=0", "--rewind_step=0",
                f"--strategy={strategy}",
-               "--cpu_devices=2", *extra, model_dir=str(model_dir))
+               "--cpu_devices=2", *extra, *extra_flags, model_dir=str(model_dir))
     with tfds.testing.mock_data(num_examples=8), \
             mock.patch.object(sources, "is_prepared", lambda builder: True), \
             mock.patch.object(cache, "load", lambda *args: None):
@@ -151,27 +157,49 @@ def checkpoint_arrays(prefix):
             if k.startswith("model/") and "OPTIMIZER_SLOT" not in k}
 
 
+def update(prefix, start):
+    """The step's change of every trained weight, flattened (BN statistics apart)."""
+    a = checkpoint_arrays(prefix)
+    names = sorted(k for k in a if "moving_" not in k and k in start)
+    return np.concatenate([(a[k] - start[k]).ravel() for k in names])
+
+
+def relative(x, y):
+    return float(np.linalg.norm(x - y) / np.linalg.norm(y))
+
+
 def test_mirrored_step_matches_one_device_step(tmp_path):
-    """resnet20_cifar10_low on 2 mirrored replicas of 2 examples vs one device:
-    with the recipe's --cross_replica_bn the step is the same function of the
-    global batch (measured: 7e-6 relative update difference, moving variances
-    within 3e-7). With per-replica statistics (--nocross_replica_bn) the same
-    comparison gives 87 % and 6.5e-3."""
-    one = run_main("resnet20_cifar10_low", tmp_path / "one", "default")
-    two = run_main("resnet20_cifar10_low", tmp_path / "two", "mirrored")
+    """resnet20_cifar10_low on 2 mirrored replicas of 4 examples vs one device
+    of 8: with the recipe's --cross_replica_bn both compute the same step of the
+    same global batch, so they may differ only by float32 rounding of sums taken
+    in another order (per-replica partial sums, then an all-reduce).
+
+    How far such rounding carries through this network depends on the CPU's
+    kernels (BatchNorm over few examples divides by a small batch deviation),
+    so the bound is measured here, not copied from one machine: the one-device
+    step on the same 8 examples in another order (another --data_order_seed;
+    the batch is the whole mock set, augmentation off) differs from the first
+    by the reordering of the same sums alone. The mirrored step must stay
+    within 10 times that, and never needs to be closer than 2**-20 (16 units
+    of float32 rounding). With per-replica statistics (--nocross_replica_bn)
+    the update differs by ~87 %, far outside either."""
+    flags = ("--augment=none",)
+    one = run_main("resnet20_cifar10_low", tmp_path / "one", "default", *flags, batch=8)
+    two = run_main("resnet20_cifar10_low", tmp_path / "two", "mirrored", *flags, batch=8)
+    order = run_main("resnet20_cifar10_low", tmp_path / "order", "default", *flags,
+                     "--data_order_seed=7", batch=8)
     w0 = checkpoint_arrays(one.rewind_checkpoints[0])
     np.testing.assert_equal(checkpoint_arrays(two.rewind_checkpoints[0]), w0)
-    a = checkpoint_arrays(one.final_checkpoint)
-    b = checkpoint_arrays(two.final_checkpoint)
-    moving = sorted(k for k in a if "moving_variance" in k)
-    assert len(moving) == 21
-    for k in moving:
-        np.testing.assert_allclose(b[k], a[k], rtol=1e-5, err_msg=k)
-    weights = sorted(k for k in a if "moving_" not in k and k in w0)
-    da = np.concatenate([(a[k] - w0[k]).ravel() for k in weights])
-    db = np.concatenate([(b[k] - w0[k]).ravel() for k in weights])
+    da = update(one.final_checkpoint, w0)
     assert np.linalg.norm(da) > 0
-    assert np.linalg.norm(db - da) / np.linalg.norm(da) < 1e-4
+    rounding = max(relative(update(order.final_checkpoint, w0), da), 2.0 ** -20)
+    assert relative(update(two.final_checkpoint, w0), da) <= 10 * rounding
+    a, b, c = (checkpoint_arrays(r.final_checkpoint) for r in (one, two, order))
+    moving = sorted(k for k in a if "moving_" in k)
+    assert len(moving) == 42
+    stats_rounding = max(max(relative(c[k], a[k]) for k in moving), 2.0 ** -20)
+    for k in moving:
+        assert relative(b[k], a[k]) <= 10 * stats_rounding, k
 
 
 def test_missing_cifar10_says_which_archive_to_provide(tmp_path):

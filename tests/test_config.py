@@ -122,20 +122,22 @@ def test_every_knob_declares_one_flag_with_the_fields_default():
 def test_experiment_is_checked_by_the_flag_parser_and_its_help_lists_them():
     fv = flags.FlagValues()
     config_lib.define_flags(fv)
-    with pytest.raises(flags.IllegalFlagValueError, match=r"<train\|instability\|imp\|onset>"):
+    with pytest.raises(flags.IllegalFlagValueError,
+                       match=r"<train\|instability\|imp\|imp_sweep\|onset>"):
         fv(["prog", "--experiment=nope"])
     for name in experiments.names():
         assert f"'{name}'" in fv["experiment"].help
-    assert experiments.names() == ["train", "instability", "imp", "onset"]
+    assert experiments.names() == ["train", "instability", "imp", "imp_sweep", "onset"]
 
 
 def test_each_experiment_loads_by_name():
     from tf_lottery import experiment
-    from tf_lottery.pruning import imp
+    from tf_lottery.pruning import imp, imp_sweep
     from tf_lottery.stability import analysis, onset_experiment
 
     assert [experiments.get(n).load() for n in experiments.names()] == [
-        experiment.train, analysis.instability, imp.imp, onset_experiment.onset]
+        experiment.train, analysis.instability, imp.imp, imp_sweep.imp_sweep,
+        onset_experiment.onset]
     with pytest.raises(ConfigError, match="--experiment=nope is not known"):
         experiments.get("nope")
 

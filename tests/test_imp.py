@@ -285,3 +285,44 @@ def test_sparse_instability_children_keep_the_level_mask(tmp_path):
         for event in tf.compat.v1.train.summary_iterator(path):
             tags.update((v.tag, event.step) for v in event.summary.value)
     assert ("imp/test_barrier", 1) in tags and ("imp/train_barrier", 1) in tags
+
+
+def test_baselines_get_sparse_instability_from_their_own_start(tmp_path):
+    """--instability at a baseline's level analyses every branch: a baseline's
+    children start from its own mask (random_prune) or init (random_reinit)
+    on W_k, keep that mask, and their barrier lands in its record, its
+    instability.json and its TensorBoard run."""
+    c = config(tmp_path, "--imp_levels=1", "--imp_baselines=random_prune,random_reinit",
+               "--instability", "--imp_instability_levels=1", "--interpolation_points=3")
+    results = imp.imp(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    level = results.levels[1]
+    assert level.instability is not None and set(level.baselines) == {
+        "random_prune", "random_reinit"}
+    model_dir = str(tmp_path)
+    level_mask = masks.load(layout.mask_file(layout.level_dir(model_dir, 1)))
+    own_mask = masks.load(layout.mask_file(layout.baseline_dir(model_dir, 1, "random_prune")))
+    assert not np.array_equal(own_mask["fc1/kernel"], level_mask["fc1/kernel"])
+    kernel = "model/layer_with_weights-0/layer/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    mask = "model/layer_with_weights-0/mask/.ATTRIBUTES/VARIABLE_VALUE"
+    imp_ends = [final_values(os.path.join(ch.run_dir, "final", "ckpt"))[kernel]
+                for ch in level.instability.children]
+    for name, expected in (("random_prune", own_mask), ("random_reinit", level_mask)):
+        record = level.baselines[name].instability
+        assert record is not None and len(record.children) == 2 and len(record.pairs) == 1
+        assert record.barrier["test"].mean == record.pairs[0].barrier["test"]
+        assert record == store.read(layout.sparse_instability_file(model_dir, 1, name),
+                                    records.SparseInstabilityRecord, model_dir)
+        for child, imp_end in zip(record.children, imp_ends, strict=True):
+            assert child.run_dir.startswith(layout.sparse_instability_dir(model_dir, 1, name))
+            values = final_values(os.path.join(child.run_dir, "final", "ckpt"))
+            np.testing.assert_array_equal(values[mask], expected["fc1/kernel"])
+            # Same SGD noise as IMP's child of that index: only the start differs.
+            assert not np.array_equal(values[kernel], imp_end)
+        tags = set()
+        for path in glob.glob(os.path.join(layout.summary_run(model_dir, name),
+                                           "events.out.tfevents.*")):
+            for event in tf.compat.v1.train.summary_iterator(path):
+                tags.update((v.tag, event.step) for v in event.summary.value)
+        assert ("imp/test_barrier", 1) in tags and ("imp/test_accuracy", 1) in tags
+    again = store.read(layout.results_file(model_dir), records.ImpResults, model_dir)
+    assert again == results

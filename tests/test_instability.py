@@ -76,8 +76,8 @@ def test_flagfile_is_the_lenet_recipe_plus_the_analysis():
     assert ours == recipe
     assert c.train.rewind_steps == (0, 25, 100, 500, 2000)
     assert dataclasses.asdict(c.instability) == {
-        "children": 2, "interpolation_points": 30, "stability_threshold": 0.02,
-        "bn_mode": "interpolate", "bn_recompute_batches": 100, "replicates": 1,
+        "children": 3, "interpolation_points": 30, "stability_threshold": 0.02,
+        "bn_mode": "interpolate", "bn_recompute_batches": 100, "replicates": 3,
         "child_optimizer_state": "restore", "align": "none", "child_noise": "both",
         "layerwise_barriers": False, "layerwise_points": 5}
     assert config_lib.config_from_json(c.to_json()) == c

@@ -118,7 +118,7 @@ def test_completion_is_a_records_status():
     assert not layout.is_complete(None)
 
 
-@pytest.mark.parametrize("experiment", ["train", "instability", "imp", "onset"])
+@pytest.mark.parametrize("experiment", ["train", "instability", "imp", "imp_sweep", "onset"])
 def test_docs_show_the_layout_this_module_writes(experiment):
     """docs/outputs.md holds ``layout.tree`` of each experiment verbatim
     (``python -m tf_lottery.core.layout`` prints them)."""

@@ -1,16 +1,20 @@
-"""The pin set: one TensorFlow for every platform, written only in setup.cfg.
+"""Ranges in setup.cfg, exact locks in locks/: the locks fit the ranges and agree.
 
-Whether each platform's set resolves on the package index is checked by
+Whether each platform's lock resolves on the package index is checked by
 tools/resolve_platforms.py (network; `make check-pins`, run by CI). These
-tests are the offline half: the sets agree with each other, no other file
-names a different version, and this environment is the one setup.cfg pins.
+tests are the offline half: every lock satisfies setup.cfg's ranges, the
+TensorFlow family is the same in every lock, no other file names a version
+the locks do not hold, and this environment is the lock of its platform.
 """
 
 import importlib.metadata
 import importlib.util
 import pathlib
+import platform
 import re
 import sys
+
+from packaging.requirements import Requirement
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -24,46 +28,97 @@ def _resolver():
     return module
 
 
-def test_every_platform_gets_the_same_tensorflow():
+def _unmet(requirements: list[str], lock: dict[str, str], normalize) -> list[str]:
+    """The requirements whose package the lock lacks or holds outside the range."""
+    unmet = []
+    for text in requirements:
+        req = Requirement(text)
+        version = lock.get(normalize(req.name))
+        if version is None or not req.specifier.contains(version, prereleases=True):
+            unmet.append(f"{text} (locked: {version})")
+    return unmet
+
+
+def test_every_lock_satisfies_setup_cfgs_ranges():
     rp = _resolver()
     cfg = ROOT / "setup.cfg"
-    cpu = rp.pins(rp.requirements((), cfg))
-    gpu = rp.pins(rp.requirements(("gpu",), cfg))
-    tpu = rp.pins(rp.requirements(("tpu",), cfg))
-    tf = cpu["tensorflow"]
-    assert gpu["tensorflow"] == tf  # tensorflow[and-cuda]==... in the gpu extra
-    assert tpu["tensorflow-tpu"] == tf
-    major_minor = tf.rsplit(".", 1)[0]
-    for family in ("tf-keras", "tensorboard"):
-        assert cpu[family].startswith(major_minor + "."), (family, cpu[family], tf)
-    assert "libtpu" in tpu
+    for p in rp.PLATFORMS:
+        reqs = rp.requirements(p.extras + rp.ALWAYS, cfg)
+        assert not _unmet(reqs, rp.locked(p), rp.normalize), p.name
 
 
-def test_the_resolver_covers_cpu_gpu_and_the_tpu_vm_python():
-    platforms = {p.name: p for p in _resolver().PLATFORMS}
+def test_the_range_check_refuses_a_lock_outside_a_range():
+    rp = _resolver()
+    lock = {"numpy": "2.2.6", "tensorflow": "2.21.0"}
+    assert _unmet(["numpy>=2.1,<2.3", "tensorflow>=2.20,<2.21", "scipy>=1.14"],
+                  lock, rp.normalize) == ["tensorflow>=2.20,<2.21 (locked: 2.21.0)",
+                                          "scipy>=1.14 (locked: None)"]
+
+
+def test_ranges_are_ranges_and_the_tensorflow_family_sits_at_one_minor():
+    rp = _resolver()
+    reqs = rp.requirements(("gpu", "tpu", "ray"), ROOT / "setup.cfg")
+    assert not [r for r in reqs if "==" in r], "setup.cfg holds ranges; exact sets go in locks/"
+    for text in reqs:
+        req = Requirement(text)
+        if rp.normalize(req.name) in ("tensorflow", "tensorflow-tpu", "tf-keras", "tensorboard"):
+            assert req.specifier.contains("2.20.0") and not req.specifier.contains("2.21.0")
+
+
+def test_every_platform_locks_the_same_tensorflow_family():
+    rp = _resolver()
+    locks = {p.name: rp.locked(p) for p in rp.PLATFORMS}
+    for name in rp.FAMILY:
+        versions = {platform: lock[name] for platform, lock in locks.items()}
+        assert len(set(versions.values())) == 1, (name, versions)
+    tpu = locks["tpu-vm"]
+    assert tpu["tensorflow-tpu"] == tpu["tensorflow"] and "libtpu" in tpu
+    assert "nvidia-cudnn-cu12" in locks["gpu-linux"]  # tensorflow[and-cuda]
+    assert all("ray" in lock for lock in locks.values())
+
+
+def test_the_resolver_covers_cpu_gpu_and_the_tpu_vm_python_with_a_lock_each():
+    rp = _resolver()
+    platforms = {p.name: p for p in rp.PLATFORMS}
     assert platforms["gpu-linux"].extras == ("gpu",)
     assert platforms["tpu-vm"].extras == ("tpu",)
     assert platforms["tpu-vm"].python == "3.10"  # tpu-ubuntu2204-base's Python
     assert any(p.python == "3.11" and not p.extras for p in platforms.values())
+    assert sorted(rp.LOCKS.glob("*.txt")) == sorted(p.lock for p in rp.PLATFORMS)
 
 
-def test_no_other_file_pins_a_different_version():
+def test_no_other_file_pins_a_version_no_lock_holds():
     rp = _resolver()
-    pins = rp.pins(rp.requirements(("gpu", "tpu", "test"), ROOT / "setup.cfg"))
+    held: dict[str, set[str]] = {}
+    for p in rp.PLATFORMS:
+        for name, version in rp.locked(p).items():
+            held.setdefault(name, set()).add(version)
     texts = [*ROOT.glob("tpu_scripts/*"), ROOT / "Makefile", ROOT / "README.md",
              *ROOT.glob("docs/*.md"), *ROOT.glob("benchmarks/*"), ROOT / ".ci" / "run"]
     found = []
     for path in texts:
         for name, version in re.findall(r"([A-Za-z][\w.-]*)(?:\[[\w,-]*\])?==(\d[\w.]*)",
                                         path.read_text()):
-            pinned = pins.get(rp.normalize(name))
-            if pinned is not None and pinned != version:
-                found.append(f"{path.relative_to(ROOT)}: {name}=={version} (setup.cfg: {pinned})")
+            versions = held.get(rp.normalize(name))
+            if versions is not None and version not in versions:
+                found.append(f"{path.relative_to(ROOT)}: {name}=={version} (locks: {versions})")
     assert not found
 
 
-def test_this_environment_is_the_pinned_cpu_set():
+def test_this_environment_is_its_platforms_lock():
     rp = _resolver()
-    pins = rp.pins(rp.requirements(("test",), ROOT / "setup.cfg"))
-    installed = {name: importlib.metadata.version(name) for name in pins}
-    assert installed == pins, "stale environment: rerun make install"
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if platform.system() == "Darwin":
+        name = "cpu-macos-arm64"
+    else:
+        name = f"cpu-linux-py{python}"
+    lock = rp.locked(next(p for p in rp.PLATFORMS if p.name == name))
+    # The venv's own bootstrap tools are not what the package runs on.
+    wanted = {n: v for n, v in lock.items() if n not in ("pip", "setuptools", "wheel")}
+    installed = {}
+    for n in wanted:
+        try:
+            installed[n] = importlib.metadata.version(n)
+        except importlib.metadata.PackageNotFoundError:
+            installed[n] = None
+    assert installed == wanted, "stale environment: rerun make install"

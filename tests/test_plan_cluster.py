@@ -87,5 +87,6 @@ def test_cli_plans_a_table_1_flagfile_through_the_real_planner(capsys):
         assert row["critical_path_hours"] <= row["makespan_hours"]["8"] < \
             row["accelerator_hours"]
         assert row["accelerator_hours"] == pytest.approx(row["total_steps"] * 0.5 / 3600)
-    # 7 rewind steps x 2 children + 7 pairs + 7 records, the parent, the results.
-    assert rows[0]["tasks"] == 30
+    # The paper's counts: 3 parents, 3 independent pairs, at each of 7 rewind
+    # steps 3 x (3 children + 3 pairs) and a record, the results.
+    assert rows[0]["tasks"] == 3 + 3 + 7 * (3 * 6 + 1) + 1 == 140

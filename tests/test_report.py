@@ -190,7 +190,13 @@ def test_cli_report_of_finished_runs_has_every_figure_and_the_summaries_numbers(
     sparse = levels[2].instability.barrier
     assert imp_rows[2]["barrier"] == {s: {k: getattr(sparse[s], k) for k in ("mean", "std", "n")}
                                       for s in ("test", "train")}
-    assert md_row(imp_text, 2)[-3:-1] == [pct(sparse["test"].mean), pct(sparse["train"].mean)]
+    # IMP's barriers and verdict, then each baseline's test, train barrier and verdict.
+    assert md_row(imp_text, 2)[-9:-7] == [pct(sparse["test"].mean), pct(sparse["train"].mean)]
+    for i, name in enumerate(("random_prune", "random_reinit")):
+        found = levels[2].baselines[name].instability
+        assert md_row(imp_text, 2)[-6 + 3 * i:][:3] == [
+            pct(found.barrier["test"].mean), pct(found.barrier["train"].mean),
+            "yes" if found.stable else "no"]
     dense = levels[0].test_accuracy
     assert [r["matching"] for r in imp_rows] == [
         r.test_accuracy >= dense - 0.005 for r in levels]
@@ -281,9 +287,15 @@ def test_figures_have_the_expected_series(runs):
     assert band.get_y() == pytest.approx(100 * (dense - 0.005))
     assert band.get_y() + band.get_height() == pytest.approx(100 * dense)
     assert barrier_ax.get_ylabel() == "error barrier (%)"
+    # One series per branch: IMP's test and train barrier, each baseline's test barrier.
     assert [line.get_label() for line in barrier_ax.get_lines()] == [
-        "test barrier at k = 0", "train barrier at k = 0"]
-    assert list(barrier_ax.get_lines()[0].get_xdata()) == [density]
+        "IMP test barrier at k = 0", "IMP train barrier at k = 0",
+        "random pruning test barrier", "random reinitialization test barrier"]
+    assert all(list(line.get_xdata()) == [density] for line in barrier_ax.get_lines())
+    row = built.imp[0].rows[2]
+    for name, line in zip(("random_prune", "random_reinit"), barrier_ax.get_lines()[2:],
+                          strict=True):
+        assert list(line.get_ydata()) == [100 * row.baseline_barriers[name]["test"].mean]
 
 
 def test_independent_barrier_off_scale_keeps_the_dense_curve_readable():
@@ -434,10 +446,11 @@ def test_tensorboard_sessions_and_layouts_read_like_the_paper(runs):
         assert hparams["session.density"] == pytest.approx(level.density)
         network = level if branch == "imp" else level.baselines[branch]
         assert metrics["session/test_accuracy"] == np.float32(network.test_accuracy)
-    assert metrics.keys() == {"session/test_accuracy", "session/train_accuracy"}
-    _, _, metrics = session(level.run_dir)
-    assert metrics["session/test_barrier"] == np.float32(
-        level.instability.barrier["test"].mean)
+        # Each branch's row holds its own sparse barrier (--instability at level 2).
+        assert metrics.keys() == {"session/test_accuracy", "session/train_accuracy",
+                                  "session/test_barrier", "session/train_barrier"}
+        assert metrics["session/test_barrier"] == np.float32(
+            network.instability.barrier["test"].mean)
 
     for model_dir, category in ((root / "imp", "IMP with rewinding"),
                                 (root / "instability", "instability")):

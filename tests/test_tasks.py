@@ -18,11 +18,12 @@ import tf_keras
 
 from tests.conftest import parse_config, tiny_data, tiny_pipeline
 from tf_lottery.config import config_from_json
-from tf_lottery.core import layout
+from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
 from tf_lottery.models import registry
 from tf_lottery.pruning import imp
 from tf_lottery.stability import analysis
+from tf_lottery.tasks import cli as tasks_cli
 from tf_lottery.tasks import plan as plan_lib
 from tf_lottery.tasks.graph import Graph
 from tf_lottery.tasks.progress import Progress, describe
@@ -72,6 +73,17 @@ def test_instability_graph_ids_deps_and_order():
     assert graph["k_000000010"].cost_steps == 0
 
 
+def baseline_sparse(run):
+    """The sparse-instability tasks of a baseline's run ``run`` (IMP below)."""
+    d = f"{run}/instability"
+    children = [f"{d}/child_0", f"{d}/child_1"]
+    return [(children[0], "sparse_child", [run, "level_00"]),
+            (children[1], "sparse_child", [run, "level_00"]),
+            (f"{d}/pair_0_1", "sparse_pair", children),
+            (f"{d}/layerwise_0_1", "layerwise_pair", children),
+            (d, "sparse_instability", [run, *children, f"{d}/pair_0_1", f"{d}/layerwise_0_1"])]
+
+
 def test_imp_graph_ids_deps_and_order():
     graph = plan_lib.plan(parse_config(*IMP))
     sparse = "level_00/instability"
@@ -98,9 +110,23 @@ def test_imp_graph_ids_deps_and_order():
         (sparse2, "sparse_instability",
          ["level_02", f"{sparse2}/child_0", f"{sparse2}/child_1", f"{sparse2}/pair_0_1",
           f"{sparse2}/layerwise_0_1"]),
+        # Level 2's baselines, each from its own run (its mask) and level 0's W_k.
+        *baseline_sparse("level_02/random_prune"),
+        *baseline_sparse("level_02/random_reinit"),
         ("results", "imp_results", [t.id for t in graph][:-1]),
     ]
     assert graph[f"{sparse2}/layerwise_0_1"].args == (("level", 2), ("k", 0), ("pair", (0, 1)))
+    assert graph["level_02/random_reinit/instability/child_1"].args == (
+        ("level", 2), ("branch", "random_reinit"), ("k", 0), ("child", 1))
+    assert graph["level_02/random_prune/instability"].args == (
+        ("level", 2), ("branch", "random_prune"))
+    # Baselines at a level not analysed get no children: levels 1 and 2 run them, 0 and 2
+    # are analysed.
+    both = plan_lib.plan(parse_config(
+        *(a for a in IMP if not a.startswith("--imp_baseline_levels")),
+        "--imp_baseline_levels=1,2"))
+    assert "level_01/random_prune" in both and "level_02/random_prune/instability" in both
+    assert not [t.id for t in both if t.id.startswith("level_01/random_prune/instability")]
     # Without --layerwise_barriers the same graph, without the layer-wise tasks.
     plain = plan_lib.plan(parse_config(*IMP[:-2]))
     assert [t.id for t in plain if t.kind == "layerwise_pair"] == []
@@ -155,6 +181,8 @@ def test_progress_line_names_pieces_and_schedules_the_eta():
     assert describe(sparse["level_02/instability/layerwise_0_1"]) == \
         "layer-wise barriers of pair (0,1) of level 2, k=0"
     assert describe(sparse["level_02/random_prune"]) == "random_prune of level 2"
+    assert describe(sparse["level_02/random_prune/instability/child_1"]) == \
+        "child 1 of random_prune, level 2, k=0"
 
 
 def test_a_task_whose_dependencies_are_missing_is_refused_naming_them(tmp_path):
@@ -253,6 +281,12 @@ def test_imp_tasks_one_by_one_in_reverse_order_match_inline_bit_for_bit(tmp_path
     assert order.index("level_00/instability/child_1") < order.index("level_01")
     run_one_by_one(tasks, order)
     assert_same_bits(str(tmp_path / "inline"), str(tmp_path / "tasks"))
+    # A barrier per branch at the analysed level with baselines (level 2).
+    root = str(tmp_path / "tasks")
+    level = store.read(layout.results_file(root), records.ImpResults, root).levels[2]
+    found = {"imp": level.instability, **{n: b.instability for n, b in level.baselines.items()}}
+    assert sorted(found) == ["imp", "random_prune", "random_reinit"]
+    assert all(r is not None and r.barrier["test"].n == 1 for r in found.values())
 
 
 # -- the command line: --list_tasks, --task, --task_index, status ---------------------------
@@ -266,7 +300,20 @@ def listed(model_dir, *args):
     out = cli("tests.mock_main", *args, "--dataset=mnist", f"--model_dir={model_dir}",
               "--list_tasks")
     assert out.returncode == 0, out.stderr[-2000:]
-    return {line["id"]: line for line in map(json.loads, out.stdout.splitlines())}
+    lines = list(map(json.loads, out.stdout.splitlines()))
+    # The total for a person goes to stderr: stdout stays one task per line.
+    assert tasks_cli.total_line(lines) in out.stderr.splitlines()
+    return {line["id"]: line for line in lines}
+
+
+def test_list_tasks_total_counts_every_task_and_what_is_done():
+    lines = [{"id": "a", "cost_steps": 24_000, "status": "done"},
+             {"id": "b", "cost_steps": 24_000, "status": "running"},
+             {"id": "c", "cost_steps": 1_500, "status": "pending"}]
+    assert tasks_cli.total_line(lines) == (
+        "total: 3 tasks, 49,500 estimated steps; done: 1 task, 24,000 steps")
+    assert tasks_cli.total_line([]) == (
+        "total: 0 tasks, 0 estimated steps; done: 0 tasks, 0 steps")
 
 
 def error_line(out):

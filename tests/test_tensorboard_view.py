@@ -205,10 +205,14 @@ def test_summary_table_at_the_end_and_on_relaunch(served):
     header, *levels = text.splitlines()[1:]
     assert "random pruning" in header and "test barrier at k = 0" in header
     assert [line.split()[0] for line in levels] == ["0", "1", "2"]
-    sparse = imp_results.levels[2].instability.barrier["test"]
-    assert levels[2].split()[-2:] == [f"{100 * sparse.mean:.2f}%",
-                                      "yes" if imp_results.levels[2].instability.stable
-                                      else "no"]
+    # IMP's sparse barrier and verdict, then each baseline's (level 2 has them).
+    level = imp_results.levels[2]
+    found = [level.instability, *(level.baselines[n].instability
+                                  for n in ("random_prune", "random_reinit"))]
+    assert "random reinitialization barrier" in header
+    assert levels[2].split()[-6:] == [
+        cell for record in found for cell in (f"{100 * record.barrier['test'].mean:.2f}%",
+                                              "yes" if record.stable else "no")]
 
     again = subprocess.run(
         [sys.executable, "-m", "tests.mock_main", *INSTABILITY,

@@ -72,10 +72,10 @@ def test_create_prints_the_gcloud_create_command():
         "--accelerator-type=v3-8 --version=tpu-ubuntu2204-base --preemptible"]
 
 
-def test_install_installs_setup_cfgs_tpu_set_then_checks_the_tpu():
+def test_install_installs_the_tpu_lock_then_checks_the_tpu():
     pin = next(line.split("==")[1].strip() for line in
-               (ROOT / "setup.cfg").read_text().splitlines()
-               if line.strip().startswith("tensorflow-tpu=="))
+               (ROOT / "locks" / "tpu-vm.txt").read_text().splitlines()
+               if line.startswith("tensorflow-tpu=="))
     code, out = script("install", "--dry_run", env={"TPU_NAME": "vm1", "TPU_ZONE": "z"})
     assert code == 0
     tar, scp, ssh = commands(out)
@@ -87,12 +87,12 @@ def test_install_installs_setup_cfgs_tpu_set_then_checks_the_tpu():
     steps = [line for line in ssh.splitlines() if line.startswith(pip)]
     assert steps == [
         f"{pip} install -q --upgrade pip",
-        f'{pip} install -q -e "~/tf_lottery[tpu]"',
+        f'{pip} install -q -c ~/tf_lottery/locks/tpu-vm.txt -e "~/tf_lottery[tpu,ray]"',
         f"{pip} uninstall -q -y tensorflow",
         f"{pip} install -q --no-deps --force-reinstall tensorflow-tpu=={pin}"]
     assert ssh.splitlines()[-1].startswith(
         "~/tf_lottery/.venv/bin/python ~/tf_lottery/tpu_scripts/check_tpu.py")
-    # Versions come from setup.cfg only: there is no flag to install another.
+    # Versions come from the lock only: there is no flag to install another.
     code, out = script("install", "--dry_run", "--tf_version=2.99.0")
     assert code == 2 and "unknown flag '--tf_version=2.99.0'" in out
 

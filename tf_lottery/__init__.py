@@ -2,6 +2,7 @@
 
 Importing this package selects Keras 2 (``tf_keras``) for ``tf.keras``: TFMOT
 only supports Keras 2, and the choice must be made before TensorFlow loads.
+So must the CPU numerics setting (``tf_lottery.numerics``), applied here too.
 """
 
 import os
@@ -14,6 +15,12 @@ if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         )
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# The CPU numerics setting (portable by default) must also be in the
+# environment before TensorFlow loads: tf_lottery/numerics.py says why.
+from tf_lottery import numerics as _numerics  # noqa: E402
+
+_numerics.apply()
 
 __version__ = "0.1.0"
 

@@ -28,6 +28,7 @@ import signal
 import sys
 
 from tf_lottery.config import helptext
+from tf_lottery.tasks import ray_preflight
 
 # Actions of this launch, not part of the config (nor of config.json): they
 # never change the recipe or its hash.
@@ -38,7 +39,7 @@ FORCE_UNLOCK_HELP = (
     "unrefreshed for 5 minutes (tf_lottery.lease.STALE_AFTER_S): such a lease is "
     "taken over anyway.")
 LAUNCH_FLAGS = ("force_unlock", "list_tasks", "task", "task_index", "executor",
-                "ray_address", "task_resources")
+                "ray_address", "ray_connect_timeout_s", "task_resources")
 
 
 def define_launch_flags(fv):
@@ -67,6 +68,11 @@ def define_launch_flags(fv):
         "ray_address", None,
         "Tasks: with --executor=ray, the Ray cluster to join (e.g. 10.0.0.2:6379, "
         "or 'auto'); default: start a local Ray instance.", flag_values=fv)
+    absl_flags.DEFINE_float(
+        "ray_connect_timeout_s", ray_preflight.CONNECT_TIMEOUT_S,
+        "Tasks: with --ray_address=HOST:PORT, how long a plain TCP connect to it may "
+        "take before the launch stops with one line (checked before Ray connects).",
+        flag_values=fv)
     absl_flags.DEFINE_string(
         "task_resources", "",
         "Tasks: with --executor=ray, the resources each task holds, as NAME:AMOUNT "
@@ -87,7 +93,7 @@ if __name__ == "__main__" and helptext.asked(sys.argv):
 import tensorflow as tf
 from absl import app, flags, logging
 
-from tf_lottery import chief, compose, files, lease, quiet, rundir, startup
+from tf_lottery import chief, compose, files, lease, numerics, quiet, rundir, startup
 from tf_lottery import config as config_lib
 from tf_lottery.core import layout, records
 from tf_lottery.data.pipeline import Pipeline
@@ -143,7 +149,8 @@ def _hide_gpus() -> None:
 
 def run(config: config_lib.ExperimentConfig, force_unlock: bool = False,
         executor: str = "inline", ray_address: str | None = None,
-        resources: dict[str, float] | None = None) -> records.Results:
+        resources: dict[str, float] | None = None,
+        ray_connect_timeout_s: float = ray_preflight.CONNECT_TIMEOUT_S) -> records.Results:
     """Runs (or resumes) the experiment ``config`` describes; returns its record.
 
     ``force_unlock`` takes over the lease of a launch that looks alive;
@@ -151,6 +158,8 @@ def run(config: config_lib.ExperimentConfig, force_unlock: bool = False,
     task holding ``resources``). Either way this launch holds the lease of
     the model_dir while it runs: one executor per model_dir.
     """
+    if executor == "ray":  # Ray installed, the address answers: before anything is written
+        ray_preflight.check(ray_address, ray_connect_timeout_s)
     run_experiment = (config_lib.experiments.get(config.experiment).load()
                       if executor == "inline" else _ray_experiment(ray_address,
                                                                    resources or {}))
@@ -233,10 +242,13 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     f = flags.FLAGS
     try:
+        logging.info("CPU numerics: %s", numerics.current().describe())
         config = config_lib.config_from_flags()
         if f.list_tasks:
-            for line in tasks_cli.list_tasks(config):
+            lines = tasks_cli.list_tasks(config)
+            for line in lines:
                 print(json.dumps(line))
+            print(tasks_cli.total_line(lines), file=sys.stderr)
             return 0
         if f.task is not None or f.task_index is not None:
             if f.task is not None and f.task_index is not None:
@@ -247,7 +259,8 @@ def main(argv: list[str]) -> int:
             return 0
         results = run(config, force_unlock=f.force_unlock, executor=f.executor,
                       ray_address=f.ray_address,
-                      resources=parse_resources(f.task_resources))
+                      resources=parse_resources(f.task_resources),
+                      ray_connect_timeout_s=f.ray_connect_timeout_s)
     except ConfigError as e:
         print(f"tf_lottery: error: {config_lib.cli_message(e)}", file=sys.stderr)
         return 2

@@ -17,7 +17,11 @@ differ only in their seeds are pooled as replicates. Written to REPORT_DIR:
   overlaid on that shared axis (the paper's Figures 2 and 4);
 - ``imp.png``: test accuracy vs percent of weights remaining (log scale),
   IMP vs random pruning vs random reinitialization, dense accuracy line and
-  matching band (and the sparse barrier against the same axis);
+  matching band (and the sparse barrier of IMP and of each analysed
+  baseline against the same axis);
+- ``imp_rewind.png``: an IMP family measured at two or more k (the chains
+  of ``--experiment=imp_sweep``, or separate runs of one recipe): its
+  subnetwork's test accuracy and test barrier against k;
 - ``aligned_barrier.png`` (experiments run with ``--align=weights``): raw
   vs aligned barrier vs k and for independent networks
   (``reporting.alignment_figures``), with its table in ``report.md``;
@@ -70,6 +74,8 @@ FIGURE_TEXT = {
                                      "initialized and trained networks",
     layout.PATHS_FIGURE: "the mean paths of every k (and of independent networks) "
                          "overlaid on one shared y axis, a panel per split",
+    layout.IMP_REWIND_FIGURE: "IMP subnetworks against the rewind step k: test accuracy "
+                              "(dense accuracy line) and test error barrier",
 }
 
 
@@ -235,7 +241,39 @@ def _figures(instab: Sequence[summary.InstabilitySection],
     imp_fig = _imp_figure(imp)
     if imp_fig is not None:
         out[layout.IMP_FIGURE] = imp_fig
+    rewind_fig = _sparse_vs_rewind_figure(imp, sparse)
+    if rewind_fig is not None:
+        out[layout.IMP_REWIND_FIGURE] = rewind_fig
     return out
+
+
+def _sparse_vs_rewind_figure(imp: Sequence[summary.ImpSection],
+                             sparse: Sequence[summary.SparseFamily]) -> Figure | None:
+    """Each IMP family measured at two or more k (a rewind-step sweep's
+    chains, or separate runs of one recipe): its subnetwork's accuracy and
+    barrier against k, with the dense accuracy."""
+    accuracy: list[figures.Series] = []
+    barriers: list[figures.Series] = []
+    dense: list[figures.Reference] = []
+    for f in (f for f in sparse if len(f.rows) >= 2):
+        name = f"IMP level {f.level}, {100 * f.density:.3g}% weights" + _suffix(f.label)
+        accuracy.append(figures.Series(name, [r.k for r in f.rows],
+                                       [r.test_accuracy.mean for r in f.rows],
+                                       [r.test_accuracy.std for r in f.rows], marker="s"))
+        measured = [r for r in f.rows if r.barrier]
+        if measured:
+            barriers.append(figures.Series(name, [r.k for r in measured],
+                                           [r.barrier["test"].mean for r in measured if r.barrier],
+                                           [r.barrier["test"].std for r in measured if r.barrier],
+                                           marker="s"))
+        found = next((s.dense for s in _family_sections(f, imp) if s.dense), None)
+        if found is not None:
+            dense.append(figures.Reference("dense (level 0)" + _suffix(f.label), found.mean,
+                                           color="gray"))
+    if not accuracy:
+        return None
+    threshold = next((s.threshold for s in imp if s.threshold is not None), 0.02)
+    return figures.sparse_vs_rewind(accuracy, barriers, dense, threshold)
 
 
 def _family_sections(family: summary.SparseFamily, imp: Sequence[summary.ImpSection]
@@ -359,18 +397,34 @@ def _imp_figure(imp: Sequence[summary.ImpSection]) -> Figure | None:
                 bands.append(figures.Band(
                     f"matching (within τ = {100 * section.tolerance:.2g}% of dense)" + tag,
                     section.dense.mean - section.tolerance, section.dense.mean))
-        measured = [r for r in section.rows if r.barrier]
-        for split in SPLITS:
-            if measured:
-                barriers.append(figures.Series(
-                    f"{split} barrier at k = {section.rewind_step}" + tag,
-                    [100 * r.density for r in measured],
-                    [r.barrier[split].mean for r in measured if r.barrier],
-                    [r.barrier[split].std for r in measured if r.barrier],
-                    linestyle="-" if split == "test" else "--"))
+        barriers += _sparse_barrier_series(section, tag)
     if not accuracy:
         return None
     return figures.imp(accuracy, dense, bands, barriers)
+
+
+def _sparse_barrier_series(section: summary.ImpSection, tag: str) -> list[figures.Series]:
+    """The sparse-instability panel: IMP's test and train barrier, then each
+    baseline's test barrier (the baseline's marker), one series per branch."""
+    out = []
+    measured = [r for r in section.rows if r.barrier]
+    for split in SPLITS:
+        if measured:
+            out.append(figures.Series(
+                f"IMP {split} barrier at k = {section.rewind_step}" + tag,
+                [100 * r.density for r in measured],
+                [r.barrier[split].mean for r in measured if r.barrier],
+                [r.barrier[split].std for r in measured if r.barrier],
+                linestyle="-" if split == "test" else "--"))
+    for i, branch in enumerate(branches.baselines()):
+        rows = [r for r in section.rows if branch.name in r.baseline_barriers]
+        if rows:
+            out.append(figures.Series(
+                f"{branch.title} test barrier" + tag, [100 * r.density for r in rows],
+                [r.baseline_barriers[branch.name]["test"].mean for r in rows],
+                [r.baseline_barriers[branch.name]["test"].std for r in rows], linestyle=":",
+                marker=_BASELINE_MARKERS[i % len(_BASELINE_MARKERS)]))
+    return out
 
 
 # -- command line --------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from tf_lottery import files
+from tf_lottery import files, provenance
 from tf_lottery.config import ExperimentConfig, recipe_changes
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError, CorruptFileError
@@ -89,7 +89,8 @@ def claim(config: ExperimentConfig) -> None:
         files.write_json_atomic(layout.architecture_file(model_dir),
                                 _architecture(config).to_json())
     path = layout.config_file(model_dir)
-    if not files.create_json_exclusive(path, json.loads(config.to_json())):
+    created = {**json.loads(config.to_json()), provenance.KEY: provenance.provenance()}
+    if not files.create_json_exclusive(path, created):
         check(config)  # another launch created it meanwhile: the same recipe?
 
 

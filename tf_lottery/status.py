@@ -24,7 +24,7 @@ from typing import Any
 
 from absl import app, flags
 
-from tf_lottery import files
+from tf_lottery import files, provenance
 from tf_lottery.config import config_from_json
 from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError, CorruptFileError
@@ -83,9 +83,11 @@ def status(model_dir: str, workers: int = 1) -> dict[str, Any]:
     steps_done, steps_total = progress.steps()
     counts = {state: sum(1 for t in tasks if t["status"] == state)
               for state in (DONE, RUNNING, PENDING)}
+    first = provenance.recorded_numerics(obj)
     return {"model_dir": model_dir, "experiment": config.experiment, "tasks": tasks,
             "counts": counts, "steps_done": steps_done, "steps_total": steps_total,
-            "steps_per_s": progress.rate, "workers": workers, "eta_s": progress.eta_s()}
+            "steps_per_s": progress.rate, "workers": workers, "eta_s": progress.eta_s(),
+            "numerics": first.describe() if first else None}
 
 
 def render(found: dict[str, Any]) -> str:
@@ -100,6 +102,8 @@ def render(found: dict[str, Any]) -> str:
                                                     datetime.timezone.utc)
             lines.append(f"  running  {t['id']}  on {t.get('host')} (pid {t.get('pid')}) "
                          f"since {since:%Y-%m-%d %H:%M:%S} UTC")
+    lines.append(f"numerics: {found['numerics'] or 'not recorded (a release before 0.2)'}"
+                 " (the first launch's; docs/numerics.md)")
     pending = [t["id"] for t in found["tasks"] if t["status"] == PENDING]
     if pending:
         more = f" (+{len(pending) - 5} more)" if len(pending) > 5 else ""

@@ -9,13 +9,13 @@ usage() {
   cat <<USAGE
 Usage: $(basename "$0") [flags]
 Packs this checkout (without .git, .venv, runs), copies it to every worker
-of the VM, and installs it into $REMOTE_DIR/.venv with setup.cfg's TPU set
-(pip install -e '.[tpu]': the package's pins plus tensorflow-tpu==$TPU_TF_VERSION
-and libtpu==$(pinned libtpu)). tensorflow-tpu then replaces the CPU tensorflow
-wheel that tf-keras and TFMOT pull in, and tpu_scripts/check_tpu.py proves
-that TensorFlow sees the TPU.
-Every version comes from setup.cfg; change it there (and let CI's
-tools/resolve_platforms.py check that the TPU set still resolves).
+of the VM, and installs it into $REMOTE_DIR/.venv with the TPU VM's lock
+(pip install -c $TPU_LOCK -e '.[tpu,ray]': exact versions, among them
+tensorflow-tpu==$TPU_TF_VERSION and libtpu==$(pinned libtpu)). tensorflow-tpu
+then replaces the CPU tensorflow wheel that tf-keras and TFMOT pull in, and
+tpu_scripts/check_tpu.py proves that TensorFlow sees the TPU.
+Every version comes from $TPU_LOCK; write it anew with
+tools/resolve_platforms.py --write (CI checks that it still resolves).
 $COMMON_FLAGS
 USAGE
 }
@@ -27,7 +27,7 @@ for arg in "$@"; do
     *) die "unknown flag '$arg' (see --help)" ;;
   esac
 done
-[[ -n "$TPU_TF_VERSION" ]] || die "no tensorflow-tpu pin in $ROOT/setup.cfg's tpu extra"
+[[ -n "$TPU_TF_VERSION" ]] || die "no tensorflow-tpu in $ROOT/$TPU_LOCK"
 
 TARBALL="${TMPDIR:-/tmp}/tf_lottery-$NAME.tar.gz"
 run tar -czf "$TARBALL" -C "$ROOT" --exclude=./.git --exclude=./.venv --exclude=./runs .
@@ -44,7 +44,7 @@ on_vm all "set -e
 rm -rf $REMOTE_DIR && mkdir -p $REMOTE_DIR && tar -xzf ~/tf_lottery.tar.gz -C $REMOTE_DIR
 python3 -m venv $REMOTE_DIR/.venv
 $PIP install -q --upgrade pip
-$PIP install -q -e \"${REMOTE_DIR}[tpu]\"
+$PIP install -q -c $REMOTE_DIR/$TPU_LOCK -e \"${REMOTE_DIR}[tpu,ray]\"
 $PIP uninstall -q -y tensorflow
 $PIP install -q --no-deps --force-reinstall tensorflow-tpu==$TPU_TF_VERSION
 $REMOTE_DIR/.venv/bin/python $REMOTE_DIR/tpu_scripts/check_tpu.py"

@@ -102,8 +102,12 @@ require_gs() {
   [[ "$2" == gs://* ]] || die "--$1 must be a gs:// path (a recreated VM must find it), got '$2'"
 }
 
-# The version setup.cfg pins for package $1 (e.g. tensorflow-tpu); setup.cfg
-# is the only place a version is written.
+# The Cloud TPU VM's lock (tools/resolve_platforms.py writes it from
+# setup.cfg's ranges): the only place a TPU VM's versions are written.
+# shellcheck disable=SC2034
+TPU_LOCK=locks/tpu-vm.txt
+
+# The version the TPU VM's lock holds for package $1 (e.g. tensorflow-tpu).
 pinned() {
-  sed -n "s/^ *$1==\\([0-9.]*\\) *\$/\\1/p" "$ROOT/setup.cfg" | head -n 1
+  sed -n "s/^$1==\\([0-9.]*\\)\$/\\1/p" "$ROOT/$TPU_LOCK" | head -n 1
 }

@@ -16,7 +16,16 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tf_lottery.config.knobs import FlagReader, Section, at_least, knob, must, sorted_set, unique
+from tf_lottery.config.knobs import (
+    FlagReader,
+    Section,
+    at_least,
+    derived,
+    knob,
+    must,
+    sorted_set,
+    unique,
+)
 from tf_lottery.errors import ConfigError, FieldError
 from tf_lottery.pruning import branches
 
@@ -247,6 +256,12 @@ class PruningConfig(Section):
         flag="imp_level_barriers", normalize=sorted_set,
         check=must(lambda v: all(j >= 1 for j in v), "hold gaps >= 1"), late=True)
 
+    dense_dir: str = derived(
+        "IMP: the run directory of the dense level 0 that levels prune from and "
+        "rewind to, when it is not the model_dir's own (a chain of a rewind-step "
+        "sweep, ``tasks.planners.imp_chain_config``); empty: <model_dir>/level_00.",
+        default="", late=True)
+
     def rates(self) -> tuple[tuple[str, float], ...]:
         """``layer_rates`` as ``(pattern, rate)`` pairs."""
         return tuple((p, float(r)) for p, r in (s.rsplit(":", 1) for s in self.layer_rates))
@@ -295,6 +310,9 @@ class PruningConfig(Section):
 
     def validate_in(self, config: Any) -> None:
         train_steps = config.train.train_steps
+        if config.experiment == "imp_sweep" and self.rewind_step:
+            raise FieldError("pruning.rewind_step", "is one k; --experiment=imp_sweep "
+                             "rewinds to every k of {train.rewind_steps}: give those")
         if self.rewind_step > train_steps:
             raise FieldError("pruning.rewind_step", f"={self.rewind_step} is outside "
                              f"[0, {train_steps}] (the run's T)")
@@ -408,6 +426,19 @@ EXPERIMENTS = {e.name: e for e in (
         optional=((InstabilityConfig, "pruning.instability"),
                   (InstabilityConfig, "pruning.level_barriers")),
         refresh="tf_lottery.pruning.imp:refresh_results"),
+    Experiment(
+        "imp_sweep", "runs IMP at every rewind step k of --rewind_steps: one dense "
+        "run shared, then a chain of levels per k (as --experiment=imp "
+        "--rewind_step=k), in k_<k>/",
+        "tf_lottery.pruning.imp_sweep:imp_sweep", f"{_PLANNERS}:imp_sweep",
+        _kinds("tf_lottery.pruning.imp_sweep", dense=RUN, level=RUN, baseline=RUN,
+               sparse_child=RUN, sparse_pair=RECORD, sparse_instability=RECORD,
+               imp_results=RECORD, level_path=RECORD, layerwise_pair=RECORD,
+               imp_sweep_results=RECORD),
+        sections=(PruningConfig,),
+        optional=((InstabilityConfig, "pruning.instability"),
+                  (InstabilityConfig, "pruning.level_barriers")),
+        refresh="tf_lottery.pruning.imp_sweep:refresh_results"),
     Experiment(
         "onset", "searches for the earliest stable rewind step (children only at the "
         "k a bisection over --onset_grid needs), dense or at an IMP level",

@@ -95,10 +95,12 @@ def knob(default: Any, help: str, *, flag: str | None = None,
         help, flag, False, tuple(choices), check, normalize, epochs, late)})
 
 
-def derived(help: str, *, epochs: Flag | None = None, default: Any = REQUIRED) -> Any:
-    """A field computed from other flags in ``from_flags`` (no flag of its own)."""
-    return dataclasses.field(default=default,
-                             metadata={_KNOB: Knob(help, derived=True, epochs=epochs)})
+def derived(help: str, *, epochs: Flag | None = None, default: Any = REQUIRED,
+            late: bool = False) -> Any:
+    """A field computed from other flags in ``from_flags`` (no flag of its own);
+    ``late`` as for ``knob``."""
+    return dataclasses.field(default=default, metadata={_KNOB: Knob(
+        help, derived=True, epochs=epochs, late=late)})
 
 
 class Section:

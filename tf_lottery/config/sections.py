@@ -460,6 +460,13 @@ class RuntimeConfig(Section):
         True,
         "Runtime: tf.config.experimental.enable_op_determinism() so that "
         "reruns and resumed runs are bit-identical.")
+    allow_numerics_change: bool = knob(
+        False,
+        "Runtime: resume a run although this machine's CPU numerics differ from "
+        "those its checkpoints were computed with (numerics.json; see "
+        "TF_LOTTERY_CPU_NUMERICS in docs/numerics.md). The run continues, no longer "
+        "bit-reproducible, and numerics.json keeps the change; without it such a "
+        "resume is refused.")
     jit_compile: bool = knob(
         False,
         "Runtime: compile each replica's training and evaluation step with XLA "

@@ -56,6 +56,7 @@ RESUME_STATE_FILE = "checkpoint"  # tf.train.CheckpointManager's list of checkpo
 FINAL_DIR = "final"
 REWIND_DIR = "rewind"
 MASK_FILE = "mask.npz"
+NUMERICS_FILE = "numerics.json"  # the CPU numerics a run's checkpoints were computed with
 
 # instability analysis
 PARENT_DIR = "parent"
@@ -90,6 +91,7 @@ REPORT_TABLES = "report.json"
 REPORT_CSV_SUFFIX = ".csv"  # one CSV per table of report.md, named by the table
 INSTABILITY_FIGURE = "instability.png"
 IMP_FIGURE = "imp.png"
+IMP_REWIND_FIGURE = "imp_rewind.png"  # IMP subnetworks' accuracy and barrier against k
 INDEPENDENT_PATHS_FIGURE = "interpolation_independent.png"
 ALIGNED_BARRIER_FIGURE = "aligned_barrier.png"  # raw vs aligned barrier (--align=weights)
 PATHS_FIGURE = "interpolation_all.png"  # the paths of every k on one y axis
@@ -261,6 +263,10 @@ def mask_file(run_dir: str) -> str:
     return os.path.join(run_dir, MASK_FILE)
 
 
+def numerics_file(run_dir: str) -> str:
+    return os.path.join(run_dir, NUMERICS_FILE)
+
+
 # -- the instability experiment ----------------------------------------------------------
 
 def replicate_dir(model_dir: str, replicate: Number) -> str:
@@ -330,20 +336,34 @@ def level_dir(model_dir: str, level: Number) -> str:
     return os.path.join(model_dir, level_name(level))
 
 
+def chain_dir(model_dir: str, k: Number) -> str:
+    """A rewind-step sweep's chain of IMP levels rewound to k: an IMP
+    model_dir of its own (its config.json, results.json, levels 1.. and
+    their analyses) whose level 0 is the sweep's shared dense run."""
+    return os.path.join(model_dir, k_name(k))
+
+
 def baseline_dir(model_dir: str, level: Number, name: str) -> str:
     """A baseline's run at a level: a branch of ``pruning/branches.py`` other
     than ``imp`` (``random_prune``, ``random_reinit``, ...), by name."""
     return os.path.join(level_dir(model_dir, level), name)
 
 
-def sparse_instability_dir(model_dir: str, level: Number) -> str:
-    """The level's sparse-instability children and pairs."""
-    return os.path.join(level_dir(model_dir, level), SPARSE_INSTABILITY_DIR)
+def _network_dir(model_dir: str, level: Number, baseline: str | None) -> str:
+    return level_dir(model_dir, level) if baseline is None else baseline_dir(
+        model_dir, level, baseline)
 
 
-def sparse_instability_file(model_dir: str, level: Number) -> str:
-    """The level's barriers, written when its analysis is complete."""
-    return os.path.join(level_dir(model_dir, level), SPARSE_INSTABILITY_FILE)
+def sparse_instability_dir(model_dir: str, level: Number, baseline: str | None = None) -> str:
+    """The sparse-instability children and pairs of the level's subnetwork
+    (``baseline`` None) or of one of its baselines, inside that network's run."""
+    return os.path.join(_network_dir(model_dir, level, baseline), SPARSE_INSTABILITY_DIR)
+
+
+def sparse_instability_file(model_dir: str, level: Number, baseline: str | None = None) -> str:
+    """The barriers of the level's (or a baseline's) children, written when
+    the analysis is complete."""
+    return os.path.join(_network_dir(model_dir, level, baseline), SPARSE_INSTABILITY_FILE)
 
 
 # -- TensorBoard's summary runs --------------------------------------------------------------
@@ -626,7 +646,8 @@ def _trees() -> dict[str, list[Entry]]:
     return {
         "train": [
             (_rel(config_file(M)), ["resolved config + recipe_hash; a different recipe",
-                                    "in the same dir is refused"]),
+                                    "in the same dir is refused; provenance: version,",
+                                    "git commit, CPU numerics of the first launch"]),
             (_rel(architecture_file(M)), ["--model=package.module:function only: the layers",
                                           "it built (an edited builder is refused)"]),
             (_rel(results_file(M)), ["the run's record, written last, atomically;",
@@ -640,6 +661,8 @@ def _trees() -> dict[str, list[Entry]]:
                 ", ".join(eval_tag(s, m) for s in SPLITS for m in ("accuracy", "loss"))]),
             (_rel(resume_dir(M), True), ["rolling resume checkpoints "
                                          "(tf.train.CheckpointManager)"]),
+            (_rel(numerics_file(M)), ["the CPU numerics the run was computed with;",
+                                      "a resume under others is refused"]),
             (_rel(rewind_checkpoint(M, k)), ["W_k, kept permanently; committed by",
                                              _rel(marker_file(rewind_dir(M, k)))]),
             (_rel(final_checkpoint(M)), [f"W_T; committed by {_rel(marker_file(final_dir(M)))}"]),
@@ -710,10 +733,25 @@ def _trees() -> dict[str, list[Entry]]:
               "barrier, as in the instability analysis"]),
             (_rel(sparse_instability_file(M, "<L>")),
              ["the level's sparse instability (written when", "complete)"]),
+            (_rel(sparse_instability_dir(M, "<L>", "<baseline>"), True),
+             ["--instability at a baseline's level: the baseline's",
+              "children and pairs, as the level's"]),
+            (_rel(sparse_instability_file(M, "<L>", "<baseline>")),
+             ["the baseline's sparse instability"]),
             (_rel(level_path_file(M, "<a>", "<b>")),
              ["--imp_level_barriers: the raw path between levels a and",
               "b = a + j's trained networks; its pair (curves, barrier)",
               f"in {_rel(level_path_file(M, '<a>', '<b>')).removesuffix('.json')}_pair.json"]),
+        ],
+        "imp_sweep": [
+            (_rel(results_file(M)), ["every chain's results.json by k; \"status\":",
+                                     f'"{RUNNING}" until all is done, then "{COMPLETE}"']),
+            (_rel(level_dir(M, 0), True), ["the dense run shared by every chain: W_k for",
+                                           "every k of --rewind_steps, W_T"]),
+            (_rel(chain_dir(M, "<k>"), True), [
+                "the chain rewound to k: an IMP model_dir (config.json",
+                "with --rewind_step=k, results.json, level_<L>/ for L >= 1,",
+                "baselines, level_00/instability/ etc.) as above"]),
         ],
         "onset": [
             (_rel(results_file(M)), ["the search: probes, bracket, child runs vs the full",
@@ -748,5 +786,5 @@ def tree(experiment: str) -> str:
 
 
 if __name__ == "__main__":  # python -m tf_lottery.core.layout: the trees for the docs
-    for name in ("train", "instability", "imp", "onset"):
+    for name in ("train", "instability", "imp", "imp_sweep", "onset"):
         print(f"{name}:\n```\n{tree(name)}\n```\n")

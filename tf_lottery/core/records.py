@@ -774,18 +774,27 @@ class NetworkRecord:
 class BaselineRecord(NetworkRecord):
     """A baseline at a level (a registered branch of ``pruning/branches.py``:
     random pruning, random reinitialization); ``seed`` drew its random mask
-    or weights (None for a branch that draws nothing)."""
+    or weights (None for a branch that draws nothing); ``instability`` its
+    sparse instability, as a level's (None unless measured, and in records
+    written before baselines had it)."""
 
     seed: int | None
+    instability: SparseInstabilityRecord | None = None
 
     def to_json(self, root: str) -> Json:
-        return {**self._json(root), "seed": self.seed}
+        return {**self._json(root), "seed": self.seed,
+                "instability": (None if self.instability is None
+                                else self.instability.to_json(root))}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], root: str,
                   recorded_root: str | None = None) -> BaselineRecord:
         _version(obj, "baseline")  # schema 1: the same fields, absolute paths
-        return cls(seed=obj.get("seed"), **cls._fields(obj, root, recorded_root))
+        found = obj.get("instability")  # absent before baselines had sparse instability
+        return cls(seed=obj.get("seed"),
+                   instability=(None if found is None else
+                                SparseInstabilityRecord.from_json(found, root, recorded_root)),
+                   **cls._fields(obj, root, recorded_root))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -1053,7 +1062,29 @@ class OnsetResults:
                    **{k: obj[k] for k in names if k in obj})
 
 
-Results = RunRecord | InstabilityResults | ImpResults | OnsetResults
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ImpSweepResults:
+    """A rewind-step sweep's ``results.json``: every chain's ``ImpResults``
+    (as in its own ``k_<k>/results.json``), in the order of k; ``running``
+    until every chain is complete."""
+
+    EXPERIMENT: ClassVar[str] = "imp_sweep"
+    status: str
+    chains: list[ImpResults]
+
+    def to_json(self, root: str) -> Json:
+        return {"schema": SCHEMA, "status": self.status, "experiment": self.EXPERIMENT,
+                "chains": [c.to_json(root) for c in self.chains]}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], root: str,
+                  recorded_root: str | None = None) -> ImpSweepResults:
+        _version(obj, "imp sweep results")
+        return cls(status=obj["status"],
+                   chains=[ImpResults.from_json(c, root, recorded_root) for c in obj["chains"]])
+
+
+Results = RunRecord | InstabilityResults | ImpResults | OnsetResults | ImpSweepResults
 
 
 class ExperimentResults:
@@ -1070,4 +1101,6 @@ class ExperimentResults:
             return ImpResults.from_json(obj, root, recorded_root)
         if kind == OnsetResults.EXPERIMENT:
             return OnsetResults.from_json(obj, root, recorded_root)
+        if kind == ImpSweepResults.EXPERIMENT:
+            return ImpSweepResults.from_json(obj, root, recorded_root)
         return RunRecord.from_json(obj, root, recorded_root)

@@ -26,6 +26,9 @@ own SGD noise, and the error barrier of their linear path is measured by the
 instability experiment's own machinery (``stability.analysis``); with
 ``--layerwise_barriers`` also each pair's layer-wise barriers
 (``stability.instruments``), summarized in the level's ``instability.json``.
+Every baseline run at an analyzed level is analyzed the same way, its
+children starting from its own start (its mask and init on W_k), so the
+paper's comparison (IMP subnetworks stable, random ones not) is one run.
 
 Layout under ``--model_dir``: ``core.layout`` (``layout.tree("imp")`` draws
 it). ``results.json`` holds a record per level (``core.records.LevelRecord``,
@@ -69,10 +72,22 @@ from tf_lottery.tasks.graph import Task
 from tf_lottery.training.trainer import SgdNoise, Trainer
 
 
-def branch_dir(model_dir: str, level: int, name: str) -> str:
+def dense_dir(config: ExperimentConfig) -> str:
+    """Level 0's run: the model_dir's own ``level_00``, or the dense run a
+    rewind-step sweep shares among its chains (``pruning.dense_dir``)."""
+    return config.pruning.dense_dir or layout.level_dir(config.runtime.model_dir, 0)
+
+
+def level_dir(config: ExperimentConfig, level: int) -> str:
+    """Level ``level``'s run directory (level 0: ``dense_dir``)."""
+    return dense_dir(config) if level == 0 else layout.level_dir(config.runtime.model_dir,
+                                                                 level)
+
+
+def branch_dir(config: ExperimentConfig, level: int, name: str) -> str:
     """The level's own directory for branch ``imp``, a subdirectory per baseline."""
-    return (layout.level_dir(model_dir, level) if name == branches.IMP
-            else layout.baseline_dir(model_dir, level, name))
+    return (level_dir(config, level) if name == branches.IMP
+            else layout.baseline_dir(config.runtime.model_dir, level, name))
 
 
 def make_trainer(config: ExperimentConfig, strategy: tf.distribute.Strategy,
@@ -97,7 +112,7 @@ def _evaluator(worker: Any) -> PathEvaluator:
 
 def _rewind(config: ExperimentConfig) -> RewindManager:
     cfg = config.pruning
-    return RewindManager(layout.level_dir(config.runtime.model_dir, 0), cfg.rewind_step,
+    return RewindManager(dense_dir(config), cfg.rewind_step,
                          cfg.rewind_optimizer)
 
 
@@ -109,7 +124,7 @@ def _noise(config: ExperimentConfig) -> SgdNoise:
 
 
 def _level_mask(config: ExperimentConfig, level: int) -> dict[str, np.ndarray]:
-    return masks_lib.load(layout.mask_file(layout.level_dir(config.runtime.model_dir, level)))
+    return masks_lib.load(layout.mask_file(level_dir(config, level)))
 
 
 def _save_masks(run_dir: str, masks: dict[str, np.ndarray]) -> None:
@@ -143,7 +158,7 @@ def _branch_record(config: ExperimentConfig, level: int, name: str,
                    results: records.RunRecord) -> Any:
     """A finished branch's record: a ``LevelRecord`` for 'imp', else a
     ``BaselineRecord``; its mask is the branch's own if it drew one."""
-    run_dir = branch_dir(config.runtime.model_dir, level, name)
+    run_dir = branch_dir(config, level, name)
     branch = branches.get(name)
     masks = (masks_lib.load(layout.mask_file(run_dir)) if branch.mask is not None
              else _level_mask(config, level))
@@ -154,12 +169,12 @@ def _branch_record(config: ExperimentConfig, level: int, name: str,
     return records.BaselineRecord(**network, seed=seed if branch.draws else None)
 
 
-def _train_branch(worker: Any, level: int, level_masks: dict[str, np.ndarray],
-                  branch: branches.Branch) -> Any:
-    """Trains ``branch`` at ``level`` from W_k: its mask (drawn once and
-    saved, if its own), its init, the level's mask otherwise."""
-    config = worker.config
-    run_dir = branch_dir(config.runtime.model_dir, level, branch.name)
+def _branch_start(config: ExperimentConfig, level: int, level_masks: dict[str, np.ndarray],
+                  branch: branches.Branch) -> tuple[dict[str, np.ndarray], Any]:
+    """The mask and init ``branch`` starts from at ``level``: its own mask
+    (drawn once and saved, reloaded after), its init, else the level's mask
+    and W_k. Its run and its sparse-instability children share them."""
+    run_dir = branch_dir(config, level, branch.name)
     seed = branch.seed(config.pruning.baseline_seed, level)
     masks, init = level_masks, None
     if branch.mask is not None:
@@ -171,6 +186,15 @@ def _train_branch(worker: Any, level: int, level_masks: dict[str, np.ndarray],
             _save_masks(run_dir, masks)
     if branch.init is not None:
         init = branch.init(seed)
+    return masks, init
+
+
+def _train_branch(worker: Any, level: int, level_masks: dict[str, np.ndarray],
+                  branch: branches.Branch) -> Any:
+    """Trains ``branch`` at ``level`` from W_k with its mask and init."""
+    config = worker.config
+    run_dir = branch_dir(config, level, branch.name)
+    masks, init = _branch_start(config, level, level_masks, branch)
     spec = _rewind(config).run_spec(run_dir, config.train.train_steps, _noise(config), masks,
                                     init, config.runtime.eval_every)
     return _branch_record(config, level, branch.name, _trainer(worker).train(spec))
@@ -179,21 +203,27 @@ def _train_branch(worker: Any, level: int, level_masks: dict[str, np.ndarray],
 # -- TensorBoard: each finished network once, by the task that trained it ---------------------
 
 def _summarize(config: ExperimentConfig, level: records.LevelRecord, branch: str,
-               record: Any) -> None:
-    """Files a finished network (or a level's sparse instability) in TensorBoard
-    (``dashboards.write_level``), once, by the task that produced it."""
-    if branch == dashboards.INSTABILITY:
-        filed = dataclasses.replace(level, instability=record)
-    elif branch == branches.IMP:
-        filed = level
+               record: Any, instability: bool = False) -> None:
+    """Files a finished network (``record``) or, with ``instability``, the
+    branch's sparse instability (``record`` a ``SparseInstabilityRecord``) in
+    TensorBoard (``dashboards.write_level``), once, by the task that produced it."""
+    if branch == branches.IMP:
+        filed = dataclasses.replace(level, instability=record) if instability else level
     else:
-        filed = dataclasses.replace(level, baselines={branch: record})
-    dashboards.write_level(config, filed, branch)
+        network = (dataclasses.replace(_baseline_record(config, level.level, branch),
+                                       instability=record) if instability else record)
+        filed = dataclasses.replace(level, baselines={branch: network})
+    dashboards.write_level(config, filed, branch, instability=instability)
 
 
 def _level_record(config: ExperimentConfig, level: int) -> records.LevelRecord:
-    run_dir = layout.level_dir(config.runtime.model_dir, level)
+    run_dir = level_dir(config, level)
     return _branch_record(config, level, branches.IMP, analysis.run_record(run_dir))
+
+
+def _baseline_record(config: ExperimentConfig, level: int, name: str) -> records.BaselineRecord:
+    run_dir = branch_dir(config, level, name)
+    return _branch_record(config, level, name, analysis.run_record(run_dir))
 
 
 # -- the experiment's tasks (tasks.planners.imp) ------------------------------------------
@@ -203,7 +233,7 @@ def run_dense(worker: Any, task: Task) -> None:
     config = worker.config
     cfg, t = config.pruning, config.train
     dashboards.write_imp_metadata(config)
-    run_dir = layout.level_dir(config.runtime.model_dir, 0)
+    run_dir = dense_dir(config)
     trainer = _trainer(worker)
     ones = masks_lib.ones_like(wrappers.weight_values(trainer.model))
     _save_masks(run_dir, ones)
@@ -219,12 +249,12 @@ def run_dense(worker: Any, task: Task) -> None:
 def _prune(worker: Any, level: int) -> dict[str, np.ndarray]:
     """Level ``level``'s mask: saved, or pruned from level-1's W_T."""
     config = worker.config
-    cfg, model_dir = config.pruning, config.runtime.model_dir
-    path = layout.mask_file(layout.level_dir(model_dir, level))
+    cfg = config.pruning
+    path = layout.mask_file(level_dir(config, level))
     if chief.exists(path):
         return masks_lib.load(path)
     previous = _level_mask(config, level - 1)
-    before = analysis.run_record(layout.level_dir(model_dir, level - 1))
+    before = analysis.run_record(level_dir(config, level - 1))
     trainer = _trainer(worker)
     trainer.restore_from(before.final_checkpoint, reset_optimizer=True)
     held = wrappers.get_masks(trainer.model)
@@ -234,7 +264,7 @@ def _prune(worker: Any, level: int) -> dict[str, np.ndarray]:
     rule = masks_lib.PruningRule(cfg.scope, cfg.rates())
     targets = masks_lib.level_densities(list(previous), cfg.prune_fraction, level, rule)
     new = masks_lib.prune(wrappers.weight_values(trainer.model), previous, targets, rule)
-    _save_masks(layout.level_dir(model_dir, level), new)
+    _save_masks(level_dir(config, level), new)
     return new
 
 
@@ -257,39 +287,63 @@ def run_baseline(worker: Any, task: Task) -> None:
                  record.test_accuracy, record.wall_time_s or 0.0)
 
 
-def run_sparse_child(worker: Any, task: Task) -> None:
-    """Sparse instability: child i of level L's masked W_k, keeping the mask.
+def _sparse_branch(task: Task) -> str:
+    """The branch whose sparse instability a task measures: a baseline's
+    tasks name it (arg ``branch``), the level's own do not."""
+    return dict(task.args).get("branch", branches.IMP)
 
-    The children start from level 0's W_k with the level's mask (the level's
-    own starting point) and keep it, so every point of their path has the
-    level's zeros; the analysis itself is the instability experiment's
-    (``stability.analysis``), with its --children, --interpolation_points,
-    --bn_mode and --child_optimizer_state.
+
+def _sparse_dir(config: ExperimentConfig, level: int, branch: str) -> str:
+    return layout.sparse_instability_dir(config.runtime.model_dir, level,
+                                         None if branch == branches.IMP else branch)
+
+
+def _sparse_file(model_dir: str, level: int, branch: str) -> str:
+    return layout.sparse_instability_file(model_dir, level,
+                                          None if branch == branches.IMP else branch)
+
+
+def _sparse_prefix(level: int, branch: str) -> str:
+    return f"IMP level {level} " + ("" if branch == branches.IMP else f"{branch} ")
+
+
+def run_sparse_child(worker: Any, task: Task) -> None:
+    """Sparse instability: child i of a level's (or a baseline's) masked W_k,
+    keeping the mask.
+
+    The children start from level 0's W_k with the network's own start (the
+    level's mask; a baseline's mask and init, as its run), and keep the mask,
+    so every point of their path has the network's zeros; the analysis
+    itself is the instability experiment's (``stability.analysis``), with
+    its --children, --interpolation_points, --bn_mode and
+    --child_optimizer_state.
     """
     config, level, i = worker.config, task.arg("level"), task.arg("child")
+    branch = _sparse_branch(task)
+    masks, init = _branch_start(config, level, _level_mask(config, level),
+                                branches.get(branch))
     rewind = _rewind(config)
     spec = analysis.child_run(
-        config, rewind.checkpoint, _noise(config),
-        layout.sparse_instability_dir(config.runtime.model_dir, level), i,
-        then=rewind.after_restore(_level_mask(config, level)))
+        config, rewind.checkpoint, _noise(config), _sparse_dir(config, level, branch), i,
+        then=rewind.after_restore(masks, init))
     _trainer(worker).train(spec)
 
 
 def run_sparse_pair(worker: Any, task: Task) -> None:
-    """The path between two sparse-instability children of level L."""
+    """The path between two sparse-instability children of level L (or of a baseline)."""
     config, level, pair = worker.config, task.arg("level"), task.arg("pair")
-    k = config.pruning.rewind_step
-    analysis.children_pair(config, _evaluator(worker),
-                           layout.sparse_instability_dir(config.runtime.model_dir, level), k,
-                           pair, analysis.pair_label(k, pair, f"IMP level {level} "))
+    k, branch = config.pruning.rewind_step, _sparse_branch(task)
+    analysis.children_pair(config, _evaluator(worker), _sparse_dir(config, level, branch), k,
+                           pair, analysis.pair_label(k, pair, _sparse_prefix(level, branch)))
 
 
 def run_sparse_instability(worker: Any, task: Task) -> None:
-    """Level L's ``instability.json``: its children's barrier at k (and, with
-    --layerwise_barriers, their pairs' layer-wise barriers)."""
-    config, level = worker.config, task.arg("level")
+    """The ``instability.json`` of level L's subnetwork (or of a baseline):
+    its children's barrier at k (and, with --layerwise_barriers, their
+    pairs' layer-wise barriers)."""
+    config, level, branch = worker.config, task.arg("level"), _sparse_branch(task)
     model_dir, k = config.runtime.model_dir, config.pruning.rewind_step
-    point_dir = layout.sparse_instability_dir(model_dir, level)
+    point_dir = _sparse_dir(config, level, branch)
     point = analysis.children_record(config, point_dir, _noise(config))
     record = records.SparseInstabilityRecord(
         status=layout.COMPLETE, rewind_step=k, children=point.children,
@@ -298,25 +352,33 @@ def run_sparse_instability(worker: Any, task: Task) -> None:
                                  config.instability.stability_threshold),
         layerwise=(instruments.point_layerwise(config, k, [point_dir])
                    if config.instability.layerwise_barriers else None))
-    store.write(layout.sparse_instability_file(model_dir, level), record, model_dir)
-    _summarize(config, _level_record(config, level), dashboards.INSTABILITY, record)
-    logging.info("IMP level %d: test barrier %.4f at k=%d (%s)", level,
+    store.write(_sparse_file(model_dir, level, branch), record, model_dir)
+    _summarize(config, _level_record(config, level), branch, record, instability=True)
+    logging.info("%stest barrier %.4f at k=%d (%s)", _sparse_prefix(level, branch),
                  record.barrier["test"].mean, record.rewind_step,
                  "stable" if record.stable else "unstable")
 
 
 # -- results.json: assembled from the levels' own records ------------------------------------
 
+def _sparse_record(model_dir: str, level: int, branch: str
+                   ) -> records.SparseInstabilityRecord | None:
+    """A branch's sparse instability at ``level`` once complete, else None."""
+    found = store.read(_sparse_file(model_dir, level, branch),
+                       records.SparseInstabilityRecord, model_dir, model_dir)
+    return found if layout.is_complete(found) else None
+
+
 def assemble(config: ExperimentConfig, status: str) -> records.ImpResults:
     """IMP's results.json from what is on disk: every finished level with its
-    finished baselines and sparse instability (all of them once complete)."""
+    finished baselines and sparse instabilities (all of them once complete)."""
     from tf_lottery.tasks import planners
 
     c, model_dir = config.pruning, config.runtime.model_dir
     baseline_levels = set(planners.imp_baseline_levels(config))
     levels = []
     for level in range(c.levels + 1):
-        run_dir = layout.level_dir(model_dir, level)
+        run_dir = level_dir(config, level)
         run = store.read(layout.results_file(run_dir), records.RunRecord, run_dir)
         if not layout.is_complete(run):
             continue
@@ -324,16 +386,16 @@ def assemble(config: ExperimentConfig, status: str) -> records.ImpResults:
         record = _branch_record(config, level, branches.IMP, run)
         found = {}
         for name in c.baselines if level in baseline_levels else ():
-            b_dir = branch_dir(model_dir, level, name)
+            b_dir = branch_dir(config, level, name)
             b_run = store.read(layout.results_file(b_dir), records.RunRecord, b_dir)
             if layout.is_complete(b_run):
                 assert b_run is not None
-                found[name] = _branch_record(config, level, name, b_run)
-        instability = store.read(layout.sparse_instability_file(model_dir, level),
-                                 records.SparseInstabilityRecord, model_dir, model_dir)
+                found[name] = dataclasses.replace(
+                    _branch_record(config, level, name, b_run),
+                    instability=_sparse_record(model_dir, level, name))
         levels.append(dataclasses.replace(
             record, baselines=found,
-            instability=instability if layout.is_complete(instability) else None))
+            instability=_sparse_record(model_dir, level, branches.IMP)))
     paths = [store.read(layout.level_path_file(model_dir, a, b), records.LevelPathRecord,
                         model_dir, model_dir)
              for a, b in planners.level_pairs(c.levels, c.level_barriers)]

@@ -16,12 +16,14 @@ are resolved where the model_dir now is (``layout.resolve``).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import TypeVar
 
 import tensorflow as tf
 
 from tf_lottery import config as config_lib
+from tf_lottery import provenance
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.core.records import Stat
@@ -82,6 +84,9 @@ class Level:
     baselines: dict[str, Network]
     instability: Point | None
     source: str
+    # Sparse instability of the level's baselines, by name (--instability at
+    # a baseline level).
+    baseline_instability: dict[str, Point] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -93,6 +98,8 @@ class Experiment:
     config: config_lib.ExperimentConfig
     complete: bool
     missing: list[str]
+    # The CPU numerics its first launch recorded (None: a release before 0.2).
+    numerics: str | None = None
 
 
 @dataclasses.dataclass
@@ -118,7 +125,8 @@ def find_experiments(root: str) -> list[str]:
     """Experiment directories (with a ``config.json``) at or below ``root``.
 
     An experiment's own subdirectories are its runs, not experiments, and are
-    not searched.
+    not searched; but the chains of a rewind-step sweep (``layout.chain_dir``,
+    each with its own config.json) are IMP experiments, found in its place.
 
     Raises:
       ConfigError: ``root`` is not a directory.
@@ -129,7 +137,8 @@ def find_experiments(root: str) -> list[str]:
 
     def visit(directory: str, depth: int) -> None:
         if tf.io.gfile.exists(layout.config_file(directory)):
-            found.append(directory)
+            chains = tf.io.gfile.glob(layout.config_file(layout.chain_dir(directory, "*")))
+            found.extend(sorted(os.path.dirname(c) for c in chains) or [directory])
             return
         if depth == _MAX_DEPTH:
             return
@@ -173,9 +182,11 @@ def load(path: str, name: str) -> Experiment:
         _read_imp(run, results if isinstance(results, records.ImpResults) else None, reader)
     else:
         run = OtherRun(path, name, config, complete, missing,
-                       results.metrics.test_accuracy
+                       test_accuracy=results.metrics.test_accuracy
                        if isinstance(results, records.RunRecord) else None)
     run.missing.extend(f"{name}: {damaged}" for damaged in reader.damaged)
+    first = provenance.recorded_numerics(json.loads(text))
+    run.numerics = first.describe() if first else None
     return run
 
 
@@ -414,14 +425,17 @@ def _network(record: records.NetworkRecord) -> Network:
 
 
 def _level_instability(run: ImpRun, reader: _Reader, level: int,
-                       record: records.LevelRecord | None) -> Point | None:
-    """Sparse instability of a level: its record, instability.json, or its pairs so far."""
+                       record: records.LevelRecord | records.BaselineRecord | None,
+                       baseline: str | None = None) -> Point | None:
+    """Sparse instability of a level (or of its ``baseline``): its record,
+    instability.json, or its pairs so far."""
     c = run.config
     ic, k = c.instability, c.pruning.rewind_step
     threshold = ic.stability_threshold
     found = (record.instability if record else None) or reader.complete(
-        layout.sparse_instability_file(reader.path, level), records.SparseInstabilityRecord)
-    point_dir = layout.sparse_instability_dir(reader.path, level)
+        layout.sparse_instability_file(reader.path, level, baseline),
+        records.SparseInstabilityRecord)
+    point_dir = layout.sparse_instability_dir(reader.path, level, baseline)
     pair_files = [layout.pair_file(point_dir, i, j) for i, j in _pair_names(ic.children)]
     if found:
         # A record of release 0.1.0 named its pair files instead of holding
@@ -473,6 +487,8 @@ def _read_imp(run: ImpRun, results: records.ImpResults | None, reader: _Reader) 
             if found.instability is None or not found.instability.complete:
                 unmeasured.append(str(level) + (f" ({found.instability.source})"
                                                 if found.instability else ""))
+            if level in baseline_levels:
+                unmeasured += _baseline_instability(run, reader, found, recorded.get(level))
     if untrained:
         run.missing.append(f"{run.name}: level(s) {level_list(untrained)} not trained")
     for name, levels in baselines.items():
@@ -482,6 +498,24 @@ def _read_imp(run: ImpRun, results: records.ImpResults | None, reader: _Reader) 
     if unmeasured:
         run.missing.append(f"{run.name}: sparse instability not measured at level(s) "
                            f"{', '.join(unmeasured)}")
+
+
+def _baseline_instability(run: ImpRun, reader: _Reader, found: Level,
+                          record: records.LevelRecord | None) -> list[str]:
+    """Reads the sparse instability of every baseline of an analysed level
+    into ``found``; returns those not (completely) measured, as 'L name'.
+    A run finished before baselines had sparse instability (complete, its
+    baselines recorded without it) lacks nothing."""
+    unmeasured = []
+    for name in run.config.pruning.baselines:
+        point = _level_instability(run, reader, found.level,
+                                   record.baselines.get(name) if record else None, name)
+        if point is not None:
+            found.baseline_instability[name] = point
+        older = run.complete and record is not None and name in record.baselines
+        if (point is None or not point.complete) and not older:
+            unmeasured.append(f"{found.level} {name}")
+    return unmeasured
 
 
 def level_list(levels: list[int]) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from tf_lottery.core import records
+from tf_lottery.core import layout, records
 from tf_lottery.core.records import Stat
 from tf_lottery.pruning import branches
 
@@ -77,9 +77,13 @@ def imp_table(results: records.ImpResults) -> str:
     names = [n for n in branches.baseline_names()
              if any(n in level.baselines for level in results.levels)]
     sparse = any(level.instability is not None for level in results.levels)
+    measured = [n for n in names if any(n in level.baselines and level.baselines[n].instability
+                                        for level in results.levels)]
     header = ["level", "density", "test accuracy", *(branches.get(n).title for n in names)]
     if sparse:
         header += [f"test barrier at k = {results.rewind_step}", "stable"]
+    for n in measured:  # each baseline's sparse instability beside IMP's
+        header += [f"{branches.get(n).title} barrier", "stable"]
     to_next = {p.levels[0]: p.pair.barrier["test"] for p in results.level_paths
                if p.gap == 1}  # --imp_level_barriers=1: the path to level L + 1
     if to_next:
@@ -89,8 +93,10 @@ def imp_table(results: records.ImpResults) -> str:
         row = [str(level.level), pct(level.density), pct(level.test_accuracy),
                *(pct(level.baselines[n].test_accuracy) if n in level.baselines else NONE
                  for n in names)]
-        if sparse:
-            found = level.instability
+        found_all = [level.instability] if sparse else []
+        found_all += [level.baselines[n].instability if n in level.baselines else None
+                      for n in measured]
+        for found in found_all:
             row += [cell(found.barrier["test"]) if found else NONE,
                     NONE if found is None else ("yes" if found.stable else "no")]
         if to_next:
@@ -106,6 +112,11 @@ def summary(results: records.Results, model_dir: str) -> str:
     if isinstance(results, records.ImpResults):
         return (f"IMP with rewinding to k = {results.rewind_step} ({results.status}) of "
                 f"{model_dir}:\n{imp_table(results)}")
+    if isinstance(results, records.ImpSweepResults):
+        return "\n".join(
+            f"IMP with rewinding to k = {chain.rewind_step} ({chain.status}) of "
+            f"{layout.chain_dir(model_dir, chain.rewind_step)}:\n{imp_table(chain)}"
+            for chain in results.chains)
     if isinstance(results, records.OnsetResults):
         where = f"IMP level {results.level}" if results.level else "dense"
         return (f"Onset search ({where}, {results.status}) of {model_dir}: "

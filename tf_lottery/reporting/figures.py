@@ -166,6 +166,33 @@ def instability(curves: Mapping[str, Sequence[Series]], threshold: float,
     return fig
 
 
+def sparse_vs_rewind(accuracy: Sequence[Series], barriers: Sequence[Series],
+                     dense: Sequence[Reference], threshold: float) -> Figure:
+    """IMP subnetworks against the rewind step k: test accuracy (with the
+    dense network's) and test error barrier (with the stability threshold),
+    the paper's Figure 5 with its accuracy beside it."""
+    fig, (ax, bx) = _new(10.4, 4.6, ncols=2)
+    for s in accuracy:
+        _plot(ax, s)
+    for ref in dense:
+        _reference(ax, ref)
+    _fit_y(ax, [*(v for s in accuracy for v in s.y), *(r.y for r in dense)])
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("IMP subnetwork accuracy vs rewind step")
+    for s in barriers:
+        _plot(bx, s)
+    _reference(bx, Reference(f"stability threshold ({100 * threshold:g}%)", threshold,
+                             color="red"))
+    bx.set_ylim(bottom=0.0)
+    bx.set_ylabel(f"{SPLIT_TITLES['test']} (%)")
+    bx.set_title("IMP subnetwork instability vs rewind step")
+    for axis in (ax, bx):
+        _rewind_axis(axis, [int(k) for s in (*accuracy, *barriers) for k in s.x])
+        axis.grid(True, alpha=0.3)
+    _legend_below(fig, ax)
+    return fig
+
+
 def interpolation(title: str, series: Sequence[Series],
                   ylim: tuple[float, float] | None = None) -> Figure:
     """Error along the linear path W(α) = (1−α)·W₁ + α·W₂, mean ± std over
@@ -223,7 +250,8 @@ def imp(series: Sequence[Series], dense: Sequence[Reference],
     sparsest to the right, as in the lottery ticket papers): IMP and the
     random baselines, with the dense network's accuracy and the band of
     accuracies that count as matching; with ``barriers`` (sparse
-    instability, every measured level, level 0 included) a second panel
+    instability, every measured level, level 0 included; IMP and each
+    analysed baseline, one series each) a second panel
     of the error barrier against the same axis."""
     fig, axes = _new(6.5 + 5.0 * bool(barriers), 4.9, ncols=1 + bool(barriers))
     ax = axes[0]

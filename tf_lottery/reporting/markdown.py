@@ -79,6 +79,8 @@ def _experiment_line(e: Experiment) -> str:
         line += "."
     elif isinstance(e, OtherRun) and e.test_accuracy is not None:
         line += f" Test accuracy {pct(e.test_accuracy)}."
+    if e.numerics:
+        line += f" CPU numerics: {e.numerics}."
     return line
 
 
@@ -136,18 +138,28 @@ def imp(sections: Sequence[ImpSection]) -> list[str]:
             out += [f"Dense (level 0) test accuracy {cell(s.dense)}; matching: within "
                     f"τ = {pct(s.tolerance)} of it ({s.tolerance_source}).", ""]
         header = ["level", "density", "test accuracy", "train accuracy", "matching",
-                  *(branches.get(n).title for n in names)]
+                  *(h for n in names for h in (branches.get(n).title, "matching"))]
         if sparse:
             header += [f"test barrier at k = {s.rewind_step}", "train barrier",
                        f"stable (test < {pct(s.threshold)})"]
+        measured = [n for n in names if any(n in r.baseline_barriers for r in s.rows)]
+        header += [h for n in measured for h in (
+            f"{branches.get(n).title}: test barrier", "train barrier", "stable")]
         rows = []
         for r in s.rows:
             row = [str(r.level), pct(r.density), cell(r.test_accuracy), cell(r.train_accuracy),
                    yes_no(r.matching if s.dense else None),
-                   *(cell(r.baselines.get(n)) for n in names)]
+                   *(c for n in names for c in (
+                       cell(r.baselines.get(n)),
+                       yes_no(r.baseline_matching.get(n) if s.dense else None)))]
             if sparse:
                 row += [cell(r.barrier["test"]) if r.barrier else NONE,
                         cell(r.barrier["train"]) if r.barrier else NONE, yes_no(r.stable)]
+            for n in measured:
+                found = r.baseline_barriers.get(n)
+                row += [cell(found["test"]) if found else NONE,
+                        cell(found["train"]) if found else NONE,
+                        yes_no(r.baseline_stable.get(n))]
             rows.append(row)
         out += _table(header, rows)
         if s.sparsest_matching:

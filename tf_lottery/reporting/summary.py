@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.core.records import Stat
 from tf_lottery.pruning import branches
-from tf_lottery.reporting.collect import Experiment, ImpRun, InstabilityRun, Point
+from tf_lottery.reporting.collect import Experiment, ImpRun, InstabilityRun, Level, Point
 from tf_lottery.stability import barrier
 from tf_lottery.summaries import tensorboard
 
@@ -176,6 +176,11 @@ class LevelRow:
     barrier: dict[str, Stat] | None  # sparse instability at the rewind step
     stable: bool | None
     source: str
+    # Each baseline's sparse instability (pooled as the level's), whether
+    # stable, and whether its accuracy is matching, by name.
+    baseline_barriers: dict[str, dict[str, Stat]] = dataclasses.field(default_factory=dict)
+    baseline_stable: dict[str, bool | None] = dataclasses.field(default_factory=dict)
+    baseline_matching: dict[str, bool] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -206,28 +211,9 @@ def imp_sections(runs: Sequence[ImpRun], matching_tolerance: float) -> list[ImpS
         rows, paths = [], {}
         for level in sorted({lv for r in g.runs for lv in r.levels}):
             found = [r.levels[level] for r in g.runs if level in r.levels]
-            accuracy = Stat.from_json(barrier.summarize([f.network.test_accuracy for f in found]))
-            train = [f.network.train_accuracy for f in found
-                     if f.network.train_accuracy is not None]
-            baselines = {}
-            for name in branches.baseline_names():
-                values = [f.baselines[name].test_accuracy for f in found if name in f.baselines]
-                if values:
-                    baselines[name] = Stat.from_json(barrier.summarize(values))
             points = [f.instability for f in found if f.instability]
-            done = [p for p in points if p.complete]
-            barriers = pool_barriers(done) if done else None
             paths[level] = [p for point in points for p in point.paths]
-            rows.append(LevelRow(
-                level=level,
-                density=sum(f.network.density for f in found) / len(found),
-                test_accuracy=accuracy,
-                train_accuracy=stat(train),
-                matching=dense is not None and accuracy.mean >= dense.mean - tolerance,
-                baselines=baselines, barrier=barriers,
-                stable=(barrier.is_stable(barriers["test"].mean, threshold)
-                        if barriers and threshold is not None else None),
-                source=", ".join(sorted({f.source for f in found}))))
+            rows.append(_level_row(level, found, dense, tolerance, threshold))
         matching = [row for row in rows if row.matching]
         sections.append(ImpSection(
             label=g.label, runs=[r.name for r in g.runs], rewind_step=c.pruning.rewind_step,
@@ -236,6 +222,43 @@ def imp_sections(runs: Sequence[ImpRun], matching_tolerance: float) -> list[ImpS
             sparsest_matching=min(matching, key=lambda row: row.density) if matching else None,
             paths=paths))
     return sections
+
+
+def _level_row(level: int, found: Sequence[Level], dense: Stat | None, tolerance: float,
+               threshold: float | None) -> LevelRow:
+    """One level over the runs of a group: the level's network and each
+    baseline's accuracy and sparse instability (mean ± std over the runs)."""
+    def matching(accuracy: Stat) -> bool:
+        return dense is not None and accuracy.mean >= dense.mean - tolerance
+
+    def pooled(points: list[Point | None]) -> dict[str, Stat] | None:
+        done = [p for p in points if p is not None and p.complete]
+        return pool_barriers(done) if done else None
+
+    accuracy = Stat.from_json(barrier.summarize([f.network.test_accuracy for f in found]))
+    baselines = {}
+    for name in branches.baseline_names():
+        values = [f.baselines[name].test_accuracy for f in found if name in f.baselines]
+        if values:
+            baselines[name] = Stat.from_json(barrier.summarize(values))
+    barriers = pooled([f.instability for f in found])
+    baseline_barriers = {n: b for n in baselines
+                         if (b := pooled([f.baseline_instability.get(n) for f in found]))}
+    return LevelRow(
+        level=level, density=sum(f.network.density for f in found) / len(found),
+        test_accuracy=accuracy,
+        train_accuracy=stat([f.network.train_accuracy for f in found
+                             if f.network.train_accuracy is not None]),
+        matching=matching(accuracy), baselines=baselines, barrier=barriers,
+        stable=_stable(barriers, threshold), source=", ".join(sorted({f.source for f in found})),
+        baseline_barriers=baseline_barriers,
+        baseline_stable={n: _stable(b, threshold) for n, b in baseline_barriers.items()},
+        baseline_matching={n: matching(a) for n, a in baselines.items()})
+
+
+def _stable(barriers: dict[str, Stat] | None, threshold: float | None) -> bool | None:
+    return (barrier.is_stable(barriers["test"].mean, threshold)
+            if barriers and threshold is not None else None)
 
 
 # -- IMP subnetworks across rewind steps (the paper's Figure 5) --------------------------

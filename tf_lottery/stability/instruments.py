@@ -177,12 +177,14 @@ def _evaluator(worker: Any) -> PathEvaluator:
 def _children_of(config: Any, task: Task) -> tuple[str, str]:
     """Where a ``layerwise_pair`` task's children live, and the prefix of its
     progress lines: replicate r's rewind point k (instability, onset; arg
-    ``replicate``) or IMP level L's sparse instability (arg ``level``)."""
+    ``replicate``) or the sparse instability of IMP level L (arg ``level``)
+    or of one of its baselines (and arg ``branch``)."""
     model_dir = config.runtime.model_dir
     args = dict(task.args)
     if "level" in args:
-        level = args["level"]
-        return layout.sparse_instability_dir(model_dir, level), f"IMP level {level} "
+        level, baseline = args["level"], args.get("branch")
+        return (layout.sparse_instability_dir(model_dir, level, baseline),
+                f"IMP level {level} " + (f"{baseline} " if baseline else ""))
     r = args["replicate"]
     return layout.rewind_point_dir(model_dir, r, args["k"]), f"replicate {r} "
 

@@ -11,7 +11,7 @@
   ``stability/summaries.py``), IMP test accuracy against the level and
   against the ppm of weights pruned, one run (one colour) per branch (IMP
   and each baseline), density per level and layer, and the sparse error
-  barrier (IMP, written here). TensorBoard merges the layouts of all runs
+  barrier (one run per branch, written here). TensorBoard merges the layouts of all runs
   under the logdir. Per-run training curves stay in their run directories
   (the Scalars tab).
 - **HParams**: every measurement is one *session* (one row): a rewind point
@@ -43,7 +43,6 @@ METRICS = {layout.session_metric(split, quantity): f"{split} {title}"
            for quantity, title in (("barrier", "error barrier"), ("accuracy", "accuracy"))
            for split in SPLITS}
 IMP_CATEGORY = "IMP with rewinding"
-INSTABILITY = "instability"  # the sparse-instability "branch" of write_level
 
 
 def write_metadata(model_dir: str, config: ExperimentConfig,
@@ -91,66 +90,68 @@ def write_imp_metadata(config: ExperimentConfig) -> None:
     write_metadata(config.runtime.model_dir, config, imp_layout(config))
 
 
-def write_level(config: ExperimentConfig, level: records.LevelRecord, branch: str) -> None:
-    """An IMP level's finished network (``branch`` 'imp' or a baseline) or
-    its sparse instability (``branch`` ``INSTABILITY``) in TensorBoard.
+def write_level(config: ExperimentConfig, level: records.LevelRecord, branch: str, *,
+                instability: bool = False) -> None:
+    """An IMP level's finished network (``branch`` 'imp' or a baseline) or,
+    with ``instability``, that network's sparse instability in TensorBoard.
 
     Scalars go to the branch's summary run (``layout.summary_run``), against
     the level and against the ppm of weights pruned (so that the steps grow
-    as pruning proceeds); the level's density to ``summary/``; the hparams
-    row to the network's own run dir. ``level`` is the level's record in
-    ``results.json`` holding the finished piece. A sparse instability with
-    layer-wise barriers adds each group's barrier beside the level's own, as
-    ``imp/layerwise/<split>_barrier/<group>`` (the instability analysis'
-    ``layout.layerwise_tag`` in IMP's family, ``layout.branch_tag``).
+    as pruning proceeds): accuracy, or the sparse error barrier (one run,
+    one colour, per branch on the barrier charts too); the level's density
+    to ``summary/``; the hparams row to the network's own run dir. ``level``
+    is the level's record in ``results.json`` holding the finished piece. A
+    sparse instability with layer-wise barriers adds each group's barrier
+    beside the network's own, as ``imp/layerwise/<split>_barrier/<group>``
+    (the instability analysis' ``layout.layerwise_tag`` in IMP's family,
+    ``layout.branch_tag``).
     """
     model_dir = config.runtime.model_dir
     step, pruned = level.level, layout.ppm_pruned(level.density)
-    if branch == INSTABILITY:
-        assert level.instability is not None
-        barrier = level.instability.barrier
+    network: records.LevelRecord | records.BaselineRecord = (
+        level if branch == "imp" else level.baselines[branch])
+    if instability:
+        assert network.instability is not None
+        barrier = network.instability.barrier
         values = {f"{split}_barrier": barrier[split].mean for split in SPLITS}
-        layerwise = level.instability.layerwise  # --layerwise_barriers
+        layerwise = network.instability.layerwise  # --layerwise_barriers
         if layerwise is not None:
             values.update({layout.layerwise_tag(split, group): layerwise.barrier[group][split].mean
                            for group in layerwise.groups for split in SPLITS})
-        run = layout.summary_run(model_dir, "imp")
     else:
-        network = level if branch == "imp" else level.baselines[branch]
         values = {f"{split}_accuracy": network.accuracy(split) for split in SPLITS}
-        run = layout.summary_run(model_dir, branch)
-    tensorboard.write_scalars(run, {
+    tensorboard.write_scalars(layout.summary_run(model_dir, branch), {
         tag: [(at, value)] for metric, value in values.items()
         for tag, at in ((layout.branch_tag(metric), step),
                         (layout.branch_tag(metric, vs_pruned=True), pruned))})
-    if branch == "imp":
+    if branch == "imp" and not instability:
         tensorboard.write_scalars(layout.summary_dir(model_dir), {
             layout.IMP_DENSITY: [(step, level.density)],
             **{layout.imp_layer_density_tag(name): [(step, value)]
                for name, value in level.layer_density.items()}})
-    _write_level_session(config, level, branch)
+    _write_level_session(config, level, branch, network, instability)
 
 
-def _write_level_session(config: ExperimentConfig, level: records.LevelRecord,
-                         branch: str) -> None:
-    """The hparams row of a network; sparse instability adds its barriers to
-    the level's row."""
-    if branch == INSTABILITY:
-        assert level.instability is not None
-        barrier = level.instability.barrier
+def _write_level_session(config: ExperimentConfig, level: records.LevelRecord, branch: str,
+                         network: records.LevelRecord | records.BaselineRecord,
+                         instability: bool) -> None:
+    """The hparams row of a network; its sparse instability adds its barriers
+    to the network's row."""
+    if instability:
+        assert network.instability is not None
+        barrier = network.instability.barrier
         tensorboard.write_session(
-            level.run_dir, {}, "",
+            network.run_dir, {}, "",
             {layout.session_metric(split, "barrier"): barrier[split].mean
              for split in SPLITS},
             step=level.level)
         return
-    record = level if branch == "imp" else level.baselines[branch]
     tensorboard.write_session(
-        record.run_dir,
+        network.run_dir,
         _session_hparams(config, rewind_step=config.pruning.rewind_step,
-                         level=level.level, density=record.density, branch=branch),
+                         level=level.level, density=network.density, branch=branch),
         layout.session_group(config.recipe_hash(), level=level.level, branch=branch),
-        {layout.session_metric(split, "accuracy"): record.accuracy(split)
+        {layout.session_metric(split, "accuracy"): network.accuracy(split)
          for split in SPLITS},
         step=level.level)
 
@@ -174,7 +175,7 @@ def imp_layout(config: ExperimentConfig) -> tensorboard.Layout:
     if config.pruning.instability:
         k = config.pruning.rewind_step
         charts += [
-            (f"sparse error barrier at k={k} vs level",
+            (f"sparse error barrier at k={k} vs level: IMP and baselines (one run each)",
              [layout.tag_pattern(layout.branch_tag("{split}_barrier"))]),
             (f"sparse error barrier at k={k} vs weights pruned (x: parts per million "
              "pruned)", [layout.tag_pattern(layout.branch_tag("{split}_barrier",

@@ -46,6 +46,22 @@ def list_tasks(config: ExperimentConfig) -> list[dict[str, Any]]:
     return lines
 
 
+def total_line(lines: list[dict[str, Any]]) -> str:
+    """What ``--list_tasks`` adds for a person (on stderr, so stdout stays one
+    task per line): the task count, the estimated steps of them all (each
+    task's ``cost_steps``, in training steps of the recipe's batch) and what
+    is done already -- the experiment's cost before anyone commits to it."""
+    total = sum(line["cost_steps"] for line in lines)
+    done = [line for line in lines if line["status"] == DONE]
+    done_steps = sum(line["cost_steps"] for line in done)
+    return (f"total: {_tasks(len(lines))}, {total:,} estimated steps; "
+            f"done: {_tasks(len(done))}, {done_steps:,} steps")
+
+
+def _tasks(n: int) -> str:
+    return f"{n} task{'' if n == 1 else 's'}"
+
+
 def run_task(config: ExperimentConfig, task_id: str | None, index: int | None, *,
              force_unlock: bool = False) -> str:
     """Runs one task (``--task`` or ``--task_index``); returns its id."""

@@ -29,6 +29,7 @@ Pure Python: no TensorFlow, no I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -169,9 +170,9 @@ def imp_baseline_levels(config: Any) -> list[int]:
 
 def imp(config: Any) -> list[Task]:
     """Levels 0..N (each prunes the one before), then the baselines, then the
-    sparse instability of each analysed level (with --layerwise_barriers
-    each pair's layer-wise barriers, which the level's record summarizes);
-    the results last."""
+    sparse instability of each analysed level and of its baselines (with
+    --layerwise_barriers each pair's layer-wise barriers, which the
+    network's record summarizes); the results last."""
     c = config.pruning
     level = [_id(layout.level_dir(R, n)) for n in range(c.levels + 1)]
     tasks = [Task(level[0], "dense", (), run_steps(config, 0), (("level", 0),))]
@@ -184,15 +185,69 @@ def imp(config: Any) -> list[Task]:
         tasks += [Task(_id(layout.baseline_dir(R, n, name)), "baseline",
                        (level[n], level[0]), run_steps(config, c.rewind_step),
                        (("level", n), ("branch", name))) for name in c.baselines]
+    baseline_levels = set(imp_baseline_levels(config))
     for n in imp_instability_levels(config):
-        start = (level[n],) if n == 0 else (level[n], level[0])
-        pieces = children_tasks(config, layout.sparse_instability_dir(R, n), start,
-                                c.rewind_step, "sparse_child", "sparse_pair", level=n)
-        if config.instability.layerwise_barriers:
-            pieces += layerwise_tasks(config, layout.sparse_instability_dir(R, n),
-                                      c.rewind_step, level=n)
-        tasks += pieces
-        tasks.append(Task(_id(layout.sparse_instability_file(R, n)), "sparse_instability",
-                          (level[n], *(t.id for t in pieces)), 0, (("level", n),)))
+        tasks += sparse_instability_tasks(config, n, level[n], level[0])
+        for name in c.baselines if n in baseline_levels else ():
+            tasks += sparse_instability_tasks(
+                config, n, _id(layout.baseline_dir(R, n, name)), level[0], name)
     tasks.append(Task(RESULTS, "imp_results", tuple(t.id for t in tasks), 0))
+    return tasks
+
+
+def sparse_instability_tasks(config: Any, n: int, network: str, dense: str,
+                             baseline: str | None = None) -> list[Task]:
+    """Sparse instability of level ``n``'s subnetwork (``baseline`` None) or
+    of one of its baselines: children from the network's own start (its
+    mask, and init, on level 0's W_k), their pairs, then its record. A
+    baseline's tasks carry its name (arg ``branch``); the network's task
+    (``network``) provides its mask, level 0's (``dense``) W_k."""
+    k = config.pruning.rewind_step
+    point_dir = layout.sparse_instability_dir(R, n, baseline)
+    args: dict[str, Any] = {"level": n, **({"branch": baseline} if baseline else {})}
+    start = (network,) if network == dense else (network, dense)
+    pieces = children_tasks(config, point_dir, start, k, "sparse_child", "sparse_pair", **args)
+    if config.instability.layerwise_barriers:
+        pieces += layerwise_tasks(config, point_dir, k, **args)
+    return [*pieces, Task(_id(layout.sparse_instability_file(R, n, baseline)),
+                          "sparse_instability", (network, *(t.id for t in pieces)), 0,
+                          tuple(args.items()))]
+
+
+# -- IMP across rewind steps ------------------------------------------------------------------
+
+def imp_chain_config(config: Any, k: int) -> Any:
+    """The config of the sweep's chain rewound to ``k``: IMP's, in the chain's
+    own model_dir (``layout.chain_dir``), with --rewind_step=k and the sweep's
+    dense run as its level 0. A separate ``--experiment=imp --rewind_step=k``
+    run trains the same networks from the same seeds."""
+    model_dir = config.runtime.model_dir
+    sections = tuple(
+        dataclasses.replace(s, rewind_step=k, dense_dir=layout.level_dir(model_dir, 0))
+        if s.section == "pruning" else s for s in config.sections)
+    return dataclasses.replace(
+        config, experiment="imp", sections=sections,
+        runtime=dataclasses.replace(config.runtime, model_dir=layout.chain_dir(model_dir, k)))
+
+
+def imp_sweep(config: Any) -> list[Task]:
+    """The dense run (level 0, keeping W_k for every k of --rewind_steps),
+    then for each k its chain: IMP's tasks (``imp``) with ids under
+    ``k_<k>/`` and the argument ``chain`` = k, level 0 being the shared
+    dense run; the results last."""
+    if not config.train.rewind_steps:
+        raise FieldError("train.rewind_steps", "is empty: the rewind-step sweep needs at "
+                         "least one rewind step k")
+    dense = _id(layout.level_dir(R, 0))
+    tasks = [Task(dense, "dense", (), run_steps(config, 0), (("level", 0),))]
+    for k in config.train.rewind_steps:
+        prefix = layout.k_name(k) + "/"
+
+        def moved(task_id: str, prefix: str = prefix) -> str:
+            return dense if task_id == dense else prefix + task_id
+
+        tasks += [Task(moved(t.id), t.kind, tuple(moved(d) for d in t.deps), t.cost_steps,
+                       (("chain", k), *t.args))
+                  for t in imp(imp_chain_config(config, k)) if t.id != dense]
+    tasks.append(Task(RESULTS, "imp_sweep_results", tuple(t.id for t in tasks), 0))
     return tasks

@@ -38,6 +38,8 @@ def describe(task: Task) -> str:
         where.append(f"level {args['level']}")
     if "k" in args:
         where.append(f"k={args['k']}")
+    if "branch" in args and task.kind != "baseline":  # a baseline's sparse instability
+        where.insert(0, args["branch"])
     at = f" of {', '.join(where)}" if where else ""
     if "child" in args:
         return f"child {args['child']}{at}"
@@ -48,7 +50,7 @@ def describe(task: Task) -> str:
     if "replicates" in args:
         a, b = args["replicates"]
         return f"independent parents ({a},{b})"
-    if "branch" in args:
+    if task.kind == "baseline":
         return f"{args['branch']}{at}"
     if task.kind in ("dense", "level"):
         return f"IMP level {args['level']}"

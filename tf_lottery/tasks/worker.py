@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 import tensorflow as tf
 from absl import logging
 
-from tf_lottery import chief, files, lease
+from tf_lottery import chief, files, lease, numerics, provenance
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
@@ -88,6 +88,7 @@ class Worker:
         self._strategy = strategy
         self._pipeline = pipeline
         self._cache: dict[Any, Any] = {}
+        self._numerics_told = False
         if config.runtime.deterministic:
             tf.config.experimental.enable_op_determinism()
 
@@ -183,10 +184,29 @@ class Worker:
         return chief.is_chief()
 
     def _execute(self, task: Task) -> None:
+        if not self._numerics_told:
+            self._numerics_told = True
+            self._tell_numerics()
         logging.info("Task %s (%s): starting.", task.id, describe(task))
         started = time.perf_counter()
         plan_lib.kind_of(self.config, task).load()(self, task)
         self.last_seconds = time.perf_counter() - started
+
+    def _tell_numerics(self) -> None:
+        """Says in one line when this process computes with other CPU numerics
+        than the experiment's first launch (a Ray worker on another kind of
+        machine): its runs are then comparable statistically, not bit for bit.
+        A run resumed under other numerics is the Trainer's to refuse."""
+        try:
+            first = provenance.recorded_numerics(
+                files.read_json(layout.config_file(self.model_dir)) or {})
+        except ConfigError:
+            return  # a damaged config.json is reported where the model_dir is claimed
+        now = numerics.current()
+        if first is not None and not first.same_bits_as(now):
+            logging.warning("This worker computes with %s; the experiment's first launch "
+                            "used %s: its tasks here will not be bit-identical to theirs "
+                            "(docs/numerics.md).", now.describe(), first.describe())
 
     def results(self) -> records.Results:
         """The experiment's results.json (once its results task is done)."""

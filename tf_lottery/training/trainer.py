@@ -45,7 +45,15 @@ from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import FieldError
 from tf_lottery.models import batchnorm
 from tf_lottery.models import registry as model_registry
-from tf_lottery.training import checkpoints, ema, losses, optimizers, precision, schedules
+from tf_lottery.training import (
+    checkpoints,
+    ema,
+    losses,
+    optimizers,
+    precision,
+    run_numerics,
+    schedules,
+)
 from tf_lottery.training.strategy import step_compiler
 
 
@@ -405,6 +413,8 @@ class Trainer:
         chief.makedirs(run.run_dir)
         manager, resumed = checkpoints.resume(
             self.checkpoint, run.run_dir, self.config.runtime.keep_checkpoints)
+        run_numerics.claim(run.run_dir, resumed is not None,
+                           self.config.runtime.allow_numerics_change)
         if resumed:
             logging.info("Resuming %s from step %d", run.run_dir, int(self.step.numpy()))
         else:
