@@ -38,7 +38,7 @@ def test_align_none_keeps_recipes_hashes_and_run_dirs():
     # The hash of a recipe at --align=none is the hash it had before the knob.
     recipe = plain.recipe_dict()
     # Every late knob at its default is left out, align and those added since.
-    for knob in ("align", "layerwise_barriers", "layerwise_points"):
+    for knob in ("align", "layerwise_barriers", "layerwise_points", "child_noise"):
         recipe["instability"].pop(knob)
     before = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     assert plain.recipe_hash() == before
@@ -172,7 +172,8 @@ def test_results_round_trip_and_older_results_still_load(aligned_analysis):
     assert old == dataclasses.replace(
         results, settings=dataclasses.replace(results.settings, align="none"),
         independent=records.IndependentRecord(
-            pairs=old.independent.pairs, barrier=results.independent.barrier),
+            pairs=old.independent.pairs, barrier=results.independent.barrier,
+            loss_barrier=results.independent.loss_barrier),
         rewind_steps=old.rewind_steps)
 
 

@@ -67,3 +67,22 @@ def test_lerp_is_exact_at_both_ends_and_for_equal_endpoints():
     mid = interpolation.lerp(a, b, 0.5)
     np.testing.assert_allclose(mid, (a.astype(np.float64) + b) / 2, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(interpolation.alphas(5), [0, 0.25, 0.5, 0.75, 1])
+
+
+def test_loss_barrier_is_peak_minus_endpoint_mean():
+    # Constructed: a bump of height 1.0 above equal endpoints of 0.5.
+    assert barrier.loss_barrier([0.5, 0.9, 1.5, 0.8, 0.5]) == pytest.approx(1.0)
+    # Unequal endpoints: peak 2.0 minus their mean 0.75 = 1.25, not minus the
+    # line between them at the peak's α = 0.25 (0.625: 1.375, Entezari et
+    # al.'s convention), which is within ½|1.0 − 0.5| of it.
+    assert barrier.loss_barrier([0.5, 2.0, 0.8, 0.9, 1.0]) == pytest.approx(1.25)
+    # Convex-down (monotone) path: the peak is an endpoint, half their gap.
+    assert barrier.loss_barrier([0.3, 0.2, 0.1]) == pytest.approx(0.1)
+    assert barrier.loss_barrier([2.3] * 7) == 0.0
+
+
+def test_loss_barrier_is_the_error_barrier_of_the_same_curve():
+    curve = np.random.default_rng(0).uniform(0.1, 3.0, size=30).tolist()
+    assert barrier.loss_barrier(curve) == barrier.error_barrier(curve)
+    with pytest.raises(ValueError, match="loss curve"):
+        barrier.loss_barrier([0.4])

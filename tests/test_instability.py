@@ -1,6 +1,7 @@
 """The instability experiment: children, resume, results and TensorBoard output."""
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 from tensorboard.backend.event_processing import event_accumulator
 
 from tests.conftest import parse_config, tiny_pipeline
@@ -76,7 +78,7 @@ def test_flagfile_is_the_lenet_recipe_plus_the_analysis():
     assert dataclasses.asdict(c.instability) == {
         "children": 3, "interpolation_points": 30, "stability_threshold": 0.02,
         "bn_mode": "interpolate", "bn_recompute_batches": 100, "replicates": 3,
-        "child_optimizer_state": "restore", "align": "none",
+        "child_optimizer_state": "restore", "align": "none", "child_noise": "both",
         "layerwise_barriers": False, "layerwise_points": 5}
     assert config_lib.config_from_json(c.to_json()) == c
 
@@ -147,6 +149,10 @@ def test_results_hold_curves_barriers_and_children(resumed_analysis):
             curve = pair.error[split]
             assert pair.barrier[split] == max(curve) - (curve[0] + curve[-1]) / 2
             assert record.barrier[split].mean == pair.barrier[split]
+            loss = np.asarray(pair.loss[split])  # the same pass's loss curve
+            assert pair.loss_barrier is not None and record.loss_barrier is not None
+            assert pair.loss_barrier[split] == loss.max() - 0.5 * (loss[0] + loss[-1])
+            assert record.loss_barrier[split].mean == pair.loss_barrier[split]
             # The path's endpoints are the separately evaluated children.
             for end, child in ((0, 0), (-1, 1)):
                 metrics = replicate.children[child].metrics
@@ -202,6 +208,21 @@ def test_cli_end_to_end_writes_summary_and_tensorboard(tmp_path):
     # The summary table ends the run, with the independent networks' row.
     table = proc.stdout[proc.stdout.index("Instability analysis of"):].splitlines()
     assert [line.split()[0] for line in table[2:]] == ["0", "10", "independent"]
+    assert "test loss barrier" in table[1] and "train loss barrier" in table[1]
+
+    # Loss barriers: every pair's agrees with NumPy on its recorded loss curve,
+    # and each k's (and the independent pairs') is their mean.
+    for pairs, aggregate in [([p for rep in r["replicates"] for p in rep["pairs"]],
+                              r["loss_barrier"]) for r in records] + [
+            (results["independent"]["pairs"], results["independent"]["loss_barrier"])]:
+        for split in ("test", "train"):
+            recomputed = [np.max(p[f"{split}_loss"])
+                          - 0.5 * (p[f"{split}_loss"][0] + p[f"{split}_loss"][-1])
+                          for p in pairs]
+            # The same float64 operations on the same recorded values: equal bits.
+            assert [p["loss_barrier"][split] for p in pairs] == recomputed
+            # A mean of replicate means vs one mean of one pair each: a few ulps.
+            assert aggregate[split]["mean"] == pytest.approx(np.mean(recomputed), rel=1e-12)
 
     root, acc = scalars(str(model_dir / "summary"))
     independent, _ = scalars(str(model_dir / "summary" / "independent"))
@@ -214,6 +235,10 @@ def test_cli_end_to_end_writes_summary_and_tensorboard(tmp_path):
         assert root[f"barrier/{split}_std"] == pytest.approx(
             {r["rewind_step"]: r["barrier"][split]["std"] for r in records})
         assert set(root[f"children/{split}_error"]) == {0, 10}
+        assert root[f"loss_barrier/{split}"] == pytest.approx(
+            {r["rewind_step"]: r["loss_barrier"][split]["mean"] for r in records})
+        assert root[f"independent/loss_barrier/{split}"] == pytest.approx(
+            {0: results["independent"]["loss_barrier"][split]["mean"]})
     plugins = acc.PluginTagToContent
     assert plugins("custom_scalars") and plugins("hparams")
 
@@ -223,6 +248,8 @@ def test_cli_end_to_end_writes_summary_and_tensorboard(tmp_path):
         dict(enumerate(pair["test_error"])))
     assert path["interpolation/k_000000010/alpha"] == pytest.approx(
         dict(enumerate(pair["alphas"])))
+    assert path["interpolation/k_000000010/train_loss"] == pytest.approx(
+        dict(enumerate(pair["train_loss"])))
     independent, _ = scalars(str(model_dir / "independent" / "pair_0_1"))
     assert len(independent["interpolation/independent/train_error"]) == 5
 
@@ -240,3 +267,89 @@ def test_path_endpoints_are_the_evaluated_ema_weights(tmp_path):
             metrics = replicate.children[child].metrics
             assert pair.loss[split][end] == getattr(metrics, f"{split}_loss")
             assert pair.error[split][end] == getattr(metrics, f"{split}_error")
+
+
+# -- --child_noise: which SGD noise differs between children ---------------------------
+
+@pytest.mark.parametrize("sources, own_order, own_augment", [
+    ("both", True, True), ("data_order", True, False), ("augmentation", False, True),
+    ("none", False, False)])
+def test_child_noise_holds_the_other_source_at_child_0s(sources, own_order, own_augment):
+    parent = SgdNoise(3, 4)
+    both = [analysis.child_noise(parent, i) for i in range(3)]
+    held = [analysis.child_noise(parent, i, sources) for i in range(3)]
+    assert held[0] == both[0]  # child 0 is the same child in every mode
+    for noise, free in zip(held, both, strict=True):
+        assert noise.data_order_seed == (free if own_order else both[0]).data_order_seed
+        assert noise.augment_seed == (free if own_augment else both[0]).augment_seed
+    c = config("/tmp/unused", f"--child_noise={sources}")
+    assert [analysis.child_run(c, "W_k", parent, "out", i).noise for i in range(3)] == held
+
+
+def test_data_order_children_share_augmentation_and_differ_in_order():
+    """The batches themselves, from the pipeline's pure batch-at-step function,
+    with crop-and-flip augmentation on: 'data_order' children see other
+    examples, augmented with the same draws; 'augmentation' children see the
+    same examples differently augmented; without augmentation those see
+    identical batches, as 'none' children do."""
+    from tf_lottery.data.pipeline import global_batch_at
+
+    c = config("/tmp/unused")
+    parent = SgdNoise(0, 0)
+
+    def batches(sources, augment, step=7):
+        pipeline = tiny_pipeline(c, augment=augment)
+        return [global_batch_at(pipeline, step, n.data_order_seed, n.augment_seed)
+                for n in (analysis.child_noise(parent, i, sources) for i in range(2))]
+
+    (x0, y0), (x1, y1) = batches("data_order", "crop_flip")
+    assert not np.array_equal(y0, y1) and not np.array_equal(x0, x1)
+    (x0, y0), (x1, y1) = batches("augmentation", "crop_flip")
+    assert np.array_equal(y0, y1) and not np.array_equal(x0, x1)
+    for sources in ("augmentation", "none"):
+        (x0, y0), (x1, y1) = batches(sources, "none")
+        assert np.array_equal(x0, x1) and np.array_equal(y0, y1)
+
+
+def test_a_bad_child_noise_is_refused_by_the_flag_parser_naming_it():
+    # absl's one line on the command line: "FATAL Flags parsing error: flag
+    # --child_noise=order: value should be one of <both|...>", exit 1.
+    with pytest.raises(flags.IllegalFlagValueError,
+                       match=r"--child_noise=order.*<both\|data_order\|augmentation\|none>"):
+        config("/tmp/unused", "--child_noise=order")
+
+
+def test_child_noise_stays_out_of_the_recipe_hash_at_its_default():
+    default = config("/tmp/unused")
+    assert config("/tmp/unused", "--child_noise=both").recipe_hash() == default.recipe_hash()
+    # The hash a recipe had before the knob existed: the recipe without it
+    # (and without the other late knobs at their defaults).
+    recipe = default.recipe_dict()
+    assert recipe["instability"]["child_noise"] == "both"  # in config.json all the same
+    for knob in ("align", "layerwise_barriers", "layerwise_points", "child_noise"):
+        recipe["instability"].pop(knob)
+    before = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    assert default.recipe_hash() == before
+    hashes = {config("/tmp/unused", f"--child_noise={v}").recipe_hash()
+              for v in ("data_order", "augmentation", "none")}
+    assert len(hashes) == 3 and default.recipe_hash() not in hashes
+
+
+def test_none_gives_identical_children_and_zero_barriers(tmp_path):
+    """Children with identical SGD noise from one W_k train to the same bits
+    (the ops are deterministic on CPU), so every point of their path is the
+    same network (``lerp`` of equal arrays is exact) and both barriers are 0."""
+    c = config(tmp_path, "--child_noise=none", "--rewind_steps=10")
+    results = run(c)
+    (record,) = results.rewind_steps
+    (replicate,) = record.replicates
+    assert {ch.child_noise for ch in replicate.children} == {"none"}
+    assert results.settings.child_noise == "none"
+    first, second = (weights_at(c, ch.final_checkpoint) for ch in replicate.children)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    (pair,) = replicate.pairs
+    assert pair.child_noise == "none"
+    for split in ("test", "train"):
+        assert pair.barrier[split] == 0.0 and pair.loss_barrier == {"test": 0.0, "train": 0.0}
+        assert len(set(pair.error[split])) == 1 and len(set(pair.loss[split])) == 1

@@ -72,6 +72,33 @@ def instability_results():
                                       table="k ...", wall_time_s_last_session=1.5)
 
 
+LOSS = {"test": 0.75, "train": 0.75}  # the loss curves of ``pair``: max − mean of ends
+
+
+def instability_results_with_loss():
+    """``instability_results`` as this release writes it: loss barriers on
+    every pair and aggregate, and the children's --child_noise."""
+    results = instability_results()
+    point_dir = layout.rewind_point_dir(M, 0, 10)
+    (point,) = results.rewind_steps
+    (replicate,) = point.replicates
+    stat = {s: records.Stat(LOSS[s], 0.0, 1) for s in layout.SPLITS}
+    replicate = dataclasses.replace(
+        replicate, loss_barrier=stat,
+        children=[dataclasses.replace(c, child_noise="data_order") for c in replicate.children],
+        pairs=[dataclasses.replace(pair(point_dir, k=10), loss_barrier=dict(LOSS),
+                                   child_noise="data_order")])
+    point = dataclasses.replace(point, replicates=[replicate], loss_barrier={
+        s: records.Aggregate(LOSS[s], 0.0, 1, [stat[s]]) for s in layout.SPLITS})
+    assert results.independent is not None
+    independent = dataclasses.replace(
+        results.independent, loss_barrier=stat,
+        pairs=[dataclasses.replace(p, loss_barrier=dict(LOSS)) for p in results.independent.pairs])
+    return dataclasses.replace(
+        results, rewind_steps=[point], independent=independent,
+        settings=dataclasses.replace(results.settings, child_noise="data_order"))
+
+
 def imp_results():
     level_dir = layout.level_dir(M, 1)
     network = dict(level=1, density=0.8, remaining_weights=8, prunable_weights=10,
@@ -104,7 +131,8 @@ def run_record(run_dir):
 
 # -- round trip and relative paths -------------------------------------------------------
 
-@pytest.mark.parametrize("make", [instability_results, imp_results,
+@pytest.mark.parametrize("make", [instability_results, instability_results_with_loss,
+                                  imp_results,
                                   lambda: run_record(M),
                                   lambda: records.CheckpointMarker(
                                       10, layout.rewind_checkpoint(M, 10))])
@@ -117,6 +145,29 @@ def test_round_trip_with_paths_relative_to_the_root(make):
     assert type(record).from_json(json.loads(text), M) == record
     moved = type(record).from_json(stored, NOW)
     assert json.dumps(moved.to_json(NOW)) == text
+
+
+def test_records_from_before_loss_barriers_and_child_noise_still_load():
+    """A schema 2 record written before issue 24 has neither key: it reads
+    as None (the settings: 'both', the only behaviour then), and reports."""
+    new = instability_results_with_loss()
+    stored = json.loads(json.dumps(new.to_json(M)))
+
+    def drop(obj):
+        if isinstance(obj, dict):
+            return {k: drop(v) for k, v in obj.items() if k not in ("loss_barrier", "child_noise")}
+        return [drop(v) for v in obj] if isinstance(obj, list) else obj
+
+    old = records.InstabilityResults.from_json(drop(stored), M)
+    assert old == instability_results() and old.settings.child_noise == "both"
+    (point,) = old.rewind_steps
+    assert point.loss_barrier is None and point.replicates[0].pairs[0].loss_barrier is None
+    assert point.replicates[0].children[0].child_noise is None
+    # The new record's loss barriers are those of its loss curves.
+    (new_pair,) = new.rewind_steps[0].replicates[0].pairs
+    assert new_pair.loss_barrier == {
+        s: max(new_pair.loss[s]) - (new_pair.loss[s][0] + new_pair.loss[s][-1]) / 2
+        for s in layout.SPLITS}
 
 
 def test_experiment_results_are_read_as_their_experiment_wrote_them():
@@ -198,6 +249,7 @@ def test_pair_v1_of_children_and_of_independent_parents():
     assert record.endpoints[0] == f"{NOW}/instability/replicate_0/k_000000010/child_0/final/ckpt"
     assert record.error["test"] == old["test_error"] and record.alphas == old["alphas"]
     assert (record.rewind_step, record.children, record.replicates) == (10, [0, 1], None)
+    assert record.loss_barrier is None and record.child_noise is None  # not recorded then
     independent = records.PairRecord.from_json(
         fixture("instability/independent/pair_0_1.json"), f"{NOW}/instability",
         f"{RECORDED}/instability")

@@ -166,6 +166,12 @@ def test_cli_report_of_finished_runs_has_every_figure_and_the_summaries_numbers(
         assert cells[1:4] == [pct(record.barrier["test"].mean),
                               pct(record.barrier["train"].mean),
                               "yes" if record.stable else "no"]
+        # The loss barrier beside it, as the run recorded it.
+        assert record.loss_barrier is not None
+        for split in ("test", "train"):
+            assert row["loss_barrier"][split] == {
+                key: getattr(record.loss_barrier[split], key) for key in ("mean", "std", "n")}
+        assert cells[5:7] == [f"{record.loss_barrier[s].mean:.4f}" for s in ("test", "train")]
     assert any(r.barrier["test"].mean > 0 for r in records)  # measured, not zeros
 
     # level -> density -> accuracy, baselines and sparse barrier as in the IMP summary.

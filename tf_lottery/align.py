@@ -70,9 +70,10 @@ def summary(results: dict) -> str:
     lines = [f"weight matching: {m['groups']} groups, {m['iterations']} passes, "
              f"{m['wall_time_s']:.2f} s"]
     for path in ("raw", "aligned"):
-        b = results[path]["barrier"]
+        b, lb = results[path]["barrier"], results[path]["loss_barrier"]
         lines.append(f"{path:>7} barrier: test {100 * b['test']:6.2f}%  "
-                     f"train {100 * b['train']:6.2f}%")
+                     f"train {100 * b['train']:6.2f}%  | loss barrier: test "
+                     f"{lb['test']:.4f}  train {lb['train']:.4f}")
     return "\n".join(f"tf_lottery.align: {line}" for line in lines)
 
 
@@ -92,7 +93,9 @@ def main(argv: list[str]) -> int:
         return 2
     print(summary(results))
     print(json.dumps({k: results[k] for k in ("matching", "bn_mode", "aligned_checkpoint")}
-                     | {p: {"barrier": results[p]["barrier"]} for p in ("raw", "aligned")}))
+                     | {p: {"barrier": results[p]["barrier"],
+                            "loss_barrier": results[p]["loss_barrier"]}
+                        for p in ("raw", "aligned")}))
     return 0
 
 

@@ -32,6 +32,8 @@ from tf_lottery.pruning import branches
 PRUNING_SCOPES = ("global", "layerwise")
 REWIND_OPTIMIZER = ("reset", "restore")
 ALIGN_MODES = ("none", "weights")
+# Which SGD noise children redraw (analysis.child_noise): the first is the paper's.
+CHILD_NOISE = ("both", "data_order", "augmentation", "none")
 # The registered IMP branches but 'imp' itself (pruning/branches.py).
 BASELINES = branches.baseline_names()
 
@@ -51,7 +53,9 @@ class InstabilityConfig(Section):
     every point). ``replicates`` independent parents use init and SGD-noise
     seeds shifted by the replicate index. ``align`` 'weights' adds, to every
     pair, the path after aligning its second network to its first
-    (``stability.aligned_paths``).
+    (``stability.aligned_paths``). ``child_noise`` says which of the two
+    sources of SGD noise (data order, augmentation) differs between children
+    (``analysis.child_noise``); 'both' is the paper's setting.
     """
 
     section = "instability"
@@ -89,6 +93,13 @@ class InstabilityConfig(Section):
         "the second network's hidden units to the first's by weight matching "
         "(Ainsworth et al. 2023), and the matching's cost.",
         choices=ALIGN_MODES, late=True)
+    child_noise: str = knob(
+        "both",
+        "Instability: which SGD noise differs between children: 'both' (data "
+        "order and augmentation), 'data_order' or 'augmentation' only (the other "
+        "is child 0's), or 'none' (every child gets child 0's noise: a control "
+        "whose barrier is 0 when ops are deterministic).",
+        choices=CHILD_NOISE, late=True)
     layerwise_barriers: bool = knob(
         False,
         "Instability: also the barrier of every pair when one layer (or residual "

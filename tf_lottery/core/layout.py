@@ -484,8 +484,8 @@ def path_prefix(k: Number | None) -> str:
 
 
 def path_tag(k: Number | None, name: str) -> str:
-    """A path's curve in its pair's events dir: ``name`` is ``alpha`` or
-    ``<split>_error``, against the α index."""
+    """A path's curve in its pair's events dir: ``name`` is ``alpha``,
+    ``<split>_error`` or ``<split>_loss``, against the α index."""
     return f"{path_prefix(k)}/{name}"
 
 
@@ -508,6 +508,12 @@ def barrier_tag(split: str, std: bool = False) -> str:
     return f"barrier/{split}" + ("_std" if std else "")
 
 
+def loss_barrier_tag(split: str, std: bool = False) -> str:
+    """Mean (or std) loss barrier over pairs and replicates, against k
+    (beside ``barrier_tag``'s error barrier, the paper's criterion)."""
+    return f"loss_barrier/{split}" + ("_std" if std else "")
+
+
 def aligned_path_tag(k: Number | None, name: str) -> str:
     """A pair's aligned path (``--align=weights``) in its pair's events dir:
     ``name`` is ``alpha`` or ``<split>_error``, against the α index."""
@@ -520,10 +526,11 @@ def aligned_barrier_tag(split: str, std: bool = False) -> str:
     return f"aligned_barrier/{split}" + ("_std" if std else "")
 
 
-def independent_barrier_tag(split: str, aligned: bool = False) -> str:
-    """Mean barrier between independently trained networks, raw or aligned
-    (one value, at step 0)."""
-    return f"independent/{'aligned_barrier' if aligned else 'barrier'}/{split}"
+def independent_barrier_tag(split: str, aligned: bool = False, loss: bool = False) -> str:
+    """Mean barrier between independently trained networks, raw or aligned,
+    on error or (``loss``) on loss (one value, at step 0)."""
+    name = "aligned_barrier" if aligned else "loss_barrier" if loss else "barrier"
+    return f"independent/{name}/{split}"
 
 
 def children_error_tag(split: str) -> str:
@@ -667,7 +674,9 @@ def _trees() -> dict[str, list[Entry]]:
                                              "k is finished)"]),
             (_rel(summary_dir(M), True), [
                 f"TensorBoard: {barrier_tag(both)}, {barrier_tag(both, std=True)},",
+                f"{loss_barrier_tag(both)} (and _std),",
                 f"{children_error_tag(both)} against k;",
+                f"{independent_barrier_tag(both, loss=True)} at 0 (R >= 2);",
                 f"{mean_path_tag(k, both)} against α × {PATH_STEPS};",
                 f"{figure_tag('<figure>')} images; layout, hparams columns;",
                 f"with --align=weights {aligned_barrier_tag(both)} (and _std)",
@@ -680,10 +689,11 @@ def _trees() -> dict[str, list[Entry]]:
               "independent networks at every k"]),
             (_rel(parent_dir(M, "<r>"), True), [f"the parent run (its {run_parts})"]),
             (_rel(child_dir(point, "<i>"), True), ["child runs (each a run as above)"]),
-            (_rel(pair), ["a pair's E(α) curves and barriers (with --align=weights",
-                          "also its aligned path and the matching's cost)"]),
+            (_rel(pair), ["a pair's E(α) and L(α) curves, error and loss barriers",
+                          "(with --align=weights also its aligned path and the",
+                          "matching's cost)"]),
             (_rel(pair_events_dir(pair), True), [
-                f"its {path_tag(k, 'alpha')}, .../{both}_error",
+                f"its {path_tag(k, 'alpha')}, .../{both}_{{error,loss}}",
                 f"(aligned: {aligned_path_tag(k, both + '_error')})",
                 "against the α index"]),
             (_rel(layerwise_file(point, "<i>", "<j>")),

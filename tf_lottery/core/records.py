@@ -31,6 +31,16 @@ instability's ``layerwise`` summary; new records for
 layer-wise barriers (``LayerwiseRecord``), IMP level-to-level paths
 (``LevelPathRecord``) and the onset search (``OnsetResults``).
 
+Also added within schema 2 with defaults (issue 24): a pair's (and an
+aligned path's) ``loss_barrier`` beside its error ``barrier``, the
+``loss_barrier`` of the aggregates over pairs and replicates, and
+``child_noise`` (``--child_noise``) of children, their pairs and the
+instability settings. Absent (older records) they read as None ("both" for
+the settings): a record that predates them still loads and reports its
+error barriers; its loss curves are there, its loss barrier is not. They
+stay within schema 2 because they only add keys: a reader of schema 2 that
+does not know them loses nothing it knew, which a bump to 3 would refuse.
+
 Pure Python: no TensorFlow, no I/O (``store.py`` reads and writes them).
 """
 
@@ -265,7 +275,9 @@ def _child_v1(obj: Mapping[str, Any]) -> Json:
 class ChildRecord:
     """A child trained from W_k to T with its own SGD noise: in the instability
     experiment and in IMP's sparse instability alike. Seeds are None only for
-    IMP children of release 0.1.0."""
+    IMP children of release 0.1.0. ``child_noise``: which seeds were the
+    child's own (``--child_noise``); None in records from before that knob,
+    whose children all drew both ('both')."""
 
     child: int
     run_dir: str
@@ -273,13 +285,14 @@ class ChildRecord:
     metrics: Metrics
     data_order_seed: int | None
     augment_seed: int | None
+    child_noise: str | None = None
 
     def to_json(self, root: str) -> Json:
         return {"schema": SCHEMA, "child": self.child,
                 "run_dir": layout.relative(root, self.run_dir),
                 "final_checkpoint": layout.relative(root, self.final_checkpoint),
                 "metrics": self.metrics.to_json(), "data_order_seed": self.data_order_seed,
-                "augment_seed": self.augment_seed}
+                "augment_seed": self.augment_seed, "child_noise": self.child_noise}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], root: str,
@@ -290,7 +303,7 @@ class ChildRecord:
                    final_checkpoint=at(obj["final_checkpoint"]),
                    metrics=Metrics.from_json(obj["metrics"]),
                    data_order_seed=obj.get("data_order_seed"),
-                   augment_seed=obj.get("augment_seed"))
+                   augment_seed=obj.get("augment_seed"), child_noise=obj.get("child_noise"))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -367,6 +380,7 @@ class AlignedPathRecord:
       barrier: split -> max_α E(α) − ½(E(W₁) + E(P(W₂))).
       matching: the alignment's cost.
       wall_time_s: evaluating the aligned path (the matching excluded).
+      loss_barrier: split -> the same of the loss curve (None in older records).
     """
 
     error: dict[str, list[float]]
@@ -374,12 +388,13 @@ class AlignedPathRecord:
     barrier: dict[str, float]
     matching: MatchingRecord
     wall_time_s: float | None = None
+    loss_barrier: dict[str, float] | None = None
 
     def to_json(self) -> Json:
         return {**{f"{s}_error": self.error[s] for s in SPLITS},
                 **{f"{s}_loss": self.loss[s] for s in SPLITS},
                 "barrier": dict(self.barrier), "matching": self.matching.to_json(),
-                "wall_time_s": self.wall_time_s}
+                "wall_time_s": self.wall_time_s, "loss_barrier": _opt_dict(self.loss_barrier)}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> AlignedPathRecord:
@@ -387,7 +402,9 @@ class AlignedPathRecord:
                    loss={s: _floats(obj[f"{s}_loss"]) for s in SPLITS},
                    barrier=_by_split(obj["barrier"], float),
                    matching=MatchingRecord.from_json(obj["matching"]),
-                   wall_time_s=obj.get("wall_time_s"))
+                   wall_time_s=obj.get("wall_time_s"),
+                   loss_barrier=_optional(obj.get("loss_barrier"),
+                                          lambda b: _by_split(b, float)))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -399,11 +416,16 @@ class PairRecord:
       endpoints: the two checkpoints.
       alphas: the α of each point.
       error, loss: split -> the curve, one value per α.
-      barrier: split -> max_α E(α) − ½(E(W₁) + E(W₂)).
+      barrier: split -> max_α E(α) − ½(E(W₁) + E(W₂)), the paper's
+        instability (on error).
       rewind_step, children: k and the two children, for children of one W_k.
       replicates: the two replicates, for independently trained parents.
       aligned: the path after aligning network 2 to network 1 (None
         without ``--align=weights``, and in results written before it).
+      loss_barrier: split -> max_α L(α) − ½(L(W₁) + L(W₂)) of the loss curve
+        (``barrier.loss_barrier``); None in records written before it.
+      child_noise: the children's ``--child_noise`` (None for independent
+        parents, and in records written before it).
     """
 
     status: str
@@ -418,6 +440,8 @@ class PairRecord:
     children: list[int] | None = None
     replicates: list[int] | None = None
     aligned: AlignedPathRecord | None = None
+    loss_barrier: dict[str, float] | None = None
+    child_noise: str | None = None
 
     def to_json(self, root: str) -> Json:
         return {"schema": SCHEMA, "status": self.status,
@@ -428,7 +452,8 @@ class PairRecord:
                 "barrier": dict(self.barrier), "wall_time_s": self.wall_time_s,
                 "rewind_step": self.rewind_step, "children": self.children,
                 "replicates": self.replicates,
-                "aligned": None if self.aligned is None else self.aligned.to_json()}
+                "aligned": None if self.aligned is None else self.aligned.to_json(),
+                "loss_barrier": _opt_dict(self.loss_barrier), "child_noise": self.child_noise}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], root: str,
@@ -442,14 +467,21 @@ class PairRecord:
                    barrier=_by_split(obj["barrier"], float),
                    wall_time_s=obj.get("wall_time_s"), rewind_step=obj.get("rewind_step"),
                    children=obj.get("children"), replicates=obj.get("replicates"),
-                   aligned=_optional(obj.get("aligned"), AlignedPathRecord.from_json))
+                   aligned=_optional(obj.get("aligned"), AlignedPathRecord.from_json),
+                   loss_barrier=_optional(obj.get("loss_barrier"),
+                                          lambda b: _by_split(b, float)),
+                   child_noise=obj.get("child_noise"))
 
 
 def _optional(obj: Any, parse: Callable[[Any], Any]) -> Any:
     return None if obj is None else parse(obj)
 
 
-def _aligned_json(barriers: Mapping[str, Stat] | None) -> Json | None:
+def _opt_dict(by_split: Mapping[str, float] | None) -> Json | None:
+    return None if by_split is None else dict(by_split)
+
+
+def _stats_json(barriers: Mapping[str, Stat] | None) -> Json | None:
     return None if barriers is None else {s: barriers[s].to_json() for s in SPLITS}
 
 
@@ -462,18 +494,21 @@ class ChildrenRecord:
     """Children spawned from one W_k, the paths between every two of them, and
     the barrier over those pairs (mean ± std): ``analysis.children_record``.
     ``aligned_barrier``: the same over the pairs' aligned paths (None
-    without ``--align=weights``)."""
+    without ``--align=weights``). ``loss_barrier``: the pairs' loss barriers,
+    mean ± std (None in older records)."""
 
     children: list[ChildRecord]
     pairs: list[PairRecord]
     barrier: dict[str, Stat]
     aligned_barrier: dict[str, Stat] | None = None
+    loss_barrier: dict[str, Stat] | None = None
 
     def _json(self, root: str) -> Json:
         return {"schema": SCHEMA, "children": [c.to_json(root) for c in self.children],
                 "pairs": _pairs_json(self.pairs, root),
                 "barrier": {s: self.barrier[s].to_json() for s in SPLITS},
-                "aligned_barrier": _aligned_json(self.aligned_barrier)}
+                "aligned_barrier": _stats_json(self.aligned_barrier),
+                "loss_barrier": _stats_json(self.loss_barrier)}
 
     @staticmethod
     def _fields(obj: Mapping[str, Any], root: str, recorded_root: str | None
@@ -486,7 +521,9 @@ class ChildrenRecord:
                                                  for p in pairs],
             "barrier": _by_split(obj["barrier"], Stat.from_json),
             "aligned_barrier": _optional(obj.get("aligned_barrier"),
-                                         lambda b: _by_split(b, Stat.from_json))}
+                                         lambda b: _by_split(b, Stat.from_json)),
+            "loss_barrier": _optional(obj.get("loss_barrier"),
+                                      lambda b: _by_split(b, Stat.from_json))}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -521,6 +558,8 @@ class RewindPointRecord:
       children_error: split -> the children's final error, mean ± std.
       stable: the mean test barrier is below the stability threshold.
       aligned_barrier: ``barrier`` of the aligned paths (``--align=weights``).
+      loss_barrier: ``barrier`` of the paths' loss curves (None in older
+        records); reported beside the error barrier, never the criterion.
     """
 
     status: str
@@ -530,13 +569,15 @@ class RewindPointRecord:
     children_error: dict[str, Stat]
     stable: bool
     aligned_barrier: dict[str, Aggregate] | None = None
+    loss_barrier: dict[str, Aggregate] | None = None
 
     def to_json(self, root: str) -> Json:
         return {"schema": SCHEMA, "status": self.status, "rewind_step": self.rewind_step,
                 "replicates": [r.to_json(root) for r in self.replicates],
                 "barrier": {s: self.barrier[s].to_json() for s in SPLITS},
                 "children_error": {s: self.children_error[s].to_json() for s in SPLITS},
-                "stable": self.stable, "aligned_barrier": _aligned_json(self.aligned_barrier)}
+                "stable": self.stable, "aligned_barrier": _stats_json(self.aligned_barrier),
+                "loss_barrier": _stats_json(self.loss_barrier)}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], root: str,
@@ -549,7 +590,9 @@ class RewindPointRecord:
                    children_error=_by_split(obj["children_error"], Stat.from_json),
                    stable=bool(obj["stable"]),
                    aligned_barrier=_optional(obj.get("aligned_barrier"),
-                                             lambda b: _by_split(b, Aggregate.from_json)))
+                                             lambda b: _by_split(b, Aggregate.from_json)),
+                   loss_barrier=_optional(obj.get("loss_barrier"),
+                                          lambda b: _by_split(b, Aggregate.from_json)))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -560,11 +603,13 @@ class IndependentRecord:
     pairs: list[PairRecord]
     barrier: dict[str, Stat]
     aligned_barrier: dict[str, Stat] | None = None
+    loss_barrier: dict[str, Stat] | None = None
 
     def to_json(self, root: str) -> Json:
         return {"schema": SCHEMA, "pairs": [p.to_json(root) for p in self.pairs],
                 "barrier": {s: self.barrier[s].to_json() for s in SPLITS},
-                "aligned_barrier": _aligned_json(self.aligned_barrier)}
+                "aligned_barrier": _stats_json(self.aligned_barrier),
+                "loss_barrier": _stats_json(self.loss_barrier)}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], root: str,
@@ -573,7 +618,9 @@ class IndependentRecord:
         return cls(pairs=[PairRecord.from_json(p, root, recorded_root) for p in obj["pairs"]],
                    barrier=_by_split(obj["barrier"], Stat.from_json),
                    aligned_barrier=_optional(obj.get("aligned_barrier"),
-                                             lambda b: _by_split(b, Stat.from_json)))
+                                             lambda b: _by_split(b, Stat.from_json)),
+                   loss_barrier=_optional(obj.get("loss_barrier"),
+                                          lambda b: _by_split(b, Stat.from_json)))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -588,13 +635,15 @@ class InstabilitySettings:
     child_optimizer_state: str
     train_eval_examples: int
     align: str = "none"
+    child_noise: str = "both"
 
     def to_json(self) -> Json:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> InstabilitySettings:
-        # A field added later (``align``) is absent from older results: its default.
+        # A field added later (``align``, ``child_noise``) is absent from older
+        # results: its default, which was the only behaviour then.
         return cls(**{f.name: obj[f.name] for f in dataclasses.fields(cls)
                       if f.name in obj or f.default is dataclasses.MISSING})
 

@@ -348,7 +348,7 @@ def run_sparse_instability(worker: Any, task: Task) -> None:
     record = records.SparseInstabilityRecord(
         status=layout.COMPLETE, rewind_step=k, children=point.children,
         pairs=point.pairs, barrier=point.barrier, aligned_barrier=point.aligned_barrier,
-        stable=barrier.is_stable(point.barrier["test"].mean,
+        loss_barrier=point.loss_barrier, stable=barrier.is_stable(point.barrier["test"].mean,
                                  config.instability.stability_threshold),
         layerwise=(instruments.point_layerwise(config, k, [point_dir])
                    if config.instability.layerwise_barriers else None))

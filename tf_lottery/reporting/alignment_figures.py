@@ -26,6 +26,7 @@ from tf_lottery.core.layout import SPLITS
 from tf_lottery.core.records import Stat
 from tf_lottery.errors import CorruptFileError
 from tf_lottery.reporting import collect
+from tf_lottery.reporting.console import loss_cell
 from tf_lottery.stability import barrier
 
 FIGURE = layout.ALIGNED_BARRIER_FIGURE
@@ -47,6 +48,8 @@ class Row:
     aligned: dict[str, Stat]
     matching_s: Stat  # wall time of one pair's matching
     iterations: Stat  # its passes over the permutation groups
+    raw_loss: dict[str, Stat] | None = None  # loss barriers (None: a pair has none)
+    aligned_loss: dict[str, Stat] | None = None
 
 
 @dataclasses.dataclass
@@ -65,9 +68,19 @@ def _stat(values: Sequence[float]) -> Stat:
 def _row(name: str, k: int | None, pairs: list[records.PairRecord],
          raw: dict[str, Stat], aligned: dict[str, Stat]) -> Row:
     matchings = [p.aligned.matching for p in pairs if p.aligned]
+    raw_loss = [p.loss_barrier for p in pairs]
+    aligned_loss = [p.aligned.loss_barrier if p.aligned else None for p in pairs]
     return Row(name, k, len(pairs), raw, aligned,
                _stat([m.wall_time_s for m in matchings]),
-               _stat([m.iterations for m in matchings]))
+               _stat([m.iterations for m in matchings]),
+               _loss_stats(raw_loss), _loss_stats(aligned_loss))
+
+
+def _loss_stats(per_pair: Sequence[dict[str, float] | None]) -> dict[str, Stat] | None:
+    """Loss barriers over pairs (mean ± std); None unless every pair has one."""
+    if not per_pair or any(b is None for b in per_pair):
+        return None
+    return {s: _stat([b[s] for b in per_pair if b]) for s in SPLITS}
 
 
 def _read(path: str, kind: store.Kind, run: collect.Experiment):
@@ -166,20 +179,22 @@ def _cell(s: Stat) -> str:
 
 
 def markdown(found: Sequence[Row]) -> list[str]:
-    """The table: per experiment and k, raw and aligned barrier (%) and the
-    matching's wall time and passes."""
+    """The table: per experiment and k, raw and aligned barrier (%), raw and
+    aligned test loss barrier, and the matching's wall time and passes."""
     lines = ["## Barriers modulo permutation (--align=weights)", "",
              "Raw: the linear path between the two networks of each pair; aligned: the "
              "path to the second network after weight matching its hidden units to the "
-             "first's. Mean ± std over pairs and replicates, in percent.", "",
+             "first's. Mean ± std over pairs and replicates, in percent; the loss "
+             "barriers (same paths, cross-entropy) over pairs.", "",
              "| experiment | pair | pairs | test raw | test aligned | train raw | "
-             "train aligned | matching s | passes |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "train aligned | test loss raw | test loss aligned | matching s | passes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in found:
         pair = "independent" if r.k is None else f"children, k={r.k}"
         lines.append(f"| {r.experiment} | {pair} | {r.pairs} | {_cell(r.raw['test'])} | "
                      f"{_cell(r.aligned['test'])} | {_cell(r.raw['train'])} | "
-                     f"{_cell(r.aligned['train'])} | {r.matching_s.mean:.2f} | "
+                     f"{_cell(r.aligned['train'])} | {loss_cell(r.raw_loss, 'test')} | "
+                     f"{loss_cell(r.aligned_loss, 'test')} | {r.matching_s.mean:.2f} | "
                      f"{r.iterations.mean:.1f} |")
     return lines + [""]
 
@@ -189,8 +204,13 @@ def table(found: Sequence[Row]) -> list[dict]:
     return [{"experiment": r.experiment, "k": r.k, "pairs": r.pairs,
              "raw": {s: r.raw[s].to_json() for s in SPLITS},
              "aligned": {s: r.aligned[s].to_json() for s in SPLITS},
+             "raw_loss": _loss_json(r.raw_loss), "aligned_loss": _loss_json(r.aligned_loss),
              "matching_wall_time_s": r.matching_s.to_json(),
              "matching_iterations": r.iterations.to_json()} for r in found]
+
+
+def _loss_json(loss: dict[str, Stat] | None) -> dict | None:
+    return None if loss is None else {s: loss[s].to_json() for s in SPLITS}
 
 
 def section(experiments: Sequence[collect.Experiment]) -> Section:

@@ -53,6 +53,8 @@ class Point:
     ``pair_barriers[split]`` lists, per replicate, its pairs' barriers: what
     pooling several runs needs. ``complete`` is False for a rewind step whose
     aggregate was not written yet (barrier over the pairs finished so far).
+    ``pair_loss_barriers``: the same of the pairs' loss barriers (None where
+    a pair was recorded before loss barriers, or only event files remain).
     """
 
     k: int | None
@@ -63,6 +65,7 @@ class Point:
     paths: list[Path]
     source: str
     complete: bool = True
+    pair_loss_barriers: dict[str, list[list[float]]] | None = None
 
 
 @dataclasses.dataclass
@@ -265,12 +268,24 @@ def _point_from_record(k: int, record: records.RewindPointRecord, source: str) -
         barrier={s: record.barrier[s].stat for s in SPLITS},
         pair_barriers={s: [[p.barrier[s] for p in rep.pairs] for rep in replicates]
                        for s in SPLITS},
-        stable=record.stable, children_accuracy=accuracy, paths=paths, source=source)
+        stable=record.stable, children_accuracy=accuracy, paths=paths, source=source,
+        pair_loss_barriers=loss_by_replicate([rep.pairs for rep in replicates]))
 
 
 def _paths(pairs: list[list[records.PairRecord]], names: list[list[str]]) -> list[Path]:
     return [_path(n, p) for rep, rep_names in zip(pairs, names, strict=True)
             for p, n in zip(rep, rep_names, strict=True)]
+
+
+def loss_by_replicate(pairs: list[list[records.PairRecord]]
+                      ) -> dict[str, list[list[float]]] | None:
+    """split -> per replicate (``pairs[r]``), its pairs' loss barriers; None
+    unless every pair has one (pairs recorded before loss barriers have not)."""
+    found = [rep for rep in pairs if rep]
+    if not found or any(p.loss_barrier is None for rep in found for p in rep):
+        return None
+    return {s: [[p.loss_barrier[s] for p in rep if p.loss_barrier] for rep in found]
+            for s in SPLITS}
 
 
 def _point_from_pairs(k: int | None, pairs: list[list[records.PairRecord]], source: str,
@@ -283,7 +298,8 @@ def _point_from_pairs(k: int | None, pairs: list[list[records.PairRecord]], sour
     return Point(
         k=k, barrier=agg, pair_barriers=per_rep,
         stable=barrier.is_stable(agg["test"].mean, threshold),
-        children_accuracy=[], paths=_paths(pairs, names), source=source, complete=complete)
+        children_accuracy=[], paths=_paths(pairs, names), source=source, complete=complete,
+        pair_loss_barriers=loss_by_replicate(pairs))
 
 
 def _pair_names(children: int) -> list[tuple[int, int]]:
@@ -432,7 +448,7 @@ def _level_instability(run: ImpRun, reader: _Reader, level: int,
             stable=found.stable,
             children_accuracy=[ch.metrics.test_accuracy for ch in found.children],
             paths=[_path(f"pair {_children(p)}", p) for p in pairs],
-            source=layout.SPARSE_INSTABILITY_FILE)
+            source=layout.SPARSE_INSTABILITY_FILE, pair_loss_barriers=loss_by_replicate([pairs]))
     done = [p for p in (reader.complete(f, records.PairRecord) for f in pair_files) if p]
     if done:
         return _point_from_pairs(k, [done], f"{len(done)} of {len(pair_files)} pair summaries",

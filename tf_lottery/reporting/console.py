@@ -2,7 +2,8 @@
 of a finished run), from its ``results.json`` record alone.
 
 - instability: k -> test and train barrier -> stable? -> children's test
-  accuracy, then the row of independently trained networks;
+  accuracy -> test and train loss barrier, then the row of independently
+  trained networks;
 - IMP: level -> density -> test accuracy -> each baseline's -> the sparse
   test barrier and whether it is stable;
 - train: the run's test and train accuracy.
@@ -13,7 +14,7 @@ has a barrier, not a spread.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from tf_lottery.core import layout, records
 from tf_lottery.core.records import Stat
@@ -35,6 +36,17 @@ def cell(s: Stat | None) -> str:
     return pct(s.mean)
 
 
+def loss_cell(by_split: Mapping[str, Stat] | None, split: str) -> str:
+    """A loss barrier's mean ± std (the std where n >= 2), in loss units
+    (cross-entropy in nats, not a percentage); — where none was recorded."""
+    if by_split is None:
+        return NONE
+    s = by_split[split]
+    if s.std is not None and (s.n is None or s.n >= 2):
+        return f"{s.mean:.4f} ± {s.std:.4f}"
+    return f"{s.mean:.4f}"
+
+
 def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
     return "\n".join("  ".join(f"{str(c):>{w}}" for c, w in zip(row, widths, strict=True))
@@ -46,14 +58,19 @@ def instability_table(results: records.InstabilityResults) -> str:
     rows = []
     for point in results.rewind_steps:
         children = [c.metrics.test_accuracy for rep in point.replicates for c in rep.children]
+        loss = None if point.loss_barrier is None else {
+            s: point.loss_barrier[s].stat for s in point.loss_barrier}
         rows.append([str(point.rewind_step), cell(point.barrier["test"]),
                      cell(point.barrier["train"]), "yes" if point.stable else "no",
-                     pct(sum(children) / len(children)) if children else NONE])
+                     pct(sum(children) / len(children)) if children else NONE,
+                     loss_cell(loss, "test"), loss_cell(loss, "train")])
     if results.independent is not None:
-        b = results.independent.barrier
-        rows.append(["independent", cell(b["test"]), cell(b["train"]), NONE, NONE])
+        b, lb = results.independent.barrier, results.independent.loss_barrier
+        rows.append(["independent", cell(b["test"]), cell(b["train"]), NONE, NONE,
+                     loss_cell(lb, "test"), loss_cell(lb, "train")])
     return _grid(["k", "test barrier", "train barrier", f"stable (test < {pct(threshold)})",
-                  "children's test accuracy"], rows)
+                  "children's test accuracy", "test loss barrier", "train loss barrier"],
+                 rows)
 
 
 def imp_table(results: records.ImpResults) -> str:

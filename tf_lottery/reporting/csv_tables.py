@@ -39,6 +39,13 @@ def _barriers(barrier: dict[str, Stat] | None) -> Row:
     return out
 
 
+def _loss_barriers(loss: dict[str, Stat] | None) -> Row:
+    out: Row = {}
+    for split in SPLITS:
+        out.update(_stat(f"{split}_loss_barrier", loss[split] if loss else None))
+    return out
+
+
 def _csv(rows: Sequence[Row]) -> str:
     header = list(dict.fromkeys(key for row in rows for key in row))
     buffer = io.StringIO()
@@ -55,12 +62,12 @@ def instability_rows(sections: Sequence[InstabilitySection]) -> list[Row]:
         for r in s.rows:
             rows.append({"group": s.label, "runs": " ".join(s.runs), "k": r.k,
                          **_barriers(r.barrier), "stable": r.stable,
-                         "complete": r.complete,
+                         "complete": r.complete, **_loss_barriers(r.loss_barrier),
                          **_stat("children_test_accuracy", r.children_accuracy),
                          "source": r.source})
         if s.independent:
             rows.append({"group": s.label, "runs": " ".join(s.runs), "k": "independent",
-                         **_barriers(s.independent)})
+                         **_barriers(s.independent), **_loss_barriers(s.independent_loss)})
     return rows
 
 

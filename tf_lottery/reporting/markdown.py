@@ -15,7 +15,7 @@ from tf_lottery.pruning import branches
 from tf_lottery.reporting.collect import Experiment, OtherRun
 
 # The terminal's cells, so report.md and the log print the same numbers.
-from tf_lottery.reporting.console import NONE, cell, pct
+from tf_lottery.reporting.console import NONE, cell, loss_cell, pct
 from tf_lottery.reporting.summary import ImpSection, InstabilitySection, SparseFamily
 
 
@@ -93,7 +93,9 @@ def instability(sections: Sequence[InstabilitySection]) -> list[str]:
     out = ["## Instability of the dense network", "",
            "Error barrier max_α E(α) − ½(E(W₁) + E(W₂)) between children trained from W_k "
            f"with different SGD noise (figure: `{layout.INSTABILITY_FIGURE}`, paths: "
-           f"`{layout.interpolation_figure('<k>')}`).", ""]
+           f"`{layout.interpolation_figure('<k>')}`); the loss barrier is the same on the "
+           "loss (cross-entropy, not in percent), from the same paths. Stability is judged "
+           "on the test error barrier, as in the paper.", ""]
     for s in sections:
         out += [f"### {_title('dense', s.label)} — runs: {', '.join(s.runs)}", ""]
         if s.parent_accuracy:
@@ -101,10 +103,11 @@ def instability(sections: Sequence[InstabilitySection]) -> list[str]:
                     ""]
         rows = [[str(r.k), cell(r.barrier["test"]), cell(r.barrier["train"]),
                  yes_no(r.stable) + ("" if r.complete else " (partial)"),
-                 cell(r.children_accuracy), r.source] for r in s.rows]
+                 cell(r.children_accuracy), loss_cell(r.loss_barrier, "test"),
+                 loss_cell(r.loss_barrier, "train"), r.source] for r in s.rows]
         out += _table(["k", "test barrier", "train barrier",
                        f"stable (test < {pct(s.threshold)})", "children's test accuracy",
-                       "read from"], rows)
+                       "test loss barrier", "train loss barrier", "read from"], rows)
         if s.stable_from is None:
             out.append("Not stable at the largest rewind step measured." if s.rows else
                        "No rewind step measured yet.")
@@ -114,7 +117,9 @@ def instability(sections: Sequence[InstabilitySection]) -> list[str]:
         if s.independent:
             out.append(f"Two independently initialized and trained networks: test barrier "
                        f"{cell(s.independent['test'])}, train barrier "
-                       f"{cell(s.independent['train'])}.")
+                       f"{cell(s.independent['train'])}; test loss barrier "
+                       f"{loss_cell(s.independent_loss, 'test')}, train loss barrier "
+                       f"{loss_cell(s.independent_loss, 'train')}.")
         out.append("")
     return out
 

@@ -84,6 +84,16 @@ def pool_barriers(points: Sequence[Point]) -> dict[str, Stat]:
         [rep for p in points for rep in p.pair_barriers[s]])) for s in SPLITS}
 
 
+def pool_loss_barriers(points: Sequence[Point]) -> dict[str, Stat] | None:
+    """The points' loss barriers pooled as ``pool_barriers`` pools error
+    barriers (one point: its own aggregate); None unless every point has them."""
+    if not points or any(p.pair_loss_barriers is None for p in points):
+        return None
+    return {s: Stat.from_json(barrier.aggregate(
+        [rep for p in points for rep in (p.pair_loss_barriers or {}).get(s, [])]))
+        for s in SPLITS}
+
+
 def stat(values: Sequence[float]) -> Stat | None:
     return Stat.from_json(barrier.summarize(values)) if values else None
 
@@ -109,6 +119,7 @@ class RewindRow:
     children_accuracy: Stat | None
     source: str
     complete: bool
+    loss_barrier: dict[str, Stat] | None = None  # None: a pair has none recorded
 
 
 @dataclasses.dataclass
@@ -122,6 +133,7 @@ class InstabilitySection:
     independent: dict[str, Stat] | None
     paths: dict[int, list]  # k -> the paths measured at k (every run of the group)
     independent_paths: list
+    independent_loss: dict[str, Stat] | None = None
 
 
 def instability_sections(runs: Sequence[InstabilityRun]) -> list[InstabilitySection]:
@@ -138,14 +150,16 @@ def instability_sections(runs: Sequence[InstabilityRun]) -> list[InstabilitySect
             rows.append(RewindRow(
                 k, stats, barrier.is_stable(stats["test"].mean, threshold),
                 stat([a for p in use for a in p.children_accuracy]),
-                ", ".join(sorted({p.source for p in use})), bool(done)))
+                ", ".join(sorted({p.source for p in use})), bool(done),
+                pool_loss_barriers(use)))
         independent = [r.independent for r in g.runs if r.independent]
         sections.append(InstabilitySection(
             label=g.label, runs=[r.name for r in g.runs], threshold=threshold, rows=rows,
             stable_from=becomes_true_at([(row.k, row.stable) for row in rows if row.complete]),
             parent_accuracy=stat([a for r in g.runs for a in r.parent_accuracy]),
             independent=pool_barriers(independent) if independent else None,
-            paths=paths, independent_paths=[p for i in independent for p in i.paths]))
+            paths=paths, independent_paths=[p for i in independent for p in i.paths],
+            independent_loss=pool_loss_barriers(independent)))
     return sections
 
 

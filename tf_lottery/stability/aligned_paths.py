@@ -154,8 +154,8 @@ def aligned_barriers(trainer: Trainer, config: ExperimentConfig, checkpoint_a: s
     """Raw and aligned paths A -> B and A -> P(B), their barriers, the matching.
 
     Returns ``{"raw": path, "aligned": path, "matching": {...}}`` where a path
-    holds ``alphas``, ``{test,train}_{error,loss}`` curves and ``barrier``
-    per split; ``matching`` holds the iterations, the objective trace, the
+    holds ``alphas``, ``{test,train}_{error,loss}`` curves, ``barrier`` and
+    ``loss_barrier`` per split; ``matching`` holds the iterations, the objective trace, the
     number of groups and the matching's wall time.
     """
     for path, flag in ((checkpoint_a, "checkpoint_a"), (checkpoint_b, "checkpoint_b")):
@@ -217,7 +217,8 @@ def aligned_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str,
         loss={s: curves[f"{s}_loss"] for s in SPLITS},
         barrier=dict(curves["barrier"]),
         matching=records.MatchingRecord.from_json(matching),
-        wall_time_s=round(time.perf_counter() - started, 3))
+        wall_time_s=round(time.perf_counter() - started, 3),
+        loss_barrier=dict(curves["loss_barrier"]))
     logging.info("%s aligned: test barrier %.4f, train barrier %.4f (matching %.2f s, "
                  "%d passes)", label, record.barrier["test"], record.barrier["train"],
                  record.matching.wall_time_s, record.matching.iterations)

@@ -16,10 +16,11 @@ and ``augment_seed + r`` (replicate 0 is the recipe itself). Child i of a
 parent gets SGD-noise seeds drawn by ``numpy.random.SeedSequence`` from the
 parent's seed and i (``child_noise``), so children differ from each other
 and from their parent, and child i gets the same noise at every k, which
-isolates the effect of k. With two or more replicates, the final parents of
-every pair of replicates are interpolated too: two independently initialized
-and trained networks, the contrast that shows what an unstable pair looks
-like.
+isolates the effect of k. ``--child_noise`` holds one source (or both) at
+child 0's seed for every child, to ask which source drives instability.
+With two or more replicates, the final parents of every pair of replicates
+are interpolated too: two independently initialized and trained networks,
+the contrast that shows what an unstable pair looks like.
 
 Layout under ``model_dir`` (``core.layout``; ``layout.tree("instability")``
 draws it): every piece is written atomically as a record (``core.records``),
@@ -84,10 +85,23 @@ def _derive_seed(seed: int, stream: int, child: int) -> int:
     return int(state[0]) & 0x7FFFFFFF
 
 
-def child_noise(parent: SgdNoise, child: int) -> SgdNoise:
-    """SGD noise of child ``child``: new seeds derived from the parent's."""
-    return SgdNoise(_derive_seed(parent.data_order_seed, _DATA_ORDER, child),
-                    _derive_seed(parent.augment_seed, _AUGMENT, child))
+def child_noise(parent: SgdNoise, child: int, sources: str = "both") -> SgdNoise:
+    """SGD noise of child ``child``: new seeds derived from the parent's.
+
+    ``sources`` (``--child_noise``) says which seed is the child's own:
+    'both' (the paper: data order and augmentation), 'data_order',
+    'augmentation', or 'none'. A seed that is not the child's own is child
+    0's, so every child shares it and child 0 is the same in every mode
+    (one knob changes one thing). With 'none' all children train with
+    identical noise: their barrier is 0 when the ops are deterministic.
+    """
+    own_order = sources in ("both", "data_order")
+    own_augment = sources in ("both", "augmentation")
+    if not own_order and not own_augment and sources != "none":
+        raise ValueError(f"unknown child noise sources {sources!r}")
+    return SgdNoise(
+        _derive_seed(parent.data_order_seed, _DATA_ORDER, child if own_order else 0),
+        _derive_seed(parent.augment_seed, _AUGMENT, child if own_augment else 0))
 
 
 def parent_run(config: ExperimentConfig, replicate: int) -> RunSpec:
@@ -109,7 +123,7 @@ def child_run(config: ExperimentConfig, start_from: str, parent_noise: SgdNoise,
     return RunSpec(
         run_dir=layout.child_dir(out_dir, child),
         end_step=config.train.train_steps,
-        noise=child_noise(parent_noise, child),
+        noise=child_noise(parent_noise, child, config.instability.child_noise),
         start=FromCheckpoint(
             start_from, then=then,
             reset_optimizer=config.instability.child_optimizer_state == "reset"),
@@ -127,15 +141,17 @@ def pairs(children: int) -> list[tuple[int, int]]:
 def evaluate_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str,
                   out_path: str, k: int | None, label: str, *, root: str,
                   children: tuple[int, int] | None = None,
-                  replicates: tuple[int, int] | None = None) -> records.PairRecord:
+                  replicates: tuple[int, int] | None = None,
+                  child_noise: str | None = None) -> records.PairRecord:
     """E(α) curves and barriers of the path a -> b, stored at ``out_path``.
 
     A pair whose ``out_path`` is complete is returned as stored. Path curves
     go to TensorBoard in ``layout.pair_events_dir(out_path)``. The endpoints
     are the weights each run's results report: with --ema_decay their moving
     averages, otherwise the trained weights. ``children`` (of rewind step
-    ``k``) or ``replicates`` say whose path it is; the record's paths are
-    relative to ``root`` (the model_dir).
+    ``k``, trained with ``child_noise``) or ``replicates`` say whose path it
+    is; the record's paths are relative to ``root`` (the model_dir). Error
+    and loss barriers come from the same evaluation of the path.
     """
     done = store.read_complete(out_path, records.PairRecord, root, root)
     if done is not None:
@@ -164,16 +180,42 @@ def evaluate_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str
         children=list(children) if children else None,
         replicates=list(replicates) if replicates else None,
         aligned=aligned,
+        loss_barrier=dict(curves["loss_barrier"]),
+        child_noise=child_noise,
     )
     store.write(out_path, result, root)
-    logging.info("%s: test barrier %.4f, train barrier %.4f (%.1f s)", label,
-                 result.barrier["test"], result.barrier["train"], result.wall_time_s)
+    logging.info("%s: test barrier %.4f, train barrier %.4f; test loss barrier %.4f, "
+                 "train loss barrier %.4f (%.1f s)", label, result.barrier["test"],
+                 result.barrier["train"], curves["loss_barrier"]["test"],
+                 curves["loss_barrier"]["train"], result.wall_time_s)
     return result
 
 
 def _over_pairs(pair_records: list[records.PairRecord]) -> dict[str, records.Stat]:
     return {split: records.Stat.from_json(barrier.summarize(
         [p.barrier[split] for p in pair_records])) for split in SPLITS}
+
+
+def loss_over_pairs(pair_records: list[records.PairRecord]
+                    ) -> dict[str, records.Stat] | None:
+    """The pairs' loss barriers, mean ± std as ``_over_pairs``; None unless
+    every pair has one (a pair recorded before loss barriers has not)."""
+    if not pair_records or any(p.loss_barrier is None for p in pair_records):
+        return None
+    return {split: records.Stat.from_json(barrier.summarize(
+        [p.loss_barrier[split] for p in pair_records if p.loss_barrier]))
+        for split in SPLITS}
+
+
+def loss_over_replicates(replicates: list[records.ReplicateRecord]
+                         ) -> dict[str, records.Aggregate] | None:
+    """The loss barrier over replicates and their pairs, as the error one
+    (``barrier.aggregate``); None unless every pair has one."""
+    if not replicates or any(loss_over_pairs(r.pairs) is None for r in replicates):
+        return None
+    return {split: records.Aggregate.from_json(barrier.aggregate(
+        [[p.loss_barrier[split] for p in rep.pairs if p.loss_barrier] for rep in replicates]))
+        for split in SPLITS}
 
 
 # -- pieces shared with sparse instability (IMP): children, pairs, their record -----------
@@ -194,7 +236,8 @@ def children_pair(config: ExperimentConfig, evaluator: PathEvaluator, out_dir: s
     i, j = pair
     ends = [run_record(layout.child_dir(out_dir, c)).final_checkpoint for c in pair]
     return evaluate_pair(evaluator, ends[0], ends[1], layout.pair_file(out_dir, i, j), k,
-                         label=label, root=config.runtime.model_dir, children=(i, j))
+                         label=label, root=config.runtime.model_dir, children=(i, j),
+                         child_noise=config.instability.child_noise)
 
 
 def children_record(config: ExperimentConfig, out_dir: str,
@@ -206,17 +249,18 @@ def children_record(config: ExperimentConfig, out_dir: str,
     for i in range(config.instability.children):
         run_dir = layout.child_dir(out_dir, i)
         run = run_record(run_dir)
-        noise = child_noise(parent_noise, i)
+        noise = child_noise(parent_noise, i, config.instability.child_noise)
         children.append(records.ChildRecord(
             child=i, run_dir=run_dir, final_checkpoint=run.final_checkpoint,
             metrics=run.metrics, data_order_seed=noise.data_order_seed,
-            augment_seed=noise.augment_seed))
+            augment_seed=noise.augment_seed, child_noise=config.instability.child_noise))
     pair_results = [store.read_done(layout.pair_file(out_dir, i, j), records.PairRecord,
                                     model_dir, model_dir)
                     for i, j in pairs(len(children))]
     return records.ChildrenRecord(children=children, pairs=pair_results,
                                   barrier=_over_pairs(pair_results),
-                                  aligned_barrier=aligned_paths.over_pairs(pair_results))
+                                  aligned_barrier=aligned_paths.over_pairs(pair_results),
+                                  loss_barrier=loss_over_pairs(pair_results))
 
 
 # -- the experiment's tasks (tasks.planners.instability) ----------------------------------
@@ -232,7 +276,8 @@ def _rewind_record(config: ExperimentConfig, k: int,
             for split in SPLITS},
         stable=barrier.is_stable(aggregate["test"].mean,
                                  config.instability.stability_threshold),
-        aligned_barrier=aligned_paths.over_replicates(replicates))
+        aligned_barrier=aligned_paths.over_replicates(replicates),
+        loss_barrier=loss_over_replicates(replicates))
 
 
 def _table(points: list[records.RewindPointRecord], threshold: float) -> str:
@@ -314,7 +359,7 @@ def run_rewind_point(worker: Any, task: Task) -> None:
                                 replicate_noise(config, r))
         replicates.append(records.ReplicateRecord(
             replicate=r, children=point.children, pairs=point.pairs, barrier=point.barrier,
-            aligned_barrier=point.aligned_barrier))
+            aligned_barrier=point.aligned_barrier, loss_barrier=point.loss_barrier))
     record = _rewind_record(config, k, replicates)
     summaries.write_barriers(model_dir, record)
     for rep in replicates:
@@ -325,6 +370,9 @@ def run_rewind_point(worker: Any, task: Task) -> None:
                  "-> %s", k, record.barrier["test"].mean, record.barrier["test"].std,
                  record.barrier["train"].mean, record.barrier["train"].std,
                  "stable" if record.stable else "unstable")
+    if record.loss_barrier is not None:
+        logging.info("Rewind step k=%d: test loss barrier %.4f, train loss barrier %.4f", k,
+                     record.loss_barrier["test"].mean, record.loss_barrier["train"].mean)
 
 
 def run_instability_results(worker: Any, task: Task) -> None:
@@ -348,7 +396,8 @@ def run_instability_results(worker: Any, task: Task) -> None:
                                  records.PairRecord, model_dir, model_dir)
                  for a, b in pairs(ic.replicates)]
         independent = records.IndependentRecord(pairs=found, barrier=_over_pairs(found),
-                                                aligned_barrier=aligned_paths.over_pairs(found))
+                                                aligned_barrier=aligned_paths.over_pairs(found),
+                                                loss_barrier=loss_over_pairs(found))
         summaries.write_independent(model_dir, independent, config.train.rewind_steps)
         logging.info("Independent parents: test barrier %.4f ± %.4f, train barrier "
                      "%.4f ± %.4f", independent.barrier["test"].mean,
@@ -370,7 +419,8 @@ def run_instability_results(worker: Any, task: Task) -> None:
             children=ic.children, interpolation_points=ic.interpolation_points,
             stability_threshold=ic.stability_threshold, bn_mode=ic.bn_mode,
             replicates=ic.replicates, child_optimizer_state=ic.child_optimizer_state,
-            train_eval_examples=config.data.train_eval_examples, align=ic.align),
+            train_eval_examples=config.data.train_eval_examples, align=ic.align,
+            child_noise=ic.child_noise),
         parents=parents,
         rewind_steps=points,
         independent=independent,

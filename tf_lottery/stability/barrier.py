@@ -7,6 +7,11 @@ at rewind step k when this barrier is below a threshold (2 % in the paper).
 With more than two children every pair gives a barrier; with several
 replicates (independent parents) each replicate's pairs are averaged first
 and the spread is reported across replicates.
+
+The loss barrier is the same quantity on the loss curve of the same path
+(``loss_barrier``): what the work that followed the paper reports
+(Entezari et al. 2022; Ainsworth et al. 2023), reported beside the error
+barrier; error stays the paper's stability criterion.
 """
 
 from __future__ import annotations
@@ -23,10 +28,30 @@ def error_barrier(curve: Sequence[float]) -> float:
     Never negative (the maximum includes the endpoints); exactly 0 for a
     constant curve.
     """
-    errors = np.asarray(curve, dtype=np.float64)
-    if errors.ndim != 1 or errors.size < 2:
-        raise ValueError(f"an error curve needs >= 2 points, got shape {errors.shape}")
-    return float(errors.max() - 0.5 * (errors[0] + errors[-1]))
+    return _barrier(curve, "an error")
+
+
+def _barrier(curve: Sequence[float], what: str) -> float:
+    values = np.asarray(curve, dtype=np.float64)
+    if values.ndim != 1 or values.size < 2:
+        raise ValueError(f"{what} curve needs >= 2 points, got shape {values.shape}")
+    return float(values.max() - 0.5 * (values[0] + values[-1]))
+
+
+def loss_barrier(curve: Sequence[float]) -> float:
+    """max_α L(α) − mean(L(α=0), L(α=1)) of a loss curve along a path.
+
+    The convention of Ainsworth et al. 2023 ("Git Re-Basin", their loss
+    barrier: max over λ of L((1−λ)θ_A + λθ_B) − ½(L(θ_A) + L(θ_B))) and the
+    one of the paper's error barrier, so that the two barriers of a pair
+    are the same function of their curves and read side by side. Entezari
+    et al. 2022 subtract the line between the endpoint losses instead,
+    max_α [L(α) − ((1−α)L(W₁) + αL(W₂))]; the two agree when the endpoints'
+    losses are equal and differ by at most ½|L(W₁) − L(W₂)| otherwise
+    (children of one W_k end with nearly equal losses). Never negative;
+    exactly 0 for a constant curve.
+    """
+    return _barrier(curve, "a loss")
 
 
 def summarize(values: Sequence[float]) -> dict[str, float | int]:

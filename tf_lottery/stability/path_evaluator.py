@@ -105,7 +105,8 @@ class PathEvaluator:
 
         Returns ``{"alphas": [...], "test_error": [...], "test_loss": [...],
         "train_error": [...], "train_loss": [...], "barrier": {"test": b,
-        "train": b}}``, one value per α in each curve.
+        "train": b}, "loss_barrier": {"test": b, "train": b}}``, one value
+        per α in each curve; both barriers come from this one pass.
         """
         curves: dict[str, list[float]] = {"alphas": []}
         for _, prefix in SPLITS:
@@ -126,8 +127,11 @@ class PathEvaluator:
                              "| %.2f s/point | ETA %.0f s", label, done, self.points, alpha,
                              metrics["test_error"], metrics["train_error"],
                              elapsed / done, elapsed / done * (self.points - done))
-        return {**curves, "barrier": {prefix: barrier.error_barrier(curves[f"{prefix}_error"])
-                                      for _, prefix in SPLITS}}
+        return {**curves,
+                "barrier": {prefix: barrier.error_barrier(curves[f"{prefix}_error"])
+                            for _, prefix in SPLITS},
+                "loss_barrier": {prefix: barrier.loss_barrier(curves[f"{prefix}_loss"])
+                                 for _, prefix in SPLITS}}
 
     def point(self, w1: Weights, w2: Weights, alpha: float) -> dict[str, float]:
         """Error and loss of W(α) on the test set and the train subset

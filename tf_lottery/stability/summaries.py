@@ -64,6 +64,8 @@ def layout_charts(rewind_steps: Sequence[int], independent: bool,
              [layout.tag_pattern(layout.barrier_tag("{split}", std=True))]),
             ("children's final error vs k",
              [layout.tag_pattern(layout.children_error_tag("{split}"))]),
+            ("loss barrier vs rewind step k (x: k)",
+             [layout.tag_pattern(layout.loss_barrier_tag("{split}"))]),
         ],
         "interpolation paths": [
             (f"mean {split} error along the path, every k{versus} "
@@ -106,8 +108,8 @@ def _mean_path(pairs: Sequence[records.PairRecord], split: str) -> list[tuple[in
 
 
 def write_barriers(model_dir: str, record: records.RewindPointRecord) -> None:
-    """Barrier (raw, and aligned with --align=weights), children's error and
-    mean path at rewind step k, into the summary run."""
+    """Barrier (raw, and aligned with --align=weights), loss barrier,
+    children's error and mean path at rewind step k, into the summary run."""
     k = record.rewind_step
     pairs = [p for rep in record.replicates for p in rep.pairs]
     scalars: dict[str, list[tuple[int, float]]] = {}
@@ -119,6 +121,10 @@ def write_barriers(model_dir: str, record: records.RewindPointRecord) -> None:
             aligned = record.aligned_barrier[split]
             scalars[layout.aligned_barrier_tag(split)] = [(k, aligned.mean)]
             scalars[layout.aligned_barrier_tag(split, std=True)] = [(k, aligned.std or 0.0)]
+        if record.loss_barrier is not None:
+            loss = record.loss_barrier[split]
+            scalars[layout.loss_barrier_tag(split)] = [(k, loss.mean)]
+            scalars[layout.loss_barrier_tag(split, std=True)] = [(k, loss.std or 0.0)]
         if pairs:
             scalars[layout.mean_path_tag(k, split)] = _mean_path(pairs, split)
     tensorboard.write_scalars(layout.summary_dir(model_dir), scalars)
@@ -136,6 +142,9 @@ def write_independent(model_dir: str, record: records.IndependentRecord,
     if aligned is not None:
         at_zero.update({layout.independent_barrier_tag(split, aligned=True):
                         [(0, aligned[split].mean)] for split in SPLITS})
+    if record.loss_barrier is not None:
+        at_zero.update({layout.independent_barrier_tag(split, loss=True):
+                        [(0, record.loss_barrier[split].mean)] for split in SPLITS})
     if record.pairs:
         at_zero.update({layout.mean_path_tag(None, split): _mean_path(record.pairs, split)
                         for split in SPLITS})
@@ -152,7 +161,7 @@ def write_independent(model_dir: str, record: records.IndependentRecord,
 
 
 class PathWriter:
-    """Writes one path's error curve, point by point, into its own run dir."""
+    """Writes one path's error and loss curves, point by point, into its own run dir."""
 
     def __init__(self, run_dir: str, k: int | None, aligned: bool = False):
         self._writer = chief.summary_writer(run_dir)
@@ -163,8 +172,9 @@ class PathWriter:
         with self._writer.as_default(step=index):
             tf.summary.scalar(self._tag(self._k, "alpha"), alpha)
             for split in SPLITS:
-                tf.summary.scalar(self._tag(self._k, f"{split}_error"),
-                                  metrics[f"{split}_error"])
+                for metric in ("error", "loss"):
+                    tf.summary.scalar(self._tag(self._k, f"{split}_{metric}"),
+                                      metrics[f"{split}_{metric}"])
 
     def close(self) -> None:
         self._writer.close()
