@@ -60,8 +60,7 @@ def measure(config: config_lib.ExperimentConfig, bench_steps: int,
         trainer = imp.make_trainer(config, strategy, pipeline)
     else:
         trainer = Trainer(config, strategy, pipeline)
-    loop = config.runtime.steps_per_loop
-    warmup = loop
+    warmup = loop = config.runtime.steps_per_loop
     dataset = strategy.distribute_datasets_from_function(
         pipeline.train_dataset_fn(0, warmup + bench_steps, 0, 0))
     iterator = iter(dataset)
