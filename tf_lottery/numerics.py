@@ -14,21 +14,24 @@ measured here (docs/numerics.md has the figures and the commands):
 - With TF's oneDNN ops on or off and oneDNN capped at AVX2
   (``ONEDNN_MAX_CPU_ISA``), an AVX-512 machine trained LeNet-300-100 to the
   very accuracies an AVX2-only machine measured with the same 2 threads.
+- With TF's oneDNN ops on, the cap crashes bfloat16 layers (a segmentation
+  fault in ``--precision=mixed_bfloat16``): TensorFlow picks oneDNN's bf16
+  kernels by the CPU's flags, and oneDNN capped at AVX2 has none.
 
 Hence two settings, chosen by the environment variable
 ``TF_LOTTERY_CPU_NUMERICS`` (it must be known before TensorFlow loads, which
 a flag parsed later cannot be):
 
-- ``portable`` (the default): oneDNN's ops on, its kernels capped at AVX2,
-  so x86 machines with AVX2 and FMA compute the same bits at the same
-  thread count (oneDNN's ops rather than Eigen's: fewer shapes depend on
-  the thread count, and it was the faster of the two here);
+- ``portable`` (the default): TF's oneDNN ops off and oneDNN's sgemm capped
+  at AVX2, which is what an AVX2-only machine computes by default, so x86
+  machines with AVX2 and FMA compute the same bits at the same thread count;
 - ``native``: TensorFlow's own choice (oneDNN on only where the CPU has
   AVX-512 VNNI/BF16 or AMX, with every instruction the CPU has).
 
-Variables the user set by hand win over the setting's defaults; the run then
-records what was in effect (``Numerics``) and calls it ``custom`` when it is
-neither setting. Nothing here imports TensorFlow at module level: the package
+Variables the user set by hand win over the setting's defaults, and
+``TF_ENABLE_ONEDNN_OPTS=1`` also drops the AVX2 cap (see the crash above);
+the run records what was in effect (``Numerics``) and calls it ``custom``
+when it is neither setting. Nothing here imports TensorFlow at module level: the package
 applies the setting from its ``__init__``, before TensorFlow is imported.
 """
 
@@ -50,7 +53,7 @@ MAX_ISA = "ONEDNN_MAX_CPU_ISA"
 
 # What each setting puts in the environment (where the user has not).
 SETTINGS: dict[str, dict[str, str]] = {
-    PORTABLE: {ONEDNN_OPTS: "1", MAX_ISA: "AVX2"},
+    PORTABLE: {ONEDNN_OPTS: "0", MAX_ISA: "AVX2"},
     NATIVE: {},
 }
 
@@ -80,6 +83,8 @@ def apply(environ: MutableMapping[str, str] = os.environ) -> None:
     not fail on it).
     """
     for name, value in SETTINGS.get(environ.get(ENV, PORTABLE), {}).items():
+        if name == MAX_ISA and environ.get(ONEDNN_OPTS) == "1":
+            continue  # oneDNN's own ops under the cap crash on bfloat16
         environ.setdefault(name, value)
 
 
