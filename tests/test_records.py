@@ -325,3 +325,49 @@ def test_write_then_read_back(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["final_checkpoint"] == \
         "final/ckpt"
     assert store.read_run(str(tmp_path)) == record
+
+
+def corrupt(tmp_path, change):
+    """The instability results with ``change`` applied to their JSON, on disk."""
+    stored = json.loads(json.dumps(instability_results().to_json(str(tmp_path))))
+    change(stored)
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(stored))
+    return path
+
+
+@pytest.mark.parametrize("change,says", [
+    (lambda o: o["rewind_steps"][0]["replicates"][0]["pairs"][0]["alphas"].__setitem__(
+        1, "half"),
+     "expected a number, got 'half' @ $.rewind_steps[0].replicates[0].pairs[0].alphas[1]"),
+    (lambda o: o["settings"].__setitem__("children", "2"),
+     "expected an integer, got '2' @ $.settings.children"),
+    (lambda o: o["parents"][0].__setitem__("init_seed", 1.5),
+     "expected an integer, got 1.5 @ $.parents[0].init_seed"),
+    (lambda o: o["rewind_steps"][0].__setitem__("stable", 0),
+     "expected true or false, got 0 @ $.rewind_steps[0].stable"),
+    (lambda o: o["parents"][0].__setitem__("run_dir", 7),
+     "expected a string, got 7 @ $.parents[0].run_dir"),
+    (lambda o: o["rewind_steps"][0]["barrier"]["test"].pop("mean"),
+     "required field missing @ $.rewind_steps[0].barrier['test'].mean"),
+    (lambda o: o.pop("table"), "required field missing @ $.table"),
+    (lambda o: o["rewind_steps"][0].__setitem__("schema", records.SCHEMA + 1),
+     "newer than this tf_lottery reads"),
+])
+def test_a_wrong_typed_or_missing_field_is_named_in_one_line(tmp_path, change, says):
+    """Nothing is coerced (cattrs' defaults would read "2" as 2 and 1.5 as 1):
+    the file is damaged, and the one-line error names it and the wrong key."""
+    path = corrupt(tmp_path, change)
+    with pytest.raises(CorruptFileError) as raised:
+        store.read(str(path), records.ExperimentResults, str(tmp_path))
+    message = str(raised.value)
+    assert "\n" not in message and str(path) in message and says in message
+    assert "not the record expected there: InstabilityResults: " in message
+
+
+def test_an_integer_reads_as_a_float_field_and_writes_back_as_one():
+    stored = json.loads(json.dumps(run_record(M).to_json(M)))
+    stored["metrics"]["test_error"] = 0  # what another JSON writer may make of 0.0
+    record = records.RunRecord.from_json(stored, M)
+    assert type(record.metrics.test_error) is float
+    assert record.to_json(M)["metrics"]["test_error"] == 0.0

@@ -146,13 +146,18 @@ def _where() -> _Where:
 
 # -- primitives, paths, integer keys ------------------------------------------------------
 
-def _strict(*types: type[Any]) -> Callable[[Any, Any], Any]:
-    names = " or ".join(t.__name__ for t in types)
+_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _strict(kind: type[Any]) -> Callable[[Any, Any], Any]:
+    """The hook of a primitive type that takes only its own JSON type (an int
+    for a float: JSON writes 1.0 as 1 in other tools; never a bool for a number)."""
+    types = (int, float) if kind is float else (kind,)
 
     def structure(value: Any, _: Any) -> Any:
-        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
-            raise RecordFormatError(f"expected {names}, got {value!r}")
-        return float(value) if float in types else value
+        if not isinstance(value, types) or (kind is not bool and isinstance(value, bool)):
+            raise RecordFormatError(f"expected {_NAMES[kind]}, got {value!r}")
+        return float(value) if kind is float else value
     return structure
 
 
@@ -272,9 +277,8 @@ def _record_unstructure(kind: type[Value | Record], conv: cattrs.Converter
 
 def _converter() -> cattrs.Converter:
     conv = cattrs.Converter()
-    for kind in (int, float, str, bool):
-        conv.register_structure_hook(kind, _strict(*((int, float) if kind is float else
-                                                     (kind,))))
+    for kind in _NAMES:
+        conv.register_structure_hook(kind, _strict(kind))
     conv.register_structure_hook_func(lambda t: t == RecordPath, _resolve)
     conv.register_unstructure_hook_func(lambda t: t == RecordPath, _relative)
     conv.register_structure_hook_factory(_int_keyed, _int_keyed_structure)
