@@ -6,8 +6,11 @@ callers or for mypy), its hooks see ``Annotated`` field types (so a path is
 marked once, in the field's type) and wrap the code it generates per class
 (so a schema 1 record is migrated by a plain dict transform before it is
 structured), and its errors say which key of which nested entry was wrong.
-It is pure Python: no wheel per platform. Its import costs tens of
-milliseconds, against seconds for TensorFlow's (docs/records.md).
+It is pure Python: no wheel per platform. msgspec imports faster, but its
+hooks see only types it does not know (no ``Annotated`` mark, no renamed
+key for a dataclass), so paths and per-split keys would again need code of
+our own; pydantic v2 imports slower still. Import times, measured:
+docs/benchmarks.md ("The records' JSON library").
 
 What the converter does beyond cattrs' defaults, for every record alike:
 
