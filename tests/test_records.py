@@ -147,6 +147,74 @@ def test_round_trip_with_paths_relative_to_the_root(make):
     assert json.dumps(moved.to_json(NOW)) == text
 
 
+def instruments():
+    """One of each record the instruments (issue 16) and alignment write."""
+    point_dir = layout.rewind_point_dir(M, 0, 10)
+    path = pair(point_dir, k=10)
+    matching = records.MatchingRecord(iterations=3, converged=True, objective=[1.0, 2.5],
+                                      groups=4, seed=1, wall_time_s=0.25,
+                                      unsupported_layers=["bn"])
+    aligned = records.AlignedPathRecord(error=path.error, loss=path.loss, barrier=LOSS,
+                                        matching=matching, wall_time_s=0.5, loss_barrier=LOSS)
+    group = records.LayerGroupPathRecord(name="fc1", layers=["fc1"], parameters=10,
+                                         error=path.error, loss=path.loss, barrier=LOSS)
+    layerwise = records.LayerwiseRecord(status="complete", endpoints=path.endpoints,
+                                        bn_mode="interpolate", alphas=path.alphas,
+                                        groups=[group], rewind_step=10, children=[0, 1],
+                                        wall_time_s=2.0)
+    summary = records.LayerwiseSummaryRecord(rewind_step=10, groups=["fc1", "logits"],
+                                             barrier={"fc1": STAT, "logits": STAT})
+    level_path = records.LevelPathRecord(
+        status="complete", levels=[0, 2], densities=[1.0, 0.64],
+        pair=dataclasses.replace(path, endpoints=[
+            layout.final_checkpoint(layout.level_dir(M, a)) for a in (0, 2)],
+            rewind_step=None, children=None))
+    probe = records.OnsetProbeRecord(
+        rewind_step=10, stable=False,
+        barrier={s: records.Aggregate(0.25, 0.0, 1, [STAT[s]]) for s in layout.SPLITS})
+    onset = records.OnsetResults(
+        status="running", level=0, grid=[0, 10, 20], threshold=0.02, checks=1, children=2,
+        replicates=1, probes=[probe], next_probe=20, bracket=[10, None],
+        inconsistencies=[[0, 10]], outcome="searching", child_runs=2, full_grid_child_runs=6,
+        table="k ...", layerwise=[summary])
+    imp = dataclasses.replace(imp_results(), level_paths=[level_path])
+    return [dataclasses.replace(path, aligned=aligned), layerwise, level_path, onset,
+            records.ImpSweepResults(status="running", chains=[imp, imp_results()]),
+            dataclasses.replace(instability_results_with_loss(), layerwise=[summary])]
+
+
+def test_every_record_class_round_trips():
+    """Each class of records.py, met somewhere in these records, reads back
+    equal from its JSON, and so does each of them (nested or not)."""
+    met = set()
+
+    def visit(value):
+        if dataclasses.is_dataclass(value):
+            met.add(type(value))
+            kind = type(value)
+            if isinstance(value, records.Record):
+                assert kind.from_json(json.loads(json.dumps(value.to_json(M))), M) == value
+            else:
+                assert kind.from_json(json.loads(json.dumps(value.to_json()))) == value
+            for field in dataclasses.fields(value):
+                visit(getattr(value, field.name))
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                visit(v)
+        elif isinstance(value, dict):
+            for v in value.values():
+                visit(v)
+
+    for record in (*instruments(), imp_results(), run_record(M),
+                   records.CheckpointMarker(10, layout.rewind_checkpoint(M, 10))):
+        visit(record)
+    every = {c for c in vars(records).values() if isinstance(c, type)
+             and issubclass(c, (records.Record, records.Value))
+             and c not in (records.Record, records.Value)}
+    abstract = {records.ChildrenRecord, records.NetworkRecord}  # bases, never written alone
+    assert every - abstract == met
+
+
 def test_records_from_before_loss_barriers_and_child_noise_still_load():
     """A schema 2 record written before issue 24 has neither key: it reads
     as None (the settings: 'both', the only behaviour then), and reports."""
@@ -325,3 +393,49 @@ def test_write_then_read_back(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["final_checkpoint"] == \
         "final/ckpt"
     assert store.read_run(str(tmp_path)) == record
+
+
+def corrupt(tmp_path, change):
+    """The instability results with ``change`` applied to their JSON, on disk."""
+    stored = json.loads(json.dumps(instability_results().to_json(str(tmp_path))))
+    change(stored)
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(stored))
+    return path
+
+
+@pytest.mark.parametrize("change,says", [
+    (lambda o: o["rewind_steps"][0]["replicates"][0]["pairs"][0]["alphas"].__setitem__(
+        1, "half"),
+     "expected a number, got 'half' @ $.rewind_steps[0].replicates[0].pairs[0].alphas[1]"),
+    (lambda o: o["settings"].__setitem__("children", "2"),
+     "expected an integer, got '2' @ $.settings.children"),
+    (lambda o: o["parents"][0].__setitem__("init_seed", 1.5),
+     "expected an integer, got 1.5 @ $.parents[0].init_seed"),
+    (lambda o: o["rewind_steps"][0].__setitem__("stable", 0),
+     "expected true or false, got 0 @ $.rewind_steps[0].stable"),
+    (lambda o: o["parents"][0].__setitem__("run_dir", 7),
+     "expected a string, got 7 @ $.parents[0].run_dir"),
+    (lambda o: o["rewind_steps"][0]["barrier"]["test"].pop("mean"),
+     "required field missing @ $.rewind_steps[0].barrier['test'].mean"),
+    (lambda o: o.pop("table"), "required field missing @ $.table"),
+    (lambda o: o["rewind_steps"][0].__setitem__("schema", records.SCHEMA + 1),
+     "newer than this tf_lottery reads"),
+])
+def test_a_wrong_typed_or_missing_field_is_named_in_one_line(tmp_path, change, says):
+    """Nothing is coerced (cattrs' defaults would read "2" as 2 and 1.5 as 1):
+    the file is damaged, and the one-line error names it and the wrong key."""
+    path = corrupt(tmp_path, change)
+    with pytest.raises(CorruptFileError) as raised:
+        store.read(str(path), records.ExperimentResults, str(tmp_path))
+    message = str(raised.value)
+    assert "\n" not in message and str(path) in message and says in message
+    assert "not the record expected there: InstabilityResults: " in message
+
+
+def test_an_integer_reads_as_a_float_field_and_writes_back_as_one():
+    stored = json.loads(json.dumps(run_record(M).to_json(M)))
+    stored["metrics"]["test_error"] = 0  # what another JSON writer may make of 0.0
+    record = records.RunRecord.from_json(stored, M)
+    assert type(record.metrics.test_error) is float
+    assert record.to_json(M)["metrics"]["test_error"] == 0.0
