@@ -53,7 +53,7 @@ import tensorflow as tf
 import tf_keras
 from absl import app, flags
 
-from tf_lottery import api, files
+from tf_lottery import files, rundir
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError
@@ -248,7 +248,7 @@ def export_ticket(model_dir: str, out: str, *, level: int | None = None,
 
     fmt = _format(out, format)
     weights = resolve_weights(weights, which)
-    config = api.load(model_dir).config
+    config = rundir.recorded_config(model_dir)
     prefix = checkpoint_of(config, model_dir, level, which, rewind_step)
     evaluated = weights == "evaluated"
     model, masks = restored_model(config, prefix, evaluated=evaluated)

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tf_lottery.config import branches
 from tf_lottery.config.knobs import (
     FlagReader,
     Section,
@@ -27,14 +28,13 @@ from tf_lottery.config.knobs import (
     unique,
 )
 from tf_lottery.errors import ConfigError, FieldError
-from tf_lottery.pruning import branches
 
 PRUNING_SCOPES = ("global", "layerwise")
 REWIND_OPTIMIZER = ("reset", "restore")
 ALIGN_MODES = ("none", "weights")
 # Which SGD noise children redraw (analysis.child_noise): the first is the paper's.
 CHILD_NOISE = ("both", "data_order", "augmentation", "none")
-# The registered IMP branches but 'imp' itself (pruning/branches.py).
+# The declared IMP branches but 'imp' itself (config/branches.py).
 BASELINES = branches.baseline_names()
 
 
@@ -110,13 +110,34 @@ class InstabilityConfig(Section):
         "layer-wise path of --layerwise_barriers.", check=at_least(2), late=True)
 
 
+def geometric_grid(train_steps: int, max_fraction: float, min_step: int = 1
+                   ) -> tuple[int, ...]:
+    """0 and ``min_step`` * 2^i for every i with the step <= ``max_fraction`` * T.
+
+    Raises:
+      ValueError: the grid would hold k = 0 alone (no positive step fits).
+    """
+    if min_step < 1:
+        raise ValueError(f"min_step must be >= 1, got {min_step}")
+    top = int(max_fraction * train_steps)
+    steps = [0]
+    k = min_step
+    while k <= top:
+        steps.append(k)
+        k *= 2
+    if len(steps) < 2:
+        raise ValueError(f"no rewind step in (0, {max_fraction:g} x {train_steps}] on a "
+                         f"grid starting at {min_step}: the grid would be k=0 alone")
+    return tuple(steps)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class OnsetConfig(Section):
     """Onset search: the earliest stable rewind step, bisected over a grid.
 
     The parent keeps W_k at every k of the grid: ``grid`` if given, else 0
     and ``min_step`` * 2^i up to ``max_fraction`` * T
-    (``stability.onset.geometric_grid``). Children are trained only at the
+    (``geometric_grid``). Children are trained only at the
     k the search asks for (``--children`` per replicate, as in the
     instability analysis); ``checks`` grid points above the first stable k
     are probed to check monotonicity. ``level`` 0 searches the dense network,
@@ -145,11 +166,9 @@ class OnsetConfig(Section):
 
     def steps(self, train_steps: int) -> tuple[int, ...]:
         """The grid the parent keeps W_k at."""
-        from tf_lottery.stability import onset
-
         if self.grid:
             return self.grid
-        return onset.geometric_grid(train_steps, self.max_fraction, self.min_step)
+        return geometric_grid(train_steps, self.max_fraction, self.min_step)
 
     def validate_in(self, config: Any) -> None:
         t = config.train.train_steps
