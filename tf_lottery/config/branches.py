@@ -42,3 +42,7 @@ def baselines() -> tuple[Declared, ...]:
 
 def baseline_names() -> tuple[str, ...]:
     return tuple(b.name for b in baselines())
+
+
+def get(name: str) -> Declared:
+    return next(b for b in DECLARED if b.name == name)

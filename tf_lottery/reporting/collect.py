@@ -24,11 +24,11 @@ import tensorflow as tf
 
 from tf_lottery import config as config_lib
 from tf_lottery import provenance
+from tf_lottery.config import branches
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.core.records import Stat
 from tf_lottery.errors import ConfigError, CorruptFileError
-from tf_lottery.pruning import branches
 from tf_lottery.reporting import events
 from tf_lottery.stability import barrier
 

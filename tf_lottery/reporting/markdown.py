@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tf_lottery.config import ExperimentConfig
+from tf_lottery.config import ExperimentConfig, branches
 from tf_lottery.core import layout
-from tf_lottery.pruning import branches
 from tf_lottery.reporting.collect import Experiment, OtherRun
 
 # The terminal's cells, so report.md and the log print the same numbers.

@@ -192,7 +192,7 @@ def imp_layout(config: ExperimentConfig) -> tensorboard.Layout:
                  [layout.tag_pattern(layout.branch_tag(groups, vs_pruned=True),
                                      prefix_only=True)]),
             ]
-    for j in config.pruning.level_barriers:  # written by stability.instruments
+    for j in config.pruning.level_barriers:  # written by experiments.instruments
         charts += [
             (f"error barrier between levels L and L + {j} vs L",
              [layout.tag_pattern(layout.level_barrier_tag("{split}", j))]),

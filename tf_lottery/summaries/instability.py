@@ -27,7 +27,7 @@ With ``--align=weights`` also (``stability.aligned_paths``):
   (step 0): raw and aligned barrier between independently trained networks.
 
 With ``--layerwise_barriers`` also ``layerwise/<split>_barrier/<group>``
-against k (``stability.instruments``, written by the results task).
+against k (``experiments.instruments``, written by the results task).
 
 A custom-scalars layout groups these charts; each replicate's rewind point
 is a row of the hparams dashboard (``summaries/dashboards.py``); the
