@@ -60,8 +60,9 @@ from absl import logging
 from tf_lottery import chief
 from tf_lottery.config import ExperimentConfig, experiments
 from tf_lottery.core import layout, records, store
+from tf_lottery.errors import ConfigError
 from tf_lottery.experiments import instruments, toolkit
-from tf_lottery.experiments.base import Experiment, record_kind, run_kind
+from tf_lottery.experiments.base import Experiment, Networks, record_kind, run_kind
 from tf_lottery.experiments.toolkit import RESULTS, R, task_id
 from tf_lottery.pruning import branches, wrappers
 from tf_lottery.pruning import masks as masks_lib
@@ -70,6 +71,7 @@ from tf_lottery.stability import barrier
 from tf_lottery.summaries import dashboards
 from tf_lottery.tasks.graph import Task
 from tf_lottery.tasks.kinds import TaskWorker
+from tf_lottery.training import checkpoints
 
 # A Trainer over the wrapped model whose masks hold during training.
 make_trainer = toolkit.make_masked_trainer
@@ -416,4 +418,27 @@ KINDS = {
     "level_path": record_kind(instruments.run_level_path),
     "layerwise_pair": record_kind(run_layerwise_pair)}
 
-EXPERIMENT = Experiment(experiments.get("imp"), plan, KINDS, refresh=refresh_results)
+def _sparsest_level(model_dir: str) -> int:
+    level = 0
+    while checkpoints.is_committed(layout.final_dir(layout.level_dir(model_dir, level + 1))):
+        level += 1
+    return level
+
+
+def _level_dir(config: ExperimentConfig, model_dir: str, level: int | None) -> str:
+    """Level ``level``'s run (None: the sparsest level finished)."""
+    level = _sparsest_level(model_dir) if level is None else level
+    if not 0 <= level <= config.pruning.levels:
+        raise ConfigError(f"--level={level} is outside the run's levels "
+                          f"0..{config.pruning.levels}")
+    return layout.level_dir(model_dir, level)
+
+
+def _rewind_step(config: ExperimentConfig) -> tuple[int, ...]:
+    return (config.pruning.rewind_step,)
+
+
+NETWORKS = Networks(_level_dir, _rewind_step, masked=True)
+
+EXPERIMENT = Experiment(experiments.get("imp"), plan, KINDS, refresh=refresh_results,
+                        networks=NETWORKS)

@@ -42,7 +42,7 @@ from absl import logging
 from tf_lottery.config import ExperimentConfig, experiments
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import FieldError
-from tf_lottery.experiments import instruments, toolkit
+from tf_lottery.experiments import base, instruments, toolkit
 from tf_lottery.experiments.base import Experiment, record_kind, run_kind
 from tf_lottery.experiments.toolkit import RESULTS, R, task_id
 from tf_lottery.reporting import tensorboard_figures
@@ -238,6 +238,14 @@ def instability(config: ExperimentConfig, strategy: Any = None,
     return results
 
 
+def _parent_dir(config: ExperimentConfig, model_dir: str, level: int | None) -> str:
+    """Replicate 0's parent: the recipe's network."""
+    base.DENSE.run_dir(config, model_dir, level)  # no levels
+    return layout.parent_dir(model_dir, 0)
+
+
+NETWORKS = base.Networks(_parent_dir, base.DENSE.rewind_steps)
+
 EXPERIMENT = Experiment(
     experiments.get("instability"), plan,
     {"parent": run_kind(run_parent), "independent_pair": record_kind(run_independent_pair),
@@ -245,4 +253,4 @@ EXPERIMENT = Experiment(
      "rewind_point": record_kind(run_rewind_point),
      "instability_results": record_kind(run_instability_results),
      "layerwise_pair": record_kind(run_layerwise_pair)},
-    refresh=refresh_views)
+    refresh=refresh_views, networks=NETWORKS)
