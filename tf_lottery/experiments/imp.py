@@ -25,7 +25,7 @@ from each analyzed level's masked W_k, keep the mask, train to T with their
 own SGD noise, and the error barrier of their linear path is measured by the
 instability experiment's own machinery (``experiments.instability``); with
 ``--layerwise_barriers`` also each pair's layer-wise barriers
-(``stability.instruments``), summarized in the level's ``instability.json``.
+(``experiments.instruments``), summarized in the level's ``instability.json``.
 Every baseline run at an analyzed level is analyzed the same way, its
 children starting from its own start (its mask and init on W_k), so the
 paper's comparison (IMP subnetworks stable, random ones not) is one run.

@@ -31,7 +31,7 @@ against k (``experiments.instruments``, written by the results task).
 
 A custom-scalars layout groups these charts; each replicate's rewind point
 is a row of the hparams dashboard (``summaries/dashboards.py``); the
-report's figures are images of ``summary/`` (``summaries/figures.py``).
+report's figures are images of ``summary/`` (``reporting/tensorboard_figures.py``).
 Every writer goes through ``chief.summary_writer``: only the chief writes.
 """
 
