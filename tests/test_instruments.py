@@ -279,3 +279,31 @@ def test_layerwise_barriers_of_imp_sparse_instability(tmp_path):
     figure = layout.IMP_LAYERWISE_FIGURE.format(level=1)
     assert figure in drawn.figures and figure in drawn.markdown
     assert layout.IMP_LAYERWISE_FIGURE.format(level=0) not in drawn.figures
+
+
+def test_onset_gives_the_same_bits_inline_and_task_by_task(tmp_path):
+    """Executor equivalence for a graph that grows: one task at a time, each
+    in a fresh Worker (which plans the graph from what is measured so far),
+    always the first pending task of the current plan in reverse order,
+    until none is pending; every checkpoint, mask and record equals the
+    inline run's."""
+    from tests.test_tasks import assert_same_bits, reverse_order, run_one_by_one
+
+    args = ("--experiment=onset", "--onset_max_fraction=0.5", "--stability_threshold=0.999")
+    inline = config(tmp_path / "inline", *args)
+    run(onset_experiment.onset, inline)
+    tasks = config(tmp_path / "tasks", *args)
+    rundir.claim(tasks)
+    onset = registry.get("onset")
+    ran = []
+    while True:
+        graph = registry.plan(tasks)
+        pending = [i for i in reverse_order(graph)
+                   if not plan_lib.is_done(onset, tasks, graph[i])]
+        if not pending:
+            break
+        run_one_by_one(tasks, pending[:1])
+        ran.append(pending[0])
+    assert [i for i in ran if i.startswith("k_")] == ["k_000000002", "k_000000000",
+                                                       "k_000000001"]
+    assert_same_bits(str(tmp_path / "inline"), str(tmp_path / "tasks"))
