@@ -61,7 +61,7 @@ from tf_lottery import chief
 from tf_lottery.config import ExperimentConfig, experiments
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
-from tf_lottery.experiments import instruments, toolkit
+from tf_lottery.experiments import evaluation, instruments, levels, toolkit
 from tf_lottery.experiments.base import Experiment, Networks, record_kind, run_kind
 from tf_lottery.experiments.toolkit import RESULTS, R, task_id
 from tf_lottery.pruning import branches, wrappers
@@ -74,7 +74,7 @@ from tf_lottery.tasks.kinds import TaskWorker
 from tf_lottery.training import checkpoints
 
 # A Trainer over the wrapped model whose masks hold during training.
-make_trainer = toolkit.make_masked_trainer
+make_trainer = levels.make_masked_trainer
 
 
 # -- the graph ---------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ def _branch_start(config: ExperimentConfig, level: int, level_masks: dict[str, n
     """The mask and init ``branch`` starts from at ``level``: its own mask
     (drawn once and saved, reloaded after), its init, else the level's mask
     and W_k. Its run and its sparse-instability children share them."""
-    run_dir = toolkit.branch_dir(config, level, branch.name)
+    run_dir = levels.branch_dir(config, level, branch.name)
     seed = branch.seed(config.pruning.baseline_seed, level)
     masks, init = level_masks, None
     if branch.mask is not None:
@@ -160,7 +160,7 @@ def _branch_start(config: ExperimentConfig, level: int, level_masks: dict[str, n
             masks = masks_lib.load(path)
         else:
             masks = branch.mask(level_masks, seed)
-            toolkit.save_masks(run_dir, masks)
+            levels.save_masks(run_dir, masks)
     if branch.init is not None:
         init = branch.init(seed)
     return masks, init
@@ -170,13 +170,13 @@ def _train_branch(worker: TaskWorker, level: int, level_masks: dict[str, np.ndar
                   branch: branches.Branch) -> Any:
     """Trains ``branch`` at ``level`` from W_k with its mask and init."""
     config = worker.config
-    run_dir = toolkit.branch_dir(config, level, branch.name)
+    run_dir = levels.branch_dir(config, level, branch.name)
     masks, init = _branch_start(config, level, level_masks, branch)
-    spec = toolkit.rewind_manager(config).run_spec(
+    spec = levels.rewind_manager(config).run_spec(
         run_dir, config.train.train_steps, toolkit.recipe_noise(config), masks, init,
         config.runtime.eval_every)
-    return toolkit.branch_record(config, level, branch.name,
-                                 toolkit.masked_trainer(worker).train(spec))
+    return levels.branch_record(config, level, branch.name,
+                                 levels.masked_trainer(worker).train(spec))
 
 
 def _summarize(config: ExperimentConfig, level: records.LevelRecord, branch: str,
@@ -187,7 +187,7 @@ def _summarize(config: ExperimentConfig, level: records.LevelRecord, branch: str
     if branch == branches.IMP:
         filed = dataclasses.replace(level, instability=record) if instability else level
     else:
-        network = (dataclasses.replace(toolkit.baseline_record(config, level.level, branch),
+        network = (dataclasses.replace(levels.baseline_record(config, level.level, branch),
                                        instability=record) if instability else record)
         filed = dataclasses.replace(level, baselines={branch: network})
     dashboards.write_level(config, filed, branch, instability=instability)
@@ -198,14 +198,14 @@ def run_dense(worker: TaskWorker, task: Task) -> None:
     config = worker.config
     cfg, t = config.pruning, config.train
     dashboards.write_imp_metadata(config)
-    run_dir = toolkit.dense_dir(config)
-    trainer = toolkit.masked_trainer(worker)
+    run_dir = levels.dense_dir(config)
+    trainer = levels.masked_trainer(worker)
     ones = masks_lib.ones_like(wrappers.weight_values(trainer.model))
-    toolkit.save_masks(run_dir, ones)
+    levels.save_masks(run_dir, ones)
     spec = dataclasses.replace(
         toolkit.recipe_run(config, run_dir),
         rewind_steps=tuple(sorted({*t.rewind_steps, cfg.rewind_step})))
-    record = records.LevelRecord(**toolkit.network_fields(0, ones, trainer.train(spec), run_dir))
+    record = records.LevelRecord(**levels.network_fields(0, ones, trainer.train(spec), run_dir))
     _summarize(config, record, branches.IMP, record)
     logging.info("IMP level 0 (dense): test accuracy %.4f (%.1f s)", record.test_accuracy,
                  record.wall_time_s or 0.0)
@@ -215,12 +215,12 @@ def _prune(worker: TaskWorker, level: int) -> dict[str, np.ndarray]:
     """Level ``level``'s mask: saved, or pruned from level-1's W_T."""
     config = worker.config
     cfg = config.pruning
-    path = layout.mask_file(toolkit.level_dir(config, level))
+    path = layout.mask_file(levels.level_dir(config, level))
     if chief.exists(path):
         return masks_lib.load(path)
-    previous = toolkit.level_mask(config, level - 1)
-    before = toolkit.run_record(toolkit.level_dir(config, level - 1))
-    trainer = toolkit.masked_trainer(worker)
+    previous = levels.level_mask(config, level - 1)
+    before = toolkit.run_record(levels.level_dir(config, level - 1))
+    trainer = levels.masked_trainer(worker)
     trainer.restore_from(before.final_checkpoint, reset_optimizer=True)
     held = wrappers.get_masks(trainer.model)
     if any(not np.array_equal(held[n], previous[n]) for n in previous):
@@ -229,7 +229,7 @@ def _prune(worker: TaskWorker, level: int) -> dict[str, np.ndarray]:
     rule = masks_lib.PruningRule(cfg.scope, cfg.rates())
     targets = masks_lib.level_densities(list(previous), cfg.prune_fraction, level, rule)
     new = masks_lib.prune(wrappers.weight_values(trainer.model), previous, targets, rule)
-    toolkit.save_masks(toolkit.level_dir(config, level), new)
+    levels.save_masks(levels.level_dir(config, level), new)
     return new
 
 
@@ -246,8 +246,8 @@ def run_level(worker: TaskWorker, task: Task) -> None:
 def run_baseline(worker: TaskWorker, task: Task) -> None:
     """A baseline of level L (random pruning, random reinitialization, ...)."""
     config, level, name = worker.config, task.arg("level"), task.arg("branch")
-    record = _train_branch(worker, level, toolkit.level_mask(config, level), branches.get(name))
-    _summarize(config, toolkit.level_record(config, level), name, record)
+    record = _train_branch(worker, level, levels.level_mask(config, level), branches.get(name))
+    _summarize(config, levels.level_record(config, level), name, record)
     logging.info("IMP level %d %s: test accuracy %.4f (%.1f s)", level, name,
                  record.test_accuracy, record.wall_time_s or 0.0)
 
@@ -285,22 +285,22 @@ def run_sparse_child(worker: TaskWorker, task: Task) -> None:
     """
     config, level, i = worker.config, task.arg("level"), task.arg("child")
     branch = _sparse_branch(task)
-    masks, init = _branch_start(config, level, toolkit.level_mask(config, level),
+    masks, init = _branch_start(config, level, levels.level_mask(config, level),
                                 branches.get(branch))
-    rewind = toolkit.rewind_manager(config)
+    rewind = levels.rewind_manager(config)
     spec = toolkit.child_run(
         config, rewind.checkpoint, toolkit.recipe_noise(config),
         _sparse_dir(config, level, branch), i, then=rewind.after_restore(masks, init))
-    toolkit.masked_trainer(worker).train(spec)
+    levels.masked_trainer(worker).train(spec)
 
 
 def run_sparse_pair(worker: TaskWorker, task: Task) -> None:
     """The path between two sparse-instability children of level L (or of a baseline)."""
     config, level, pair = worker.config, task.arg("level"), task.arg("pair")
     k, branch = config.pruning.rewind_step, _sparse_branch(task)
-    toolkit.children_pair(config, toolkit.masked_evaluator(worker),
+    evaluation.children_pair(config, levels.masked_evaluator(worker),
                           _sparse_dir(config, level, branch), k, pair,
-                          toolkit.pair_label(k, pair, _sparse_prefix(level, branch)))
+                          evaluation.pair_label(k, pair, _sparse_prefix(level, branch)))
 
 
 def run_sparse_instability(worker: TaskWorker, task: Task) -> None:
@@ -310,7 +310,7 @@ def run_sparse_instability(worker: TaskWorker, task: Task) -> None:
     config, level, branch = worker.config, task.arg("level"), _sparse_branch(task)
     model_dir, k = config.runtime.model_dir, config.pruning.rewind_step
     point_dir = _sparse_dir(config, level, branch)
-    point = toolkit.children_record(config, point_dir, toolkit.recipe_noise(config))
+    point = evaluation.children_record(config, point_dir, toolkit.recipe_noise(config))
     record = records.SparseInstabilityRecord(
         status=layout.COMPLETE, rewind_step=k, children=point.children,
         pairs=point.pairs, barrier=point.barrier, aligned_barrier=point.aligned_barrier,
@@ -319,7 +319,7 @@ def run_sparse_instability(worker: TaskWorker, task: Task) -> None:
         layerwise=(instruments.point_layerwise(config, k, [point_dir])
                    if config.instability.layerwise_barriers else None))
     store.write(_sparse_file(model_dir, level, branch), record, model_dir)
-    _summarize(config, toolkit.level_record(config, level), branch, record, instability=True)
+    _summarize(config, levels.level_record(config, level), branch, record, instability=True)
     logging.info("%stest barrier %.4f at k=%d (%s)", _sparse_prefix(level, branch),
                  record.barrier["test"].mean, record.rewind_step,
                  "stable" if record.stable else "unstable")
@@ -327,7 +327,7 @@ def run_sparse_instability(worker: TaskWorker, task: Task) -> None:
 
 def run_layerwise_pair(worker: TaskWorker, task: Task) -> None:
     """A sparse-instability pair's layer-wise barriers, in the masked model."""
-    instruments.run_layerwise_pair(worker, task, toolkit.masked_evaluator(worker))
+    instruments.run_layerwise_pair(worker, task, levels.masked_evaluator(worker))
 
 
 # -- results.json: assembled from the levels' own records ------------------------------------
@@ -345,24 +345,24 @@ def assemble(config: ExperimentConfig, status: str) -> records.ImpResults:
     finished baselines and sparse instabilities (all of them once complete)."""
     c, model_dir = config.pruning, config.runtime.model_dir
     baseline_levels = set(imp_baseline_levels(config))
-    levels = []
+    finished = []
     for level in range(c.levels + 1):
-        run_dir = toolkit.level_dir(config, level)
+        run_dir = levels.level_dir(config, level)
         run = store.read(layout.results_file(run_dir), records.RunRecord, run_dir)
         if not layout.is_complete(run):
             continue
         assert run is not None
-        record = toolkit.branch_record(config, level, branches.IMP, run)
+        record = levels.branch_record(config, level, branches.IMP, run)
         found = {}
         for name in c.baselines if level in baseline_levels else ():
-            b_dir = toolkit.branch_dir(config, level, name)
+            b_dir = levels.branch_dir(config, level, name)
             b_run = store.read(layout.results_file(b_dir), records.RunRecord, b_dir)
             if layout.is_complete(b_run):
                 assert b_run is not None
                 found[name] = dataclasses.replace(
-                    toolkit.branch_record(config, level, name, b_run),
+                    levels.branch_record(config, level, name, b_run),
                     instability=_sparse_record(model_dir, level, name))
-        levels.append(dataclasses.replace(
+        finished.append(dataclasses.replace(
             record, baselines=found,
             instability=_sparse_record(model_dir, level, branches.IMP)))
     paths = [store.read(layout.level_path_file(model_dir, a, b), records.LevelPathRecord,
@@ -370,7 +370,7 @@ def assemble(config: ExperimentConfig, status: str) -> records.ImpResults:
              for a, b in level_pairs(c.levels, c.level_barriers)]
     return records.ImpResults(status=status, rewind_step=c.rewind_step,
                               prune_fraction=c.prune_fraction, pruning_scope=c.scope,
-                              levels=levels,
+                              levels=finished,
                               level_paths=[p for p in paths if p and layout.is_complete(p)])
 
 

@@ -42,7 +42,7 @@ from absl import logging
 from tf_lottery.config import ExperimentConfig, experiments
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import FieldError
-from tf_lottery.experiments import base, instruments, toolkit
+from tf_lottery.experiments import base, evaluation, instruments, toolkit
 from tf_lottery.experiments.base import Experiment, record_kind, run_kind
 from tf_lottery.experiments.toolkit import RESULTS, R, task_id
 from tf_lottery.reporting import tensorboard_figures
@@ -112,7 +112,7 @@ def run_independent_pair(worker: TaskWorker, task: Task) -> None:
     model_dir = worker.config.runtime.model_dir
     a, b = task.arg("replicates")
     ends = [toolkit.run_record(layout.parent_dir(model_dir, r)).final_checkpoint for r in (a, b)]
-    toolkit.evaluate_pair(toolkit.evaluator(worker), ends[0], ends[1],
+    evaluation.evaluate_pair(evaluation.evaluator(worker), ends[0], ends[1],
                   layout.independent_pair_file(model_dir, a, b), None,
                   label=f"independent parents ({a},{b})", root=model_dir, replicates=(a, b))
 
@@ -131,9 +131,9 @@ def run_pair(worker: TaskWorker, task: Task) -> None:
     """The path between two children of replicate r's W_k."""
     config = worker.config
     r, k, pair = task.arg("replicate"), task.arg("k"), task.arg("pair")
-    toolkit.children_pair(config, toolkit.evaluator(worker),
+    evaluation.children_pair(config, evaluation.evaluator(worker),
                   layout.rewind_point_dir(config.runtime.model_dir, r, k), k, pair,
-                  toolkit.pair_label(k, pair, toolkit.replicate_prefix(config, r)))
+                  evaluation.pair_label(k, pair, evaluation.replicate_prefix(config, r)))
 
 
 def run_rewind_point(worker: TaskWorker, task: Task) -> None:
@@ -142,12 +142,12 @@ def run_rewind_point(worker: TaskWorker, task: Task) -> None:
     model_dir = config.runtime.model_dir
     replicates = []
     for r in range(config.instability.replicates):
-        point = toolkit.children_record(config, layout.rewind_point_dir(model_dir, r, k),
+        point = evaluation.children_record(config, layout.rewind_point_dir(model_dir, r, k),
                                 toolkit.replicate_noise(config, r))
         replicates.append(records.ReplicateRecord(
             replicate=r, children=point.children, pairs=point.pairs, barrier=point.barrier,
             aligned_barrier=point.aligned_barrier, loss_barrier=point.loss_barrier))
-    record = toolkit.rewind_record(config, k, replicates)
+    record = evaluation.rewind_record(config, k, replicates)
     summaries.write_barriers(model_dir, record)
     for rep in replicates:
         dashboards.write_rewind_point_session(
@@ -180,9 +180,9 @@ def run_instability_results(worker: TaskWorker, task: Task) -> None:
         found = [store.read_done(layout.independent_pair_file(model_dir, a, b),
                                  records.PairRecord, model_dir, model_dir)
                  for a, b in toolkit.pairs(ic.replicates)]
-        independent = records.IndependentRecord(pairs=found, barrier=toolkit.over_pairs(found),
+        independent = records.IndependentRecord(pairs=found, barrier=evaluation.over_pairs(found),
                                                 aligned_barrier=aligned_paths.over_pairs(found),
-                                                loss_barrier=toolkit.loss_over_pairs(found))
+                                                loss_barrier=evaluation.loss_over_pairs(found))
         summaries.write_independent(model_dir, independent, config.train.rewind_steps)
         logging.info("Independent parents: test barrier %.4f ± %.4f, train barrier "
                      "%.4f ± %.4f", independent.barrier["test"].mean,
@@ -226,7 +226,7 @@ def refresh_views(config: ExperimentConfig, task: Task) -> None:
 def run_layerwise_pair(worker: TaskWorker, task: Task) -> None:
     """A pair's layer-wise barriers (``instruments.run_layerwise_pair``), in
     the dense model."""
-    instruments.run_layerwise_pair(worker, task, toolkit.evaluator(worker))
+    instruments.run_layerwise_pair(worker, task, evaluation.evaluator(worker))
 
 
 def instability(config: ExperimentConfig, strategy: Any = None,

@@ -36,7 +36,7 @@ from absl import logging
 
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
-from tf_lottery.experiments import toolkit
+from tf_lottery.experiments import evaluation, levels, toolkit
 from tf_lottery.pruning import branches
 from tf_lottery.stability import barrier, layerwise
 from tf_lottery.stability.path_evaluator import PathEvaluator
@@ -130,7 +130,7 @@ def level_path(evaluator: PathEvaluator, model_dir: str, a: records.LevelRecord,
     done = store.read_complete(out_path, records.LevelPathRecord, model_dir, model_dir)
     if done is not None:
         return done
-    pair = toolkit.evaluate_pair(
+    pair = evaluation.evaluate_pair(
         evaluator, layout.final_checkpoint(a.run_dir), layout.final_checkpoint(b.run_dir),
         out_path.removesuffix(".json") + "_pair.json", None,
         label=f"IMP levels {a.level} -> {b.level}", root=model_dir)
@@ -177,7 +177,7 @@ def run_layerwise_pair(worker: TaskWorker, task: Task, evaluator: PathEvaluator)
     W_k, beside their pair, evaluated with ``evaluator``: the experiment
     passes the one its networks need. An IMP level's children are masked
     networks: they are evaluated in the masked trainer's model
-    (``toolkit.masked_evaluator``), and a pruned weight, 0 at both ends, is 0
+    (``levels.masked_evaluator``), and a pruned weight, 0 at both ends, is 0
     at every point of every group's path."""
     config = worker.config
     k, (i, j) = task.arg("k"), task.arg("pair")
@@ -187,7 +187,7 @@ def run_layerwise_pair(worker: TaskWorker, task: Task, evaluator: PathEvaluator)
     layerwise_pair(evaluator, ends[0], ends[1], layout.layerwise_file(point_dir, i, j),
                    config.instability.layerwise_points, root=config.runtime.model_dir, k=k,
                    children=(i, j),
-                   label=toolkit.pair_label(k, (i, j), prefix) + " layer-wise")
+                   label=evaluation.pair_label(k, (i, j), prefix) + " layer-wise")
 
 
 def run_level_path(worker: TaskWorker, task: Task) -> None:
@@ -196,7 +196,7 @@ def run_level_path(worker: TaskWorker, task: Task) -> None:
     file theirs)."""
     config = worker.config
     a, b = task.arg("levels")
-    record = level_path(toolkit.masked_evaluator(worker), config.runtime.model_dir,
-                        toolkit.level_record(config, a), toolkit.level_record(config, b))
+    record = level_path(levels.masked_evaluator(worker), config.runtime.model_dir,
+                        levels.level_record(config, a), levels.level_record(config, b))
     write_level_path(config.runtime.model_dir, record)
 

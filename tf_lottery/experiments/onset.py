@@ -43,7 +43,7 @@ from tf_lottery.config import ExperimentConfig, experiments
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.errors import CorruptFileError
-from tf_lottery.experiments import imp, instruments, toolkit
+from tf_lottery.experiments import evaluation, imp, instruments, levels, toolkit
 from tf_lottery.experiments.base import Experiment, record_kind, run_kind
 from tf_lottery.experiments.toolkit import RESULTS, R, task_id
 from tf_lottery.pruning import masks as masks_lib
@@ -188,8 +188,8 @@ def _evaluator(worker: TaskWorker) -> PathEvaluator:
     """The path evaluator over the model the probes' children have: IMP
     level L's masked networks (``--onset_level=L``), else dense ones."""
     if worker.config.onset.level:
-        return toolkit.masked_evaluator(worker)
-    return toolkit.evaluator(worker)
+        return levels.masked_evaluator(worker)
+    return evaluation.evaluator(worker)
 
 
 def run_onset_child(worker: TaskWorker, task: Task) -> None:
@@ -206,7 +206,7 @@ def run_onset_child(worker: TaskWorker, task: Task) -> None:
         spec = toolkit.child_run(config, checkpoints.rewind_prefix(level0, k),
                                   _noise(config, r), out_dir, i,
                                   then=rewind.after_restore(mask))
-        toolkit.masked_trainer(worker).train(spec)
+        levels.masked_trainer(worker).train(spec)
     else:
         spec = toolkit.child_run(config, toolkit.rewind_checkpoint(config, r, k),
                                   _noise(config, r), out_dir, i)
@@ -217,10 +217,10 @@ def run_onset_pair(worker: TaskWorker, task: Task) -> None:
     config = worker.config
     r, k, pair = task.arg("replicate"), task.arg("k"), task.arg("pair")
     prefix = f"IMP level {config.onset.level} " if config.onset.level else (
-        toolkit.replicate_prefix(config, r))
-    toolkit.children_pair(config, _evaluator(worker),
+        evaluation.replicate_prefix(config, r))
+    evaluation.children_pair(config, _evaluator(worker),
                            layout.rewind_point_dir(config.runtime.model_dir, r, k), k, pair,
-                           toolkit.pair_label(k, pair, prefix))
+                           evaluation.pair_label(k, pair, prefix))
 
 
 def run_onset_rewind_point(worker: TaskWorker, task: Task) -> None:
@@ -229,11 +229,11 @@ def run_onset_rewind_point(worker: TaskWorker, task: Task) -> None:
     model_dir = config.runtime.model_dir
     reps = []
     for r in range(replicates(config)):
-        point = toolkit.children_record(config, layout.rewind_point_dir(model_dir, r, k),
+        point = evaluation.children_record(config, layout.rewind_point_dir(model_dir, r, k),
                                          _noise(config, r))
         reps.append(records.ReplicateRecord(replicate=r, children=point.children,
                                             pairs=point.pairs, barrier=point.barrier))
-    record = toolkit.rewind_record(config, k, reps)
+    record = evaluation.rewind_record(config, k, reps)
     summaries.write_barriers(model_dir, record)
     store.write(layout.rewind_point_file(model_dir, k), record, model_dir)
     logging.info("Onset probe k=%d: test barrier %.4f ± %.4f -> %s", k,

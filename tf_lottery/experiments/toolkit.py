@@ -1,4 +1,4 @@
-"""The public toolkit experiments are built on: task ids, costs, seeds, runs, pairs, levels.
+"""The public toolkit experiments are built on: task ids, costs, seeds, runs.
 
 Every experiment module (``tf_lottery.experiments.<name>``) plans its graph
 and runs its task kinds with these pieces; none of them is private to one
@@ -17,15 +17,15 @@ experiment, so a new experiment reuses them as they are:
 - **rewind points and child runs**: ``recipe_run`` (the recipe's run 0 -> T),
   ``parent_run`` (replicate r's parent, keeping every W_k),
   ``rewind_checkpoint`` (its W_k), ``child_run`` (a child of a W_k);
-- **what a task builds on its worker**: ``trainer``/``evaluator`` (dense)
-  and ``masked_trainer``/``masked_evaluator`` (the wrapped model whose masks
-  hold while it trains), built once per worker (``TaskWorker.cached``);
-- **pair evaluation**: ``evaluate_pair`` (a path's curves and barriers,
-  stored once), ``children_pair``, ``children_record``, ``rewind_record``,
-  ``over_pairs``, ``loss_over_pairs``, ``loss_over_replicates``;
-- **level records** (IMP): ``dense_dir``, ``level_dir``, ``branch_dir``,
-  ``level_mask``, ``save_masks``, ``network_fields``, ``branch_record``,
-  ``level_record``, ``baseline_record``, ``rewind_manager``.
+- **what a task builds on its worker**: ``trainer`` (dense), built once per
+  worker (``TaskWorker.cached``); ``run_record``, a finished run's record.
+
+Two more modules complete the toolkit, kept apart so that an experiment
+imports only what it uses (``--experiment=train`` loads neither TFMOT nor
+the alignment code at start-up): ``evaluation`` (pair evaluation:
+``evaluate_pair``, ``children_pair``, ``children_record``,
+``rewind_record``, ``evaluator``) and ``levels`` (IMP's level records, masks
+and masked trainer).
 
 Cost estimates (``cost_steps``), in training steps of the recipe's batch:
 
@@ -56,23 +56,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from typing import Any
 
 import numpy as np
-from absl import logging
 
-from tf_lottery import chief, files
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout, records, store
-from tf_lottery.core.layout import SPLITS
 from tf_lottery.errors import FieldError
-from tf_lottery.pruning import branches, wrappers
-from tf_lottery.pruning import masks as masks_lib
-from tf_lottery.pruning.rewind import RewindManager
-from tf_lottery.stability import aligned_paths, barrier
-from tf_lottery.stability.path_evaluator import PathEvaluator
-from tf_lottery.summaries.instability import PathWriter
 from tf_lottery.tasks.graph import Task
 from tf_lottery.tasks.kinds import TaskWorker
 from tf_lottery.training import checkpoints
@@ -261,257 +251,6 @@ def trainer(worker: TaskWorker) -> Trainer:
                                                     worker.pipeline))
 
 
-def evaluator(worker: TaskWorker) -> PathEvaluator:
-    """The worker's path evaluator over the dense Trainer's model."""
-    return worker.cached("evaluator",
-                         lambda: PathEvaluator.for_config(trainer(worker), worker.config))
-
-
-def make_masked_trainer(config: ExperimentConfig, strategy: Any, pipeline: Any) -> Trainer:
-    """A Trainer over the wrapped model whose masks hold during training."""
-    return Trainer(config, strategy, pipeline,
-                   hooks=wrappers.masked_training(config.pruning.exclude))
-
-
-def masked_trainer(worker: TaskWorker) -> Trainer:
-    """The worker's masked Trainer: every run states its start and mask."""
-    return worker.cached("masked_trainer", lambda: make_masked_trainer(
-        worker.config, worker.strategy, worker.pipeline))
-
-
-def masked_evaluator(worker: TaskWorker) -> PathEvaluator:
-    """The worker's path evaluator over the masked Trainer's model."""
-    return worker.cached("masked_evaluator",
-                         lambda: PathEvaluator.for_config(masked_trainer(worker), worker.config))
-
-
-# -- pair evaluation ---------------------------------------------------------------------------
-
-def evaluate_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str,
-                  out_path: str, k: int | None, label: str, *, root: str,
-                  children: tuple[int, int] | None = None,
-                  replicates: tuple[int, int] | None = None,
-                  child_noise: str | None = None) -> records.PairRecord:
-    """E(α) curves and barriers of the path a -> b, stored at ``out_path``.
-
-    A pair whose ``out_path`` is complete is returned as stored. Path curves
-    go to TensorBoard in ``layout.pair_events_dir(out_path)``. The endpoints
-    are the weights each run's results report: with --ema_decay their moving
-    averages, otherwise the trained weights. ``children`` (of rewind step
-    ``k``, trained with ``child_noise``) or ``replicates`` say whose path it
-    is; the record's paths are relative to ``root`` (the model_dir). Error
-    and loss barriers come from the same evaluation of the path.
-    """
-    done = store.read_complete(out_path, records.PairRecord, root, root)
-    if done is not None:
-        return done
-    started = time.perf_counter()
-    events_dir = layout.pair_events_dir(out_path)
-    # Curves of an attempt that was killed: redrawn from scratch.
-    files.remove_tree(events_dir)
-    writer = PathWriter(events_dir, k)
-    try:
-        curves = evaluator.between(checkpoint_a, checkpoint_b, label=label, on_point=writer)
-    finally:
-        writer.close()
-    aligned = None  # --align=none
-    if evaluator.align != "none":
-        aligned_writer = PathWriter(events_dir, k, aligned=True)
-        try:
-            aligned = aligned_paths.aligned_pair(evaluator, checkpoint_a, checkpoint_b,
-                                                 label=label, on_point=aligned_writer)
-        finally:
-            aligned_writer.close()
-    result = records.PairRecord(
-        status=layout.COMPLETE,
-        endpoints=[checkpoint_a, checkpoint_b],
-        bn_mode=evaluator.bn_mode,
-        alphas=curves["alphas"],
-        error={split: curves[f"{split}_error"] for split in SPLITS},
-        loss={split: curves[f"{split}_loss"] for split in SPLITS},
-        barrier=dict(curves["barrier"]),
-        wall_time_s=round(time.perf_counter() - started, 3),
-        rewind_step=k,
-        children=list(children) if children else None,
-        replicates=list(replicates) if replicates else None,
-        aligned=aligned,
-        loss_barrier=dict(curves["loss_barrier"]),
-        child_noise=child_noise,
-    )
-    store.write(out_path, result, root)
-    logging.info("%s: test barrier %.4f, train barrier %.4f; test loss barrier %.4f, "
-                 "train loss barrier %.4f (%.1f s)", label, result.barrier["test"],
-                 result.barrier["train"], curves["loss_barrier"]["test"],
-                 curves["loss_barrier"]["train"], result.wall_time_s)
-    return result
-
-
-def over_pairs(pair_records: list[records.PairRecord]) -> dict[str, records.Stat]:
-    return {split: records.Stat.from_json(barrier.summarize(
-        [p.barrier[split] for p in pair_records])) for split in SPLITS}
-
-
-def loss_over_pairs(pair_records: list[records.PairRecord]
-                    ) -> dict[str, records.Stat] | None:
-    """The pairs' loss barriers, mean ± std as ``_over_pairs``; None unless
-    every pair has one (a pair recorded before loss barriers has not)."""
-    if not pair_records or any(p.loss_barrier is None for p in pair_records):
-        return None
-    return {split: records.Stat.from_json(barrier.summarize(
-        [p.loss_barrier[split] for p in pair_records if p.loss_barrier]))
-        for split in SPLITS}
-
-
-def loss_over_replicates(replicates: list[records.ReplicateRecord]
-                         ) -> dict[str, records.Aggregate] | None:
-    """The loss barrier over replicates and their pairs, as the error one
-    (``barrier.aggregate``); None unless every pair has one."""
-    if not replicates or any(loss_over_pairs(r.pairs) is None for r in replicates):
-        return None
-    return {split: records.Aggregate.from_json(barrier.aggregate(
-        [[p.loss_barrier[split] for p in rep.pairs if p.loss_barrier] for rep in replicates]))
-        for split in SPLITS}
-
-
-def pair_label(k: int, pair: tuple[int, int], prefix: str = "") -> str:
-    """How a pair's progress lines name it: ``[prefix]k=<k> pair (i,j)``."""
-    return f"{prefix}k={k} pair ({pair[0]},{pair[1]})"
-
-
-def replicate_prefix(config: ExperimentConfig, replicate: int) -> str:
-    return f"replicate {replicate} " if config.instability.replicates > 1 else ""
-
-
 def run_record(run_dir: str) -> records.RunRecord:
     """The finished run in ``run_dir`` that a task depends on."""
     return store.read_done(layout.results_file(run_dir), records.RunRecord, run_dir)
-
-
-def children_pair(config: ExperimentConfig, evaluator: PathEvaluator, out_dir: str, k: int,
-                  pair: tuple[int, int], label: str) -> records.PairRecord:
-    """The path between two finished children under ``out_dir`` (``evaluate_pair``)."""
-    i, j = pair
-    ends = [run_record(layout.child_dir(out_dir, c)).final_checkpoint for c in pair]
-    return evaluate_pair(evaluator, ends[0], ends[1], layout.pair_file(out_dir, i, j), k,
-                         label=label, root=config.runtime.model_dir, children=(i, j),
-                         child_noise=config.instability.child_noise)
-
-
-def children_record(config: ExperimentConfig, out_dir: str,
-                    parent_noise: SgdNoise) -> records.ChildrenRecord:
-    """The finished children of one starting point and their pairs' barriers
-    (mean ± std over pairs), read back from their records under ``out_dir``."""
-    model_dir = config.runtime.model_dir
-    children = []
-    for i in range(config.instability.children):
-        run_dir = layout.child_dir(out_dir, i)
-        run = run_record(run_dir)
-        noise = child_noise(parent_noise, i, config.instability.child_noise)
-        children.append(records.ChildRecord(
-            child=i, run_dir=run_dir, final_checkpoint=run.final_checkpoint,
-            metrics=run.metrics, data_order_seed=noise.data_order_seed,
-            augment_seed=noise.augment_seed, child_noise=config.instability.child_noise))
-    pair_results = [store.read_done(layout.pair_file(out_dir, i, j), records.PairRecord,
-                                    model_dir, model_dir)
-                    for i, j in pairs(len(children))]
-    return records.ChildrenRecord(children=children, pairs=pair_results,
-                                  barrier=over_pairs(pair_results),
-                                  aligned_barrier=aligned_paths.over_pairs(pair_results),
-                                  loss_barrier=loss_over_pairs(pair_results))
-
-
-def rewind_record(config: ExperimentConfig, k: int,
-                   replicates: list[records.ReplicateRecord]) -> records.RewindPointRecord:
-    aggregate = {split: records.Aggregate.from_json(barrier.aggregate(
-        [[p.barrier[split] for p in rep.pairs] for rep in replicates])) for split in SPLITS}
-    return records.RewindPointRecord(
-        status=layout.COMPLETE, rewind_step=k, replicates=replicates, barrier=aggregate,
-        children_error={split: records.Stat.from_json(barrier.summarize(
-            [c.metrics.error(split) for rep in replicates for c in rep.children]))
-            for split in SPLITS},
-        stable=barrier.is_stable(aggregate["test"].mean,
-                                 config.instability.stability_threshold),
-        aligned_barrier=aligned_paths.over_replicates(replicates),
-        loss_barrier=loss_over_replicates(replicates))
-
-
-# -- level records (IMP) ----------------------------------------------------------------------
-
-def dense_dir(config: ExperimentConfig) -> str:
-    """Level 0's run: the model_dir's own ``level_00``, or the dense run a
-    rewind-step sweep shares among its chains (``pruning.dense_dir``)."""
-    return config.pruning.dense_dir or layout.level_dir(config.runtime.model_dir, 0)
-
-
-def level_dir(config: ExperimentConfig, level: int) -> str:
-    """Level ``level``'s run directory (level 0: ``dense_dir``)."""
-    return dense_dir(config) if level == 0 else layout.level_dir(config.runtime.model_dir,
-                                                                 level)
-
-
-def branch_dir(config: ExperimentConfig, level: int, name: str) -> str:
-    """The level's own directory for branch ``imp``, a subdirectory per baseline."""
-    return (level_dir(config, level) if name == branches.IMP
-            else layout.baseline_dir(config.runtime.model_dir, level, name))
-
-
-def rewind_manager(config: ExperimentConfig) -> RewindManager:
-    cfg = config.pruning
-    return RewindManager(dense_dir(config), cfg.rewind_step,
-                         cfg.rewind_optimizer)
-
-
-def level_mask(config: ExperimentConfig, level: int) -> dict[str, np.ndarray]:
-    return masks_lib.load(layout.mask_file(level_dir(config, level)))
-
-
-def save_masks(run_dir: str, masks: dict[str, np.ndarray]) -> None:
-    """Written once, before the run that uses them starts; reloaded on resume."""
-    chief.makedirs(run_dir)
-    path = layout.mask_file(run_dir)
-    if not chief.exists(path):
-        masks_lib.save(path, masks)
-
-
-def network_fields(level: int, masks: dict[str, np.ndarray], results: records.RunRecord,
-                   run_dir: str) -> dict[str, Any]:
-    """The fields of a level's or baseline's ``records.NetworkRecord``."""
-    m = results.metrics
-    return {
-        "level": level,
-        "density": masks_lib.density(masks),
-        "remaining_weights": masks_lib.count(masks),
-        "prunable_weights": masks_lib.size(masks),
-        "layer_density": masks_lib.layer_densities(masks),
-        "test_accuracy": m.test_accuracy,
-        "test_error": m.test_error,
-        "train_accuracy": m.train_accuracy,
-        "train_error": m.train_error,
-        "wall_time_s": results.wall_time_s_last_session,
-        "run_dir": run_dir,
-    }
-
-
-def branch_record(config: ExperimentConfig, level: int, name: str,
-                  results: records.RunRecord) -> Any:
-    """A finished branch's record: a ``LevelRecord`` for 'imp', else a
-    ``BaselineRecord``; its mask is the branch's own if it drew one."""
-    run_dir = branch_dir(config, level, name)
-    branch = branches.get(name)
-    masks = (masks_lib.load(layout.mask_file(run_dir)) if branch.mask is not None
-             else level_mask(config, level))
-    network = network_fields(level, masks, results, run_dir)
-    if name == branches.IMP:
-        return records.LevelRecord(**network)
-    seed = branch.seed(config.pruning.baseline_seed, level)
-    return records.BaselineRecord(**network, seed=seed if branch.draws else None)
-
-
-def level_record(config: ExperimentConfig, level: int) -> records.LevelRecord:
-    run_dir = level_dir(config, level)
-    return branch_record(config, level, branches.IMP, run_record(run_dir))
-
-
-def baseline_record(config: ExperimentConfig, level: int, name: str) -> records.BaselineRecord:
-    run_dir = branch_dir(config, level, name)
-    return branch_record(config, level, name, run_record(run_dir))
