@@ -52,11 +52,13 @@ run: install data
 test: install
 	$(VENV)/bin/ruff check tf_lottery tests benchmarks tools tpu_scripts
 	$(VENV)/bin/mypy tf_lottery
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check tf_lottery tests benchmarks tools tpu_scripts
 	$(VENV)/bin/mypy tf_lottery
+	$(VENV)/bin/lint-imports
 
 check-pins: install
 	PATH=$(VENV)/bin:$$PATH $(PY) tools/resolve_platforms.py

@@ -425,7 +425,7 @@ def make_trainer(model: str, mode: str, precision: str, wrappers: bool, jit: boo
                                 batch, batch, "none", 0)
     strategy = tf.distribute.get_strategy()
     if wrappers:
-        from tf_lottery.pruning import imp
+        from tf_lottery.experiments import imp
 
         return imp.make_trainer(config, strategy, pipeline), pipeline, batch
     return Trainer(config, strategy, pipeline), pipeline, batch

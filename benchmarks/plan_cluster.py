@@ -34,6 +34,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from tf_lottery import experiments as registry
 from tf_lottery.tasks.graph import Graph  # noqa: E402
 from tf_lottery.tasks.schedule import list_schedule  # noqa: E402
 
@@ -158,9 +159,8 @@ def main(argv: list[str]) -> int:
             if step is None:
                 row["skipped"] = f"no seconds per step for {config.model.name}"
             else:
-                from tf_lottery.tasks import plan as plan_lib
 
-                row.update(plan_graph(plan_lib.plan(config), step["seconds_per_step"],
+                row.update(plan_graph(registry.plan(config), step["seconds_per_step"],
                                       workers, args.task_overhead_s),
                            seconds_per_step=step["seconds_per_step"], source=step["source"])
             rows.append(row)

@@ -55,7 +55,7 @@ def measure(config: config_lib.ExperimentConfig, bench_steps: int,
     strategy = strategy_lib.make_strategy(config.runtime)
     pipeline = compose.make_pipeline(config)  # in memory, or streamed (ImageNet)
     if pruning_wrappers:
-        from tf_lottery.pruning import imp
+        from tf_lottery.experiments import imp
 
         trainer = imp.make_trainer(config, strategy, pipeline)
     else:

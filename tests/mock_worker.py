@@ -18,6 +18,7 @@ from unittest import mock
 
 import tensorflow_datasets as tfds
 
+from tf_lottery import experiments
 from tf_lottery.data import cache, sources
 from tf_lottery.tasks.worker import Worker
 
@@ -30,4 +31,4 @@ class MockDataWorker(Worker):
         self._mocks.enter_context(mock.patch.object(sources, "is_prepared",
                                                     lambda builder: True))
         self._mocks.enter_context(mock.patch.object(cache, "load", lambda *args: None))
-        super().__init__(config, *args, **kwargs)
+        super().__init__(experiments.get(config.experiment), config, *args, **kwargs)

@@ -17,8 +17,9 @@ from tests.test_instability import FLAGS, scalars
 from tf_lottery import config as config_lib
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
+from tf_lottery.experiments import instability as analysis
 from tf_lottery.models import permutation
-from tf_lottery.stability import aligned_paths, analysis, barrier
+from tf_lottery.stability import aligned_paths, barrier
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.training.trainer import Trainer
 
@@ -214,8 +215,7 @@ def test_a_network_aligned_with_itself_keeps_the_raw_path(tmp_path):
     _, t, evaluator = evaluator_for(tmp_path)
     a = save(t.model, str(tmp_path / "a" / "ckpt"))
     raw = evaluator.between(a, a)
-    aligned = aligned_paths.aligned_pair(evaluator, a, a, label="self",
-                                         events_dir=str(tmp_path / "ev"), k=None)
+    aligned = aligned_paths.aligned_pair(evaluator, a, a, label="self")
     for split in SPLITS:
         assert aligned.error[split] == raw[f"{split}_error"]
         assert aligned.loss[split] == raw[f"{split}_loss"]
@@ -226,8 +226,7 @@ def test_none_adds_nothing(tmp_path):
     _, t, _ = evaluator_for(tmp_path)
     a = save(t.model, str(tmp_path / "a" / "ckpt"))
     plain = PathEvaluator(t, 3)
-    assert aligned_paths.aligned_pair(plain, a, a, label="x", events_dir="unused",
-                                      k=None) is None
+    assert aligned_paths.aligned_pair(plain, a, a, label="x") is None
 
 
 def test_cifar_resnet_with_batchnorm_aligns_a_permuted_copy_under_recompute(tmp_path):
@@ -246,8 +245,7 @@ def test_cifar_resnet_with_batchnorm_aligns_a_permuted_copy_under_recompute(tmp_
             else rng.normal(0, 0.3, w.shape) if n.endswith("moving_mean") else w)
         for n, w in weights.items()})
     a, b, _ = permuted_copy(t, tmp_path)
-    aligned = aligned_paths.aligned_pair(evaluator, a, b, label="resnet",
-                                         events_dir=str(tmp_path / "ev"), k=0)
+    aligned = aligned_paths.aligned_pair(evaluator, a, b, label="resnet")
     assert aligned.matching.converged and aligned.matching.groups > 3
     for split in SPLITS:
         assert aligned.barrier[split] == 0.0
@@ -297,7 +295,7 @@ def test_imp_sparse_instability_pairs_are_aligned_too(tmp_path):
     the pruned children's pair gets its aligned path, and the level's record
     its aligned barrier."""
     from tests.test_imp import config as imp_config
-    from tf_lottery.pruning import imp
+    from tf_lottery.experiments import imp
 
     c = imp_config(tmp_path, "--imp_levels=1", "--instability", "--imp_instability_levels=1",
                    "--interpolation_points=3", "--align=weights")

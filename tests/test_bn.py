@@ -7,8 +7,9 @@ import tf_keras
 
 from tests.conftest import parse_config, tiny_pipeline
 from tf_lottery.data.pipeline import global_batch_at
+from tf_lottery.experiments import evaluation
 from tf_lottery.models import registry
-from tf_lottery.stability import analysis, bn, interpolation
+from tf_lottery.stability import bn, interpolation
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.training.trainer import SgdNoise, Trainer
 
@@ -149,7 +150,7 @@ def test_bn_mode_flag_selects_recompute_in_the_path_evaluator(tmp_path):
         ends.append(t.checkpoint.write(str(tmp_path / f"w{seed}" / "ckpt")))
     t = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
     evaluator = PathEvaluator.for_config(t, c)
-    result = analysis.evaluate_pair(evaluator, ends[0], ends[1], str(tmp_path / "pair.json"),
+    result = evaluation.evaluate_pair(evaluator, ends[0], ends[1], str(tmp_path / "pair.json"),
                                     k=0, label="bn", root=str(tmp_path))
     assert result.bn_mode == "recompute" and len(result.error["test"]) == 3
     # The model ends at W2 with statistics re-estimated on the recipe's first

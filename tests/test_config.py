@@ -131,13 +131,18 @@ def test_experiment_is_checked_by_the_flag_parser_and_its_help_lists_them():
 
 
 def test_each_experiment_loads_by_name():
-    from tf_lottery import experiment
-    from tf_lottery.pruning import imp, imp_sweep
-    from tf_lottery.stability import analysis, onset_experiment
+    """Every declared experiment is registered by object under its name, its
+    module's EXPERIMENT, and runs that module's own function inline."""
+    from tf_lottery import experiments as registry
+    from tf_lottery.experiments import imp, imp_sweep, instability, onset, train
 
-    assert [experiments.get(n).load() for n in experiments.names()] == [
-        experiment.train, analysis.instability, imp.imp, imp_sweep.imp_sweep,
-        onset_experiment.onset]
+    modules = [train, instability, imp, imp_sweep, onset]
+    assert registry.names() == experiments.names()
+    assert [registry.get(n) for n in registry.names()] == [m.EXPERIMENT for m in modules]
+    assert [registry.get(n).spec for n in registry.names()] == [
+        experiments.get(n) for n in experiments.names()]
+    with pytest.raises(ConfigError, match="--experiment=nope is not known"):
+        registry.get("nope")
     with pytest.raises(ConfigError, match="--experiment=nope is not known"):
         experiments.get("nope")
 

@@ -12,7 +12,8 @@ from tests.conftest import parse_config, tiny_pipeline
 from tests.test_pruning_wrappers import assert_checkpoint_is_masked, random_masks
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
-from tf_lottery.pruning import imp, masks, wrappers
+from tf_lottery.experiments import imp
+from tf_lottery.pruning import masks, wrappers
 from tf_lottery.pruning.rewind import RewindManager
 from tf_lottery.training import checkpoints
 from tf_lottery.training.trainer import FromSeed, RunSpec, SgdNoise
@@ -216,9 +217,9 @@ def test_one_shot_layerwise_with_an_excluded_layer(tmp_path):
 
 
 def test_main_knows_the_imp_experiment():
-    from tf_lottery.config import experiments
+    from tf_lottery import experiments
 
-    assert experiments.get("imp").load() is imp.imp
+    assert experiments.get("imp") is imp.EXPERIMENT
 
 
 def test_one_shot_is_one_level_of_fraction_one_minus_density():

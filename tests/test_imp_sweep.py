@@ -17,12 +17,12 @@ from tests.test_tasks import (
     run_one_by_one,
     without_wall_times,
 )
+from tf_lottery import experiments as registry
 from tf_lottery import report
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
-from tf_lottery.pruning import imp, imp_sweep
+from tf_lottery.experiments import imp, imp_sweep
 from tf_lottery.reporting import collect
-from tf_lottery.tasks import plan as plan_lib
 
 COMMON = (*TINY, "--imp_levels=2", "--imp_baselines=random_prune", "--imp_baseline_levels=2",
           "--instability", "--imp_instability_levels=0,2", "--interpolation_points=3")
@@ -30,7 +30,7 @@ SWEEP = ("--experiment=imp_sweep", "--rewind_steps=0,10", *COMMON)
 
 
 def test_the_sweep_plans_one_dense_run_and_a_chain_per_k():
-    graph = plan_lib.plan(parse_config(*SWEEP))
+    graph = registry.plan(parse_config(*SWEEP))
     assert [t.id for t in graph if t.kind == "dense"] == ["level_00"]
     for k in (0, 10):
         chain = f"k_{k:09d}"
@@ -47,7 +47,7 @@ def test_the_sweep_plans_one_dense_run_and_a_chain_per_k():
     assert results.kind == "imp_sweep_results"
     assert set(results.deps) == {t.id for t in graph} - {"results"}
     # Each chain plans what a separate run at that k plans, under k_<k>/.
-    single = plan_lib.plan(parse_config("--experiment=imp", "--rewind_steps=10",
+    single = registry.plan(parse_config("--experiment=imp", "--rewind_steps=10",
                                         "--rewind_step=10", *COMMON))
     assert sorted(t.id for t in single if t.id != "level_00") == sorted(
         t.id.removeprefix("k_000000010/") for t in graph if t.id.startswith("k_000000010/"))
@@ -135,6 +135,6 @@ def test_sweep_chains_match_separate_single_k_runs_bit_for_bit(tmp_path):
 
     tasks = str(tmp_path / "tasks")
     by_task = parse_config(*SWEEP, model_dir=tasks)
-    run_one_by_one(by_task, reverse_order(plan_lib.plan(by_task)))
+    run_one_by_one(by_task, reverse_order(registry.plan(by_task)))
     for k in (0, 10):
         _assert_chain_is_the_separate_run(tasks, k, str(tmp_path / f"k{k}"))

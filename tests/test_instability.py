@@ -17,7 +17,9 @@ from tests.conftest import parse_config, tiny_pipeline
 from tf_lottery import config as config_lib
 from tf_lottery.core import records, store
 from tf_lottery.errors import ConfigError
-from tf_lottery.stability import analysis, interpolation
+from tf_lottery.experiments import instability as analysis
+from tf_lottery.experiments import toolkit
+from tf_lottery.stability import interpolation
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.training import checkpoints
 from tf_lottery.training.trainer import SgdNoise, Trainer
@@ -49,21 +51,21 @@ def file_times(root):
 
 def test_child_seeds_are_distinct_and_deterministic():
     parent = SgdNoise(0, 0)
-    seeds = [analysis.child_noise(parent, i) for i in range(4)]
-    assert seeds == [analysis.child_noise(SgdNoise(0, 0), i) for i in range(4)]
+    seeds = [toolkit.child_noise(parent, i) for i in range(4)]
+    assert seeds == [toolkit.child_noise(SgdNoise(0, 0), i) for i in range(4)]
     flat = [s for noise in seeds for s in (noise.data_order_seed, noise.augment_seed)]
     assert len(set(flat)) == len(flat) and 0 not in flat
-    other = [analysis.child_noise(SgdNoise(1, 1), i) for i in range(4)]
+    other = [toolkit.child_noise(SgdNoise(1, 1), i) for i in range(4)]
     assert not set(seeds) & set(other)
     c = config("/tmp/unused", "--replicates=3")
-    assert [analysis.replicate_noise(c, r) for r in range(3)] == [
+    assert [toolkit.replicate_noise(c, r) for r in range(3)] == [
         SgdNoise(r, r) for r in range(3)]
-    specs = [analysis.child_run(c, "W_k", SgdNoise(0, 0), "out", i) for i in range(2)]
+    specs = [toolkit.child_run(c, "W_k", SgdNoise(0, 0), "out", i) for i in range(2)]
     assert [s.noise for s in specs] == seeds[:2]
     assert {s.start.path for s in specs} == {"W_k"} and not specs[0].start.reset_optimizer
-    assert analysis.child_run(config("/tmp/unused", "--child_optimizer_state=reset"),
+    assert toolkit.child_run(config("/tmp/unused", "--child_optimizer_state=reset"),
                               "W_k", SgdNoise(0, 0), "out", 0).start.reset_optimizer
-    assert analysis.pairs(3) == [(0, 1), (0, 2), (1, 2)]
+    assert toolkit.pairs(3) == [(0, 1), (0, 2), (1, 2)]
 
 
 def test_flagfile_is_the_lenet_recipe_plus_the_analysis():
@@ -167,7 +169,7 @@ def test_children_with_same_seeds_are_identical_and_differ_otherwise(resumed_ana
     c, model_dir, results, *_ = resumed_analysis
     children = results.rewind_steps[1].replicates[0].children
     parent_dir = results.parents[0].run_dir
-    again = analysis.child_run(c, checkpoints.rewind_prefix(parent_dir, 10), SgdNoise(0, 0),
+    again = toolkit.child_run(c, checkpoints.rewind_prefix(parent_dir, 10), SgdNoise(0, 0),
                                str(tmp_path), 0)
     assert again.noise == SgdNoise(children[0].data_order_seed, children[0].augment_seed)
     trainer = Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
@@ -276,14 +278,14 @@ def test_path_endpoints_are_the_evaluated_ema_weights(tmp_path):
     ("none", False, False)])
 def test_child_noise_holds_the_other_source_at_child_0s(sources, own_order, own_augment):
     parent = SgdNoise(3, 4)
-    both = [analysis.child_noise(parent, i) for i in range(3)]
-    held = [analysis.child_noise(parent, i, sources) for i in range(3)]
+    both = [toolkit.child_noise(parent, i) for i in range(3)]
+    held = [toolkit.child_noise(parent, i, sources) for i in range(3)]
     assert held[0] == both[0]  # child 0 is the same child in every mode
     for noise, free in zip(held, both, strict=True):
         assert noise.data_order_seed == (free if own_order else both[0]).data_order_seed
         assert noise.augment_seed == (free if own_augment else both[0]).augment_seed
     c = config("/tmp/unused", f"--child_noise={sources}")
-    assert [analysis.child_run(c, "W_k", parent, "out", i).noise for i in range(3)] == held
+    assert [toolkit.child_run(c, "W_k", parent, "out", i).noise for i in range(3)] == held
 
 
 def test_data_order_children_share_augmentation_and_differ_in_order():
@@ -300,7 +302,7 @@ def test_data_order_children_share_augmentation_and_differ_in_order():
     def batches(sources, augment, step=7):
         pipeline = tiny_pipeline(c, augment=augment)
         return [global_batch_at(pipeline, step, n.data_order_seed, n.augment_seed)
-                for n in (analysis.child_noise(parent, i, sources) for i in range(2))]
+                for n in (toolkit.child_noise(parent, i, sources) for i in range(2))]
 
     (x0, y0), (x1, y1) = batches("data_order", "crop_flip")
     assert not np.array_equal(y0, y1) and not np.array_equal(x0, x1)

@@ -8,12 +8,16 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import parse_config, tiny_pipeline
+from tf_lottery import experiments as registry
 from tf_lottery import report, rundir
 from tf_lottery.config import experiments
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
-from tf_lottery.pruning import imp, masks, wrappers
-from tf_lottery.stability import analysis, instruments, layerwise, onset_experiment
+from tf_lottery.experiments import imp, toolkit
+from tf_lottery.experiments import instability as analysis
+from tf_lottery.experiments import onset as onset_experiment
+from tf_lottery.pruning import masks, wrappers
+from tf_lottery.stability import layerwise
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.tasks import plan as plan_lib
 
@@ -83,7 +87,7 @@ def test_bad_onset_flags_are_named(args, flag):
 
 def test_onset_experiment_is_registered():
     assert "onset" in experiments.names()
-    assert experiments.get("onset").load() is onset_experiment.onset
+    assert registry.get("onset") is onset_experiment.EXPERIMENT
 
 
 @pytest.mark.slow
@@ -94,17 +98,17 @@ def test_dense_onset_probes_like_the_sweep_and_resumes(tmp_path):
                "--stability_threshold=0.999", "--layerwise_barriers")
     # Before anything is measured the graph holds the parent, the first probe
     # (the grid's middle, k=2) and the results: later probes are undecided.
-    ids = [t.id for t in plan_lib.plan(c)]
+    ids = [t.id for t in registry.plan(c)]
     assert [i for i in ids if i.endswith("/k_000000002") or i.startswith("k_")] == [
         "k_000000002"]
     assert ids[0] == "replicate_0/parent" and ids[-1] == "results"
     assert "replicate_0/k_000000002/layerwise_0_1" in ids
     result = run(onset_experiment.onset, c)
     assert result.grid == [0, 1, 2, 4, 8]
-    planned = plan_lib.plan(c)
+    planned = registry.plan(c)
     assert [t.id for t in planned if t.kind == "onset_rewind_point"] == [
         "k_000000002", "k_000000000", "k_000000001"]
-    assert all(plan_lib.is_done(c, t) for t in planned)
+    assert all(plan_lib.is_done(registry.get(c.experiment), c, t) for t in planned)
     assert [p.rewind_step for p in result.probes] == [2, 0, 1]
     assert result.bracket == [None, 0] and result.outcome == "stable_from_start"
     assert (result.child_runs, result.full_grid_child_runs) == (6, 10)
@@ -174,7 +178,7 @@ def test_imp_level_paths(tmp_path):
         assert p.pair.error["test"][0] == pytest.approx(a.test_error, abs=1e-6)
         assert p.pair.error["test"][-1] == pytest.approx(b.test_error, abs=1e-6)
         assert p.pair.barrier["test"] >= 0
-    assert instruments.level_pairs(3, (1,)) == [(0, 1), (1, 2), (2, 3)]
+    assert imp.level_pairs(3, (1,)) == [(0, 1), (1, 2), (2, 3)]
     before = file_times(tmp_path)
     assert run(imp.imp, c).level_paths == result.level_paths
     after = file_times(tmp_path)
@@ -221,7 +225,7 @@ def test_layerwise_barriers_of_imp_sparse_instability(tmp_path):
     # The groups' sizes are the dense network's: masks and thresholds not counted.
     assert [g.parameters for g in stored.groups] == [784 * 300 + 300, 300 * 100 + 100,
                                                      100 * 10 + 10]
-    ends = [analysis.run_record(layout.child_dir(point, i)).final_checkpoint for i in (0, 1)]
+    ends = [toolkit.run_record(layout.child_dir(point, i)).final_checkpoint for i in (0, 1)]
     assert stored.endpoints == ends
     for g in stored.groups:  # one pair: the level's mean is the pair's own
         assert summary.barrier[g.name]["test"].mean == g.barrier["test"]
@@ -275,3 +279,31 @@ def test_layerwise_barriers_of_imp_sparse_instability(tmp_path):
     figure = layout.IMP_LAYERWISE_FIGURE.format(level=1)
     assert figure in drawn.figures and figure in drawn.markdown
     assert layout.IMP_LAYERWISE_FIGURE.format(level=0) not in drawn.figures
+
+
+def test_onset_gives_the_same_bits_inline_and_task_by_task(tmp_path):
+    """Executor equivalence for a graph that grows: one task at a time, each
+    in a fresh Worker (which plans the graph from what is measured so far),
+    always the first pending task of the current plan in reverse order,
+    until none is pending; every checkpoint, mask and record equals the
+    inline run's."""
+    from tests.test_tasks import assert_same_bits, reverse_order, run_one_by_one
+
+    args = ("--experiment=onset", "--onset_max_fraction=0.5", "--stability_threshold=0.999")
+    inline = config(tmp_path / "inline", *args)
+    run(onset_experiment.onset, inline)
+    tasks = config(tmp_path / "tasks", *args)
+    rundir.claim(tasks)
+    onset = registry.get("onset")
+    ran = []
+    while True:
+        graph = registry.plan(tasks)
+        pending = [i for i in reverse_order(graph)
+                   if not plan_lib.is_done(onset, tasks, graph[i])]
+        if not pending:
+            break
+        run_one_by_one(tasks, pending[:1])
+        ran.append(pending[0])
+    assert [i for i in ran if i.startswith("k_")] == ["k_000000002", "k_000000000",
+                                                       "k_000000001"]
+    assert_same_bits(str(tmp_path / "inline"), str(tmp_path / "tasks"))

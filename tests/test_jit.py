@@ -10,11 +10,11 @@ import tf_keras
 from tests.conftest import launch_and_kill_after_checkpoint, parse_config, tiny_data, tiny_pipeline
 from tests.test_main import SMALL, checkpoint_tensors, cli
 from tests.test_pruning_wrappers import assert_checkpoint_is_masked
-from tf_lottery import experiment
 from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError
+from tf_lottery.experiments import imp
+from tf_lottery.experiments import train as experiment
 from tf_lottery.models import registry
-from tf_lottery.pruning import imp
 from tf_lottery.training.strategy import step_compiler
 
 STEPS = 16

@@ -8,8 +8,9 @@ import tf_keras
 from tests.conftest import parse_config, tiny_pipeline
 from tf_lottery import config as config_lib
 from tf_lottery.errors import FieldError
+from tf_lottery.experiments import imp
 from tf_lottery.models import registry
-from tf_lottery.pruning import imp, wrappers
+from tf_lottery.pruning import wrappers
 from tf_lottery.training.trainer import FromCheckpoint, FromSeed, RunSpec, SgdNoise, Trainer
 
 NOISE = SgdNoise(0, 0)

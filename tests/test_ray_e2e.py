@@ -27,6 +27,7 @@ import tensorflow as tf
 from tests.conftest import parse_config
 from tests.test_instability import FLAGS
 from tests.test_main import checkpoint_tensors
+from tf_lottery import experiments as registry
 from tf_lottery.core import layout, records, store
 from tf_lottery.tasks import ray_executor
 
@@ -143,7 +144,8 @@ def test_the_cli_with_executor_ray_gives_the_inline_bits_and_table(inline_cli,
 def _ray(model_dir, monkeypatch) -> records.Results:
     monkeypatch.setenv("MOCK_EXAMPLES", EXAMPLES)  # inherited by the Ray workers
     config = parse_config(*E2E, model_dir=str(model_dir))
-    return ray_executor.run(config, workers=2, worker=MOCK, num_cpus=2)
+    return ray_executor.run(config, experiment=registry.get(config.experiment), workers=2,
+                            worker=MOCK, num_cpus=2)
 
 
 @pytest.mark.slow

@@ -23,9 +23,9 @@ from tf_lottery import report, rundir
 from tf_lottery.core import layout
 from tf_lottery.data.sources import InMemoryData
 from tf_lottery.errors import ConfigError
-from tf_lottery.pruning import imp
+from tf_lottery.experiments import imp
+from tf_lottery.experiments import instability as analysis
 from tf_lottery.reporting import collect, figures
-from tf_lottery.stability import analysis
 from tf_lottery.training.trainer import Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -17,12 +17,13 @@ import tensorflow as tf
 import tf_keras
 
 from tests.conftest import parse_config, tiny_data, tiny_pipeline
+from tf_lottery import experiments
 from tf_lottery.config import config_from_json
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
+from tf_lottery.experiments import imp
+from tf_lottery.experiments import instability as analysis
 from tf_lottery.models import registry
-from tf_lottery.pruning import imp
-from tf_lottery.stability import analysis
 from tf_lottery.tasks import cli as tasks_cli
 from tf_lottery.tasks import plan as plan_lib
 from tf_lottery.tasks.graph import Graph
@@ -49,7 +50,7 @@ def ids_and_deps(graph):
 
 def test_instability_graph_ids_deps_and_order():
     c = parse_config(*INSTABILITY, "--replicates=2", "--children=2")
-    graph = plan_lib.plan(c)
+    graph = experiments.plan(c)
     p0, p1 = "replicate_0/parent", "replicate_1/parent"
 
     def point(k):
@@ -85,7 +86,7 @@ def baseline_sparse(run):
 
 
 def test_imp_graph_ids_deps_and_order():
-    graph = plan_lib.plan(parse_config(*IMP))
+    graph = experiments.plan(parse_config(*IMP))
     sparse = "level_00/instability"
     sparse2 = "level_02/instability"
     assert ids_and_deps(graph) == [
@@ -122,16 +123,16 @@ def test_imp_graph_ids_deps_and_order():
         ("level", 2), ("branch", "random_prune"))
     # Baselines at a level not analysed get no children: levels 1 and 2 run them, 0 and 2
     # are analysed.
-    both = plan_lib.plan(parse_config(
+    both = experiments.plan(parse_config(
         *(a for a in IMP if not a.startswith("--imp_baseline_levels")),
         "--imp_baseline_levels=1,2"))
     assert "level_01/random_prune" in both and "level_02/random_prune/instability" in both
     assert not [t.id for t in both if t.id.startswith("level_01/random_prune/instability")]
     # Without --layerwise_barriers the same graph, without the layer-wise tasks.
-    plain = plan_lib.plan(parse_config(*IMP[:-2]))
+    plain = experiments.plan(parse_config(*IMP[:-2]))
     assert [t.id for t in plain if t.kind == "layerwise_pair"] == []
     assert [t.id for t in graph if t.kind != "layerwise_pair"] == [t.id for t in plain]
-    train = plan_lib.plan(parse_config(*TINY))
+    train = experiments.plan(parse_config(*TINY))
     assert [(t.id, t.kind, t.deps) for t in train] == [("results", "train", ())]
 
 
@@ -140,25 +141,25 @@ def test_the_graph_is_a_pure_function_of_the_config(args):
     a = parse_config(*args, model_dir="/tmp/a")
     again = parse_config(*args, model_dir="/tmp/b")
     through_json = config_from_json(a.to_json())
-    graphs = [plan_lib.plan(c) for c in (a, again, through_json)]
+    graphs = [experiments.plan(c) for c in (a, again, through_json)]
     assert [[(t, t.to_json()) for t in g] for g in graphs[1:]] == [
         [(t, t.to_json()) for t in graphs[0]]] * 2
     # Every id is an output path under the model_dir, spelled by the layout module.
     for task in graphs[0]:
-        out = plan_lib.output_file(a, task)
+        out = plan_lib.output_file(experiments.get(a.experiment), a, task)
         assert out.startswith("/tmp/a/") and layout.task_id(out, "/tmp/a") in (
             task.id, os.path.join(task.id, "results"))
 
 
 def test_a_different_recipe_gives_a_different_graph():
-    base = plan_lib.plan(parse_config(*INSTABILITY))
-    more = plan_lib.plan(parse_config(*INSTABILITY, "--children=3"))
+    base = experiments.plan(parse_config(*INSTABILITY))
+    more = experiments.plan(parse_config(*INSTABILITY, "--children=3"))
     assert "replicate_0/k_000000000/pair_1_2" in more and "replicate_0/k_000000000/pair_1_2" \
         not in base
 
 
 def test_progress_line_names_pieces_and_schedules_the_eta():
-    graph = plan_lib.plan(parse_config(*INSTABILITY, "--replicates=2"))
+    graph = experiments.plan(parse_config(*INSTABILITY, "--replicates=2"))
     lines = []
     progress = Progress(graph, workers=2, log=lines.append)
     assert progress.rate is None and progress.eta_s() is None
@@ -176,7 +177,7 @@ def test_progress_line_names_pieces_and_schedules_the_eta():
         "child 0 of replicate 1, k=10"
     assert describe(graph["replicate_0/k_000000000/pair_0_1"]) == \
         "pair (0,1) of replicate 0, k=0"
-    sparse = plan_lib.plan(parse_config(*IMP))
+    sparse = experiments.plan(parse_config(*IMP))
     assert describe(sparse["level_02/instability/pair_0_1"]) == "pair (0,1) of level 2, k=0"
     assert describe(sparse["level_02/instability/layerwise_0_1"]) == \
         "layer-wise barriers of pair (0,1) of level 2, k=0"
@@ -187,7 +188,8 @@ def test_progress_line_names_pieces_and_schedules_the_eta():
 
 def test_a_task_whose_dependencies_are_missing_is_refused_naming_them(tmp_path):
     c = parse_config(*INSTABILITY, model_dir=str(tmp_path))
-    worker = Worker(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    worker = Worker(experiments.get(c.experiment), c, tf.distribute.get_strategy(),
+                    tiny_pipeline(c))
     with pytest.raises(MissingDependenciesError,
                        match=r"task k_000000000 needs 3 unfinished task\(s\) first: "
                              r"replicate_0/k_000000000/child_0, .*child_1, .*pair_0_1"):
@@ -209,7 +211,8 @@ def reverse_order(graph: Graph) -> list[str]:
 def run_one_by_one(c, order):
     """Each task in a fresh Worker (a new Trainer): nothing carries over."""
     for task_id in order:
-        worker = Worker(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+        worker = Worker(experiments.get(c.experiment), c, tf.distribute.get_strategy(),
+                        tiny_pipeline(c))
         worker.run(task_id)
         assert worker.state(task_id) == "done"
 
@@ -262,7 +265,7 @@ def test_instability_tasks_one_by_one_in_reverse_order_match_inline_bit_for_bit(
     inline = parse_config(*args, model_dir=str(tmp_path / "inline"))
     analysis.instability(inline, tf.distribute.get_strategy(), tiny_pipeline(inline))
     tasks = parse_config(*args, model_dir=str(tmp_path / "tasks"))
-    graph = plan_lib.plan(tasks)
+    graph = experiments.plan(tasks)
     order = reverse_order(graph)
     # Replicate 1 first, k=10 before k=0, child 1 before child 0.
     assert order[:3] == ["replicate_1/parent", "replicate_1/k_000000010/child_1",
@@ -276,7 +279,7 @@ def test_imp_tasks_one_by_one_in_reverse_order_match_inline_bit_for_bit(tmp_path
     inline = parse_config(*IMP, model_dir=str(tmp_path / "inline"))
     imp.imp(inline, tf.distribute.get_strategy(), tiny_pipeline(inline))
     tasks = parse_config(*IMP, model_dir=str(tmp_path / "tasks"))
-    graph = plan_lib.plan(tasks)
+    graph = experiments.plan(tasks)
     order = reverse_order(graph)
     assert order.index("level_00/instability/child_1") < order.index("level_01")
     run_one_by_one(tasks, order)
@@ -418,7 +421,8 @@ def test_cifar_instability_tasks_one_by_one_match_inline_bit_for_bit(tmp_path):
     inline = parse_config(*args, model_dir=str(tmp_path / "inline"))
     analysis.instability(inline, tf.distribute.get_strategy(), tiny_pipeline(inline, data))
     tasks = parse_config(*args, model_dir=str(tmp_path / "tasks"))
-    for task_id in reverse_order(plan_lib.plan(tasks)):
-        worker = Worker(tasks, tf.distribute.get_strategy(), tiny_pipeline(tasks, data))
+    for task_id in reverse_order(experiments.plan(tasks)):
+        worker = Worker(experiments.get(tasks.experiment), tasks, tf.distribute.get_strategy(),
+                        tiny_pipeline(tasks, data))
         worker.run(task_id)
     assert_same_bits(str(tmp_path / "inline"), str(tmp_path / "tasks"))

@@ -25,8 +25,8 @@ from tests.conftest import parse_config, tiny_pipeline
 from tests.test_report import COMMON, noisy_data
 from tf_lottery import rundir
 from tf_lottery.core import layout
-from tf_lottery.pruning import imp
-from tf_lottery.stability import analysis
+from tf_lottery.experiments import imp
+from tf_lottery.experiments import instability as analysis
 from tf_lottery.summaries import dashboards
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,7 @@ import sys
 
 from absl import app, flags, logging
 
-from tf_lottery import compose
+from tf_lottery import compose, experiments
 from tf_lottery import config as config_lib
 from tf_lottery.config.experiments import InstabilityConfig
 from tf_lottery.config.knobs import FlagReader
@@ -58,7 +58,7 @@ def run(config: config_lib.ExperimentConfig) -> dict:
     """Builds the recipe's trainer (pruning wrappers for IMP runs) and aligns."""
     strategy = strategy_lib.make_strategy(config.runtime)
     hooks = (wrappers.masked_training(config.pruning.exclude)
-             if config.experiment == "imp" else None)
+             if experiments.get(config.experiment).networks.masked else None)
     trainer = Trainer(config, strategy, compose.make_pipeline(config), hooks)
     return aligned_paths.aligned_barriers(
         trainer, config, FLAGS.checkpoint_a, FLAGS.checkpoint_b, seed=FLAGS.align_seed,

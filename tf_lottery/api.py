@@ -10,14 +10,13 @@ records. See docs/api.md.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from absl import flags as absl_flags
 
 from tf_lottery import config as config_lib
-from tf_lottery import files
+from tf_lottery import rundir
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
 
@@ -117,10 +116,6 @@ def load(model_dir: str) -> Run:
     Raises:
       ConfigError: it holds no run (no config.json), or a file is damaged.
     """
-    text = files.read_json(layout.config_file(model_dir))
-    if text is None:
-        raise ConfigError(f"--model_dir={model_dir} holds no run (no "
-                          f"{layout.CONFIG_FILE})")
-    config = config_lib.config_from_json(json.dumps(text))
+    config = rundir.recorded_config(model_dir)
     results = store.read(layout.results_file(model_dir), records.ExperimentResults, model_dir)
     return Run(model_dir, config, results)

@@ -53,7 +53,7 @@ import tensorflow as tf
 import tf_keras
 from absl import app, flags
 
-from tf_lottery import api, files
+from tf_lottery import experiments, files, rundir
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError
@@ -129,28 +129,6 @@ def resolve_weights(weights: str | None, which: str) -> str:
     return weights
 
 
-def _sparsest_level(model_dir: str) -> int:
-    level = 0
-    while checkpoints.is_committed(layout.final_dir(layout.level_dir(model_dir, level + 1))):
-        level += 1
-    return level
-
-
-def _run_dir(config: ExperimentConfig, model_dir: str, level: int | None) -> str:
-    if config.experiment == "imp":
-        level = _sparsest_level(model_dir) if level is None else level
-        if not 0 <= level <= config.pruning.levels:
-            raise ConfigError(f"--level={level} is outside the run's levels "
-                              f"0..{config.pruning.levels}")
-        return layout.level_dir(model_dir, level)
-    if level not in (None, 0):
-        raise ConfigError(f"--level={level}: {model_dir} holds a {config.experiment} run, "
-                          "which has no IMP levels")
-    if config.experiment == "instability":
-        return layout.parent_dir(model_dir, 0)
-    return model_dir
-
-
 def checkpoint_of(config: ExperimentConfig, model_dir: str, level: int | None, which: str,
                   rewind_step: int | None) -> str:
     """The checkpoint prefix holding the network to export.
@@ -160,13 +138,13 @@ def checkpoint_of(config: ExperimentConfig, model_dir: str, level: int | None, w
     """
     if which not in WHICH:
         raise ConfigError(f"--which={which} is not known (known: {', '.join(WHICH)})")
-    run_dir = _run_dir(config, model_dir, level)
+    networks = experiments.get(config.experiment).networks
+    run_dir = networks.run_dir(config, model_dir, level)
     if which == "final":
         directory = layout.final_dir(run_dir)
     else:
         if rewind_step is None:
-            steps = ((config.pruning.rewind_step,) if config.experiment == "imp"
-                     else config.train.rewind_steps)
+            steps = networks.rewind_steps(config)
             if len(steps) != 1:
                 raise ConfigError(f"--which=rewind needs --rewind_step: the run kept W_k at "
                                   f"k = {', '.join(map(str, steps))}")
@@ -195,7 +173,8 @@ def restored_model(config: ExperimentConfig, prefix: str, evaluated: bool = Fals
     spec = config.data.spec()
     model = model_registry.build_model(config.model.name, spec.num_classes,
                                        spec.image_shape, config.train.init_seed)
-    if config.experiment == "imp":
+    masked = experiments.get(config.experiment).networks.masked
+    if masked:
         model = wrappers.wrap_model(model, config.pruning.exclude)
     parts: dict = {"model": model}
     average = None
@@ -212,7 +191,7 @@ def restored_model(config: ExperimentConfig, prefix: str, evaluated: bool = Fals
     if average is not None:
         for v, value in zip(average.sources, average.values(), strict=True):
             v.assign(value)
-    if config.experiment == "imp":
+    if masked:
         masks = wrappers.get_masks(model)
     else:
         masks = {name: np.ones(w.shape, np.float32) for name, w in dense_kernels(model).items()}
@@ -248,7 +227,7 @@ def export_ticket(model_dir: str, out: str, *, level: int | None = None,
 
     fmt = _format(out, format)
     weights = resolve_weights(weights, which)
-    config = api.load(model_dir).config
+    config = rundir.recorded_config(model_dir)
     prefix = checkpoint_of(config, model_dir, level, which, rewind_step)
     evaluated = weights == "evaluated"
     model, masks = restored_model(config, prefix, evaluated=evaluated)

@@ -196,6 +196,14 @@ class Lease:
 
     # -- acquire, hold, release -------------------------------------------------
 
+    def live_holder(self) -> dict | None:
+        """The holder (host, pid, started, ...) while a live launch holds the
+        lease, else None (free, or held by a stale one); reads only."""
+        holder, age = self._read()
+        if not holder or self._stale(holder, age) is not None:
+            return None
+        return holder
+
     def acquire(self) -> Lease:
         """Takes the lease, or raises ``LeaseHeldError`` naming its holder."""
         tf.io.gfile.makedirs(self.directory)

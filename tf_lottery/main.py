@@ -93,7 +93,7 @@ if __name__ == "__main__" and helptext.asked(sys.argv):
 import tensorflow as tf
 from absl import app, flags, logging
 
-from tf_lottery import chief, compose, files, lease, numerics, quiet, rundir, startup
+from tf_lottery import chief, compose, experiments, files, lease, numerics, quiet, rundir, startup
 from tf_lottery import config as config_lib
 from tf_lottery.core import layout, records
 from tf_lottery.data.pipeline import Pipeline
@@ -123,7 +123,8 @@ def parse_resources(text: str) -> dict[str, float]:
     return found
 
 
-def _ray_experiment(address: str | None, resources: dict[str, float]):
+def _ray_experiment(experiment: experiments.Experiment, address: str | None,
+                    resources: dict[str, float]):
     """The Ray executor as an experiment function (imported only when asked for)."""
     def run_on_ray(config, strategy, pipeline):
         try:
@@ -132,7 +133,8 @@ def _ray_experiment(address: str | None, resources: dict[str, float]):
             raise ConfigError(f"--executor=ray needs Ray and tf_lottery.tasks.ray_executor "
                               f"({e}); install tf_lottery[ray], or use --executor=inline"
                               ) from None
-        return ray_executor.run(config, address=address, resources=resources)
+        return ray_executor.run(config, experiment=experiment, address=address,
+                                resources=resources)
 
     return run_on_ray
 
@@ -160,9 +162,9 @@ def run(config: config_lib.ExperimentConfig, force_unlock: bool = False,
     """
     if executor == "ray":  # Ray installed, the address answers: before anything is written
         ray_preflight.check(ray_address, ray_connect_timeout_s)
-    run_experiment = (config_lib.experiments.get(config.experiment).load()
-                      if executor == "inline" else _ray_experiment(ray_address,
-                                                                   resources or {}))
+    experiment = experiments.get(config.experiment)
+    run_experiment = (experiment.run if executor == "inline"
+                      else _ray_experiment(experiment, ray_address, resources or {}))
     startup.mark("experiment")
     model_dir = config.runtime.model_dir
     if config.runtime.deterministic:
@@ -245,7 +247,7 @@ def main(argv: list[str]) -> int:
         logging.info("CPU numerics: %s", numerics.current().describe())
         config = config_lib.config_from_flags()
         if f.list_tasks:
-            lines = tasks_cli.list_tasks(config)
+            lines = tasks_cli.list_tasks(experiments.get(config.experiment), config)
             for line in lines:
                 print(json.dumps(line))
             print(tasks_cli.total_line(lines), file=sys.stderr)
@@ -253,8 +255,8 @@ def main(argv: list[str]) -> int:
         if f.task is not None or f.task_index is not None:
             if f.task is not None and f.task_index is not None:
                 raise ConfigError("--task and --task_index both name a task; give one")
-            ran = tasks_cli.run_task(config, f.task, f.task_index,
-                                     force_unlock=f.force_unlock)
+            ran = tasks_cli.run_task(experiments.get(config.experiment), config, f.task,
+                                     f.task_index, force_unlock=f.force_unlock)
             print(f"tf_lottery: task {ran} is complete.")
             return 0
         results = run(config, force_unlock=f.force_unlock, executor=f.executor,

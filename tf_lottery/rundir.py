@@ -12,10 +12,23 @@ from __future__ import annotations
 import json
 
 from tf_lottery import files, provenance
-from tf_lottery.config import ExperimentConfig, recipe_changes
+from tf_lottery.config import ExperimentConfig, config_from_json, recipe_changes
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError, CorruptFileError
 from tf_lottery.models import registry as model_registry
+
+
+def recorded_config(model_dir: str) -> ExperimentConfig:
+    """The resolved config ``model_dir`` was launched with (its config.json); reads only.
+
+    Raises:
+      ConfigError: it holds no run (no config.json), or the file is damaged.
+    """
+    text = files.read_json(layout.config_file(model_dir))
+    if text is None:
+        raise ConfigError(f"--model_dir={model_dir} holds no run (no "
+                          f"{layout.CONFIG_FILE})")
+    return config_from_json(json.dumps(text))
 
 
 def results(model_dir: str) -> records.Results | None:

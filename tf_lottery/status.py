@@ -24,7 +24,7 @@ from typing import Any
 
 from absl import app, flags
 
-from tf_lottery import files, provenance
+from tf_lottery import experiments, files, provenance
 from tf_lottery.config import config_from_json
 from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError, CorruptFileError
@@ -58,15 +58,16 @@ def status(model_dir: str, workers: int = 1) -> dict[str, Any]:
     # Planned where the model_dir is now (it may have been copied or moved).
     config = dataclasses.replace(
         recorded, runtime=dataclasses.replace(recorded.runtime, model_dir=model_dir))
-    graph = plan_lib.plan(config)
+    experiment = experiments.get(config.experiment)
+    graph = plan_lib.plan(experiment, config)
     tasks, done = [], set()
     for task in graph:
         entry: dict[str, Any] = {"id": task.id, "kind": task.kind,
                                  "cost_steps": task.cost_steps}
-        if plan_lib.is_done(config, task):
+        if plan_lib.is_done(experiment, config, task):
             entry["status"] = DONE
             done.add(task.id)
-            seconds = plan_lib.recorded_seconds_of(config, task)
+            seconds = plan_lib.recorded_seconds_of(experiment, config, task)
             if seconds is not None:
                 entry["seconds"] = seconds
         else:

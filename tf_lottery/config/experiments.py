@@ -1,21 +1,21 @@
 """Experiments by name, each with the config sections it uses.
 
-Every experiment is one ``Experiment`` entry in ``EXPERIMENTS``: its name
-(the ``--experiment`` choices and their help come from here), the sections
-it adds to the recipe (only those are validated, hashed and compared on
-relaunch) and where its code lives, imported by name when it runs. Nothing
-registers itself on import, so no module has to be imported for its side
-effects. An experiment's own section is declared here too, beside its entry.
+Every experiment is one ``ExperimentSpec`` entry in ``EXPERIMENTS``: its
+name (the ``--experiment`` choices and their help come from here) and the
+sections it adds to the recipe (only those are validated, hashed and
+compared on relaunch). Its code is ``tf_lottery.experiments``', registered
+there by object; the config layer imports nothing above it. An
+experiment's own section is declared here too, beside its entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tf_lottery.config import branches
 from tf_lottery.config.knobs import (
     FlagReader,
     Section,
@@ -27,14 +27,13 @@ from tf_lottery.config.knobs import (
     unique,
 )
 from tf_lottery.errors import ConfigError, FieldError
-from tf_lottery.pruning import branches
 
 PRUNING_SCOPES = ("global", "layerwise")
 REWIND_OPTIMIZER = ("reset", "restore")
 ALIGN_MODES = ("none", "weights")
 # Which SGD noise children redraw (analysis.child_noise): the first is the paper's.
 CHILD_NOISE = ("both", "data_order", "augmentation", "none")
-# The registered IMP branches but 'imp' itself (pruning/branches.py).
+# The declared IMP branches but 'imp' itself (config/branches.py).
 BASELINES = branches.baseline_names()
 
 
@@ -110,13 +109,34 @@ class InstabilityConfig(Section):
         "layer-wise path of --layerwise_barriers.", check=at_least(2), late=True)
 
 
+def geometric_grid(train_steps: int, max_fraction: float, min_step: int = 1
+                   ) -> tuple[int, ...]:
+    """0 and ``min_step`` * 2^i for every i with the step <= ``max_fraction`` * T.
+
+    Raises:
+      ValueError: the grid would hold k = 0 alone (no positive step fits).
+    """
+    if min_step < 1:
+        raise ValueError(f"min_step must be >= 1, got {min_step}")
+    top = int(max_fraction * train_steps)
+    steps = [0]
+    k = min_step
+    while k <= top:
+        steps.append(k)
+        k *= 2
+    if len(steps) < 2:
+        raise ValueError(f"no rewind step in (0, {max_fraction:g} x {train_steps}] on a "
+                         f"grid starting at {min_step}: the grid would be k=0 alone")
+    return tuple(steps)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class OnsetConfig(Section):
     """Onset search: the earliest stable rewind step, bisected over a grid.
 
     The parent keeps W_k at every k of the grid: ``grid`` if given, else 0
     and ``min_step`` * 2^i up to ``max_fraction`` * T
-    (``stability.onset.geometric_grid``). Children are trained only at the
+    (``geometric_grid``). Children are trained only at the
     k the search asks for (``--children`` per replicate, as in the
     instability analysis); ``checks`` grid points above the first stable k
     are probed to check monotonicity. ``level`` 0 searches the dense network,
@@ -145,11 +165,9 @@ class OnsetConfig(Section):
 
     def steps(self, train_steps: int) -> tuple[int, ...]:
         """The grid the parent keeps W_k at."""
-        from tf_lottery.stability import onset
-
         if self.grid:
             return self.grid
-        return onset.geometric_grid(train_steps, self.max_fraction, self.min_step)
+        return geometric_grid(train_steps, self.max_fraction, self.min_step)
 
     def validate_in(self, config: Any) -> None:
         t = config.train.train_steps
@@ -259,7 +277,7 @@ class PruningConfig(Section):
     dense_dir: str = derived(
         "IMP: the run directory of the dense level 0 that levels prune from and "
         "rewind to, when it is not the model_dir's own (a chain of a rewind-step "
-        "sweep, ``tasks.planners.imp_chain_config``); empty: <model_dir>/level_00.",
+        "sweep, ``experiments.imp_sweep.chain_config``); empty: <model_dir>/level_00.",
         default="", late=True)
 
     def rates(self) -> tuple[tuple[str, float], ...]:
@@ -310,147 +328,71 @@ class PruningConfig(Section):
 
     def validate_in(self, config: Any) -> None:
         train_steps = config.train.train_steps
-        if config.experiment == "imp_sweep" and self.rewind_step:
-            raise FieldError("pruning.rewind_step", "is one k; --experiment=imp_sweep "
-                             "rewinds to every k of {train.rewind_steps}: give those")
         if self.rewind_step > train_steps:
             raise FieldError("pruning.rewind_step", f"={self.rewind_step} is outside "
                              f"[0, {train_steps}] (the run's T)")
 
 
-def _load(code: str) -> Any:
-    module, attribute = code.split(":")
-    return getattr(importlib.import_module(module), attribute)
+def _no_rewind_step(config: Any) -> None:
+    if config.pruning.rewind_step:
+        raise FieldError("pruning.rewind_step", "is one k; --experiment=imp_sweep "
+                         "rewinds to every k of {train.rewind_steps}: give those")
 
 
 @dataclasses.dataclass(frozen=True)
-class TaskKind:
-    """One kind of task of an experiment's graph (``tf_lottery.tasks``).
+class ExperimentSpec:
+    """What the config knows of an experiment: its name and its sections.
 
-    Attributes:
-      code: ``"module:function"``; the function takes (worker, task), builds
-        what it needs from the worker's config and the task (never from what
-        an earlier task left in memory) and writes its output atomically.
-      output: ``"run"``: a run directory ``<model_dir>/<id>/`` whose
-        results.json says when it is done; ``"record"``: a record file
-        ``<model_dir>/<id>.json``.
-    """
-
-    code: str
-    output: str
-
-    def load(self) -> Callable[..., None]:
-        return _load(self.code)
-
-
-def _kinds(module: str, **outputs: str) -> dict[str, TaskKind]:
-    """``kind=output`` entries whose code is ``module:run_<kind>``."""
-    return {kind: TaskKind(f"{module}:run_{kind}", output) for kind, output in outputs.items()}
-
-
-@dataclasses.dataclass(frozen=True)
-class Experiment:
-    """One experiment: what ``--experiment=<name>`` runs.
+    The experiment's code (planner, task kinds, hooks) is
+    ``tf_lottery.experiments``'s, registered there by object under the same
+    name; the config layer imports nothing above it, so it declares here only
+    what parsing flags and validating a recipe need.
 
     Attributes:
       name: the ``--experiment`` value.
       summary: what it does, for ``--experiment``'s help.
-      code: ``"module:function"``, imported when the experiment runs; the
-        function takes (config, strategy, pipeline), runs the experiment's
-        task graph in this process (``tasks.inline``) and returns the summary
-        it wrote to ``results.json``.
-      planner: ``"module:function"``: config -> the experiment's tasks
-        (``tasks.planners``), a pure function.
-      kinds: every task kind the planner uses, by name.
-      refresh: ``"module:function"`` or None; the function takes the config
-        and the task that just finished and rebuilds model_dir-level views
-        from the finished pieces (IMP's 'running' results.json, the report's
-        figures in TensorBoard). Executors call it after each task, holding
-        the model_dir's lease; tasks never do (see docs/tasks.md).
       sections: the config sections it adds to the recipe, always.
       optional: ``(section, "section.field")``: a section it adds when that
         boolean field of another of its sections is true.
+      check: ``config -> None``, raising ``FieldError`` for a combination of
+        knobs the experiment cannot run; called when the config is validated.
     """
 
     name: str
     summary: str
-    code: str
-    planner: str
-    kinds: Mapping[str, TaskKind]
     sections: tuple[type[Section], ...] = ()
     optional: tuple[tuple[type[Section], str], ...] = ()
-    refresh: str | None = None
+    check: Callable[[Any], None] | None = None
 
     def section_types(self, value: Callable[[str], Any]) -> tuple[type[Section], ...]:
         """The sections it uses; ``value("section.field")`` reads a switch."""
         found = (*self.sections, *(cls for cls, switch in self.optional if value(switch)))
         return tuple(dict.fromkeys(found))  # a section two switches add: once
 
-    def load(self) -> Callable[..., dict]:
-        return _load(self.code)
 
-    def load_planner(self) -> Callable[..., list]:
-        return _load(self.planner)
-
-    def load_refresh(self) -> Callable[..., None] | None:
-        return _load(self.refresh) if self.refresh else None
-
-
-_PLANNERS = "tf_lottery.tasks.planners"
-_INSTRUMENTS = "tf_lottery.stability.instruments"
-RUN, RECORD = "run", "record"
+_IMP_OPTIONAL = ((InstabilityConfig, "pruning.instability"),
+                 (InstabilityConfig, "pruning.level_barriers"))
 
 EXPERIMENTS = {e.name: e for e in (
-    Experiment(
-        "train", "trains the recipe once, saving rewind checkpoints",
-        "tf_lottery.experiment:train", f"{_PLANNERS}:train",
-        _kinds("tf_lottery.experiment", train=RECORD)),
-    Experiment(
+    ExperimentSpec("train", "trains the recipe once, saving rewind checkpoints"),
+    ExperimentSpec(
         "instability", "runs the instability analysis (children from each W_k, "
-        "interpolation, error barriers)",
-        "tf_lottery.stability.analysis:instability", f"{_PLANNERS}:instability",
-        _kinds("tf_lottery.stability.analysis", parent=RUN, independent_pair=RECORD,
-               child=RUN, pair=RECORD, rewind_point=RECORD, instability_results=RECORD)
-        | _kinds(_INSTRUMENTS, layerwise_pair=RECORD),
-        sections=(InstabilityConfig,), refresh="tf_lottery.stability.analysis:refresh_views"),
-    Experiment(
+        "interpolation, error barriers)", sections=(InstabilityConfig,)),
+    ExperimentSpec(
         "imp", "runs IMP with rewinding (levels, baselines and, with --instability, "
         "the instability analysis of each level's subnetwork; with "
         "--imp_level_barriers, the paths between levels' trained networks)",
-        "tf_lottery.pruning.imp:imp", f"{_PLANNERS}:imp",
-        {**_kinds("tf_lottery.pruning.imp", dense=RUN, level=RUN, baseline=RUN,
-                  sparse_child=RUN, sparse_pair=RECORD, sparse_instability=RECORD,
-                  imp_results=RECORD),
-         **_kinds(_INSTRUMENTS, level_path=RECORD, layerwise_pair=RECORD)},
-        sections=(PruningConfig,),
-        optional=((InstabilityConfig, "pruning.instability"),
-                  (InstabilityConfig, "pruning.level_barriers")),
-        refresh="tf_lottery.pruning.imp:refresh_results"),
-    Experiment(
+        sections=(PruningConfig,), optional=_IMP_OPTIONAL),
+    ExperimentSpec(
         "imp_sweep", "runs IMP at every rewind step k of --rewind_steps: one dense "
         "run shared, then a chain of levels per k (as --experiment=imp "
         "--rewind_step=k), in k_<k>/",
-        "tf_lottery.pruning.imp_sweep:imp_sweep", f"{_PLANNERS}:imp_sweep",
-        _kinds("tf_lottery.pruning.imp_sweep", dense=RUN, level=RUN, baseline=RUN,
-               sparse_child=RUN, sparse_pair=RECORD, sparse_instability=RECORD,
-               imp_results=RECORD, level_path=RECORD, layerwise_pair=RECORD,
-               imp_sweep_results=RECORD),
-        sections=(PruningConfig,),
-        optional=((InstabilityConfig, "pruning.instability"),
-                  (InstabilityConfig, "pruning.level_barriers")),
-        refresh="tf_lottery.pruning.imp_sweep:refresh_results"),
-    Experiment(
+        sections=(PruningConfig,), optional=_IMP_OPTIONAL, check=_no_rewind_step),
+    ExperimentSpec(
         "onset", "searches for the earliest stable rewind step (children only at the "
         "k a bisection over --onset_grid needs), dense or at an IMP level",
-        "tf_lottery.stability.onset_experiment:onset",
-        "tf_lottery.stability.onset_experiment:plan",
-        {**_kinds("tf_lottery.stability.onset_experiment", onset_parent=RUN,
-                  onset_imp=RECORD, onset_child=RUN, onset_pair=RECORD,
-                  onset_rewind_point=RECORD, onset_results=RECORD),
-         **_kinds(_INSTRUMENTS, layerwise_pair=RECORD)},
         sections=(InstabilityConfig, OnsetConfig),
-        optional=((PruningConfig, "onset.level"),),
-        refresh="tf_lottery.stability.onset_experiment:refresh_views"),
+        optional=((PruningConfig, "onset.level"),)),
 )}
 
 
@@ -458,7 +400,7 @@ def names() -> list[str]:
     return list(EXPERIMENTS)
 
 
-def get(name: str) -> Experiment:
+def get(name: str) -> ExperimentSpec:
     if name not in EXPERIMENTS:
         raise ConfigError(f"--experiment={name} is not known (known: {', '.join(EXPERIMENTS)})")
     return EXPERIMENTS[name]

@@ -54,6 +54,9 @@ class ExperimentConfig:
             object.__setattr__(self, "model", model)
         for part in self.parts():
             part.validate_in(self)
+        spec = experiments.EXPERIMENTS.get(self.experiment)
+        if spec is not None and spec.check is not None:
+            spec.check(self)
 
     def __getattr__(self, name: str) -> Any:
         for section in self.__dict__.get("sections", ()):

@@ -464,8 +464,8 @@ def resolve(root: str, stored: str, recorded_root: str | None = None) -> str:
 
 
 # -- TensorBoard tags ------------------------------------------------------------------------
-# Written by the trainer (train/, eval/), stability/summaries.py (interpolation/,
-# barrier/, children/), pruning/imp.py (imp/, imp_vs_density/) and
+# Written by the trainer (train/, eval/), summaries/instability.py (interpolation/,
+# barrier/, children/), experiments/imp.py (imp/, imp_vs_density/) and
 # summaries/dashboards.py (session/); read back by the report.
 
 TRAIN_LOSS = "train/loss"

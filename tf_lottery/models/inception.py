@@ -34,7 +34,6 @@ from __future__ import annotations
 import tf_keras
 
 from tf_lottery.errors import ConfigError
-from tf_lottery.models.registry import register
 
 AUX_INPUT = "mixed7"
 BN_EPSILON = 1e-3  # keras.applications' conv2d_bn
@@ -80,7 +79,6 @@ def inception_v3_base(num_classes: int, image_shape: tuple[int, int, int]) -> tf
         classes=num_classes, classifier_activation=None)
 
 
-@register("inception_v3")
 def inception_v3(num_classes: int, image_shape: tuple[int, int, int]) -> tf_keras.Model:
     """Inception-v3 with the auxiliary classifier (27,179,376 weights at 1000
     classes); expects images scaled to [-1, 1] (``--augment=inception``)."""
@@ -88,3 +86,6 @@ def inception_v3(num_classes: int, image_shape: tuple[int, int, int]) -> tf_kera
     aux_logits = aux_head(base.get_layer(AUX_INPUT).output, num_classes)
     return InceptionV3WithAux(inputs=base.inputs, outputs=[base.output, aux_logits],
                               name="inception_v3")
+
+
+BUILDERS = {"inception_v3": inception_v3}

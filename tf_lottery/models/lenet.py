@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import tf_keras
 
-from tf_lottery.models.registry import register
 
-
-@register("lenet_300_100")
 def lenet_300_100(num_classes: int, image_shape: tuple[int, int, int]) -> tf_keras.Model:
     """784-300-100-10 with ReLU; 266,610 parameters on 28x28x1 inputs.
 
@@ -20,3 +17,6 @@ def lenet_300_100(num_classes: int, image_shape: tuple[int, int, int]) -> tf_ker
     x = tf_keras.layers.Dense(100, activation="relu", name="fc2")(x)
     logits = tf_keras.layers.Dense(num_classes, name="logits")(x)
     return tf_keras.Model(inputs, logits, name="lenet_300_100")
+
+
+BUILDERS = {"lenet_300_100": lenet_300_100}

@@ -26,9 +26,13 @@ import tensorflow as tf
 import tf_keras
 
 from tf_lottery.errors import FieldError
+from tf_lottery.models import inception, lenet, resnet_cifar, resnet_imagenet, vgg_cifar
 
 Builder = Callable[[int, tuple[int, int, int]], tf_keras.Model]
-_MODELS: dict[str, Builder] = {}
+# The package's own builders; ``register`` adds more (a test's network).
+_MODELS: dict[str, Builder] = {
+    **lenet.BUILDERS, **resnet_cifar.BUILDERS, **vgg_cifar.BUILDERS,
+    **resnet_imagenet.BUILDERS, **inception.BUILDERS}
 # Builders handed to the Python API as functions, by their import path: a
 # function defined in a script or a notebook resolves in its own process.
 _GIVEN: dict[str, Builder] = {}
@@ -47,8 +51,6 @@ def register(name: str) -> Callable[[Builder], Builder]:
 
 
 def names() -> list[str]:
-    import tf_lottery.models  # noqa: F401  (populate the registry)
-
     return sorted(_MODELS)
 
 
@@ -101,8 +103,6 @@ def resolve(name: str) -> Builder:
     """
     if is_import_path(name):
         return _import(name)
-    import tf_lottery.models  # noqa: F401
-
     if name not in _MODELS:
         raise FieldError("model.name", f"={name} is not a known model (known: "
                          f"{', '.join(names())}; or give a builder as "

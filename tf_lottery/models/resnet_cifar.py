@@ -34,7 +34,6 @@ import functools
 import tf_keras
 
 from tf_lottery.models import cifar_layers as layers
-from tf_lottery.models.registry import register
 
 DEPTHS = (20, 32, 44, 56, 110)  # He et al. 2016, Table 6.
 
@@ -83,5 +82,4 @@ def cifar_resnet(depth: int, num_classes: int, image_shape: tuple[int, int, int]
     return tf_keras.Model(inputs, outputs, name=f"resnet{depth}")
 
 
-for _depth in DEPTHS:
-    register(f"resnet{_depth}")(functools.partial(cifar_resnet, _depth))
+BUILDERS = {f"resnet{depth}": functools.partial(cifar_resnet, depth) for depth in DEPTHS}

@@ -30,7 +30,6 @@ import math
 import tf_keras
 
 from tf_lottery.errors import ConfigError
-from tf_lottery.models.registry import register
 
 STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))  # (bottleneck width, blocks)
 EXPANSION = 4
@@ -70,7 +69,6 @@ def _bottleneck(x, width: int, strides: int, name: str):
     return tf_keras.layers.ReLU(name=f"{name}_out")(y)
 
 
-@register("resnet50")
 def resnet50(num_classes: int, image_shape: tuple[int, int, int]) -> tf_keras.Model:
     """ResNet-50 v1.5; inputs need at least 32x32 pixels (five halvings)."""
     if min(image_shape[:2]) < 32:
@@ -94,3 +92,6 @@ def resnet50(num_classes: int, image_shape: tuple[int, int, int]) -> tf_keras.Mo
         bias_initializer=tf_keras.initializers.RandomUniform(-bound, bound),
         name="logits")(x)
     return tf_keras.Model(inputs, outputs, name="resnet50")
+
+
+BUILDERS = {"resnet50": resnet50}

@@ -19,7 +19,6 @@ import functools
 import tf_keras
 
 from tf_lottery.models import cifar_layers as layers
-from tf_lottery.models.registry import register
 
 POOL = "M"
 PLANS: dict[int, tuple[int | str, ...]] = {
@@ -60,5 +59,4 @@ def cifar_vgg(depth: int, num_classes: int,
     return tf_keras.Model(inputs, outputs, name=f"vgg{depth}")
 
 
-for _depth in PLANS:
-    register(f"vgg{_depth}")(functools.partial(cifar_vgg, _depth))
+BUILDERS = {f"vgg{depth}": functools.partial(cifar_vgg, depth) for depth in PLANS}

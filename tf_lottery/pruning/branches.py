@@ -15,11 +15,11 @@ A branch that draws at random has its own seed at each level, a pure
 function of (``--imp_baseline_seed``, level, the branch's salt), recorded
 with its results.
 
-A new baseline is one ``register(Branch(...))`` below: ``--imp_baselines``
-offers every registered name but ``imp``, IMP trains it, and the report and
-TensorBoard show it under its title. This module imports neither TensorFlow
-nor numpy, because the config reads the names while flags are defined; the
-functions import what they need when they run.
+A new baseline is declared in ``config.branches`` (its name, title and
+salt: ``--imp_baselines`` offers it) and given its functions below; IMP
+trains it, and the report and TensorBoard show it under its title. This
+module imports neither TensorFlow nor numpy (the report reads the titles);
+the functions import what they need when they run.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from tf_lottery.config import branches as declared
+
 if TYPE_CHECKING:
     from tf_lottery.pruning.masks import Masks
     from tf_lottery.training.trainer import Then
 
-IMP = "imp"
+IMP = declared.IMP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,11 +112,10 @@ def _fresh_initialization(seed: int) -> Then:
     return rewind.reinitialize(seed)
 
 
-register(Branch(
-    IMP, "IMP", "the level's magnitude-pruned mask, rewound to W_k", salt=0))
-register(Branch(
-    "random_prune", "random pruning", "same per-layer densities, random positions",
-    salt=1, mask=_random_positions))
-register(Branch(
-    "random_reinit", "random reinitialization", "same mask, new initialization",
-    salt=2, init=_fresh_initialization))
+_FUNCTIONS: dict[str, dict[str, Callable]] = {
+    "random_prune": {"mask": _random_positions},
+    "random_reinit": {"init": _fresh_initialization},
+}
+for _declared in declared.DECLARED:  # exactly the branches the config offers
+    register(Branch(_declared.name, _declared.title, _declared.summary, _declared.salt,
+                    **_FUNCTIONS.get(_declared.name, {})))

@@ -18,17 +18,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from typing import TypeVar
 
 import tensorflow as tf
 
 from tf_lottery import config as config_lib
 from tf_lottery import provenance
+from tf_lottery.config import branches
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.core.records import Stat
 from tf_lottery.errors import ConfigError, CorruptFileError
-from tf_lottery.pruning import branches
 from tf_lottery.reporting import events
 from tf_lottery.stability import barrier
 
@@ -151,6 +152,39 @@ def find_experiments(root: str) -> list[str]:
     return found
 
 
+def _instability_run(path: str, name: str, config: config_lib.ExperimentConfig,
+                     complete: bool, missing: list[str], results: records.Results | None,
+                     reader: _Reader) -> Experiment:
+    run = InstabilityRun(path, name, config, complete, missing)
+    _read_instability(run, results if isinstance(results, records.InstabilityResults)
+                      else None, reader)
+    return run
+
+
+def _imp_run(path: str, name: str, config: config_lib.ExperimentConfig, complete: bool,
+             missing: list[str], results: records.Results | None,
+             reader: _Reader) -> Experiment:
+    run = ImpRun(path, name, config, complete, missing)
+    _read_imp(run, results if isinstance(results, records.ImpResults) else None, reader)
+    return run
+
+
+def _other_run(path: str, name: str, config: config_lib.ExperimentConfig, complete: bool,
+               missing: list[str], results: records.Results | None,
+               reader: _Reader) -> Experiment:
+    return OtherRun(path, name, config, complete, missing,
+                    test_accuracy=results.metrics.test_accuracy
+                    if isinstance(results, records.RunRecord) else None)
+
+
+# How each experiment's run is read, by its --experiment value; any other
+# (train, onset, imp_sweep, whose chains are IMP runs) reads as an OtherRun.
+RUN_READERS: dict[str, Callable[..., Experiment]] = {
+    "instability": _instability_run,
+    "imp": _imp_run,
+}
+
+
 def load(path: str, name: str) -> Experiment:
     """Reads the experiment in ``path``, called ``name`` in the report.
 
@@ -172,18 +206,8 @@ def load(path: str, name: str) -> Experiment:
     missing = [] if complete else [
         f"{name}: {layout.RESULTS_FILE} does not say complete (stopped or still running; "
         "relaunch its command to finish it)"]
-    run: InstabilityRun | ImpRun | OtherRun
-    if config.experiment == "instability":
-        run = InstabilityRun(path, name, config, complete, missing)
-        _read_instability(run, results if isinstance(results, records.InstabilityResults)
-                          else None, reader)
-    elif config.experiment == "imp":
-        run = ImpRun(path, name, config, complete, missing)
-        _read_imp(run, results if isinstance(results, records.ImpResults) else None, reader)
-    else:
-        run = OtherRun(path, name, config, complete, missing,
-                       test_accuracy=results.metrics.test_accuracy
-                       if isinstance(results, records.RunRecord) else None)
+    read = RUN_READERS.get(config.experiment, _other_run)
+    run = read(path, name, config, complete, missing, results, reader)
     run.missing.extend(f"{name}: {damaged}" for damaged in reader.damaged)
     first = provenance.recorded_numerics(json.loads(text))
     run.numerics = first.describe() if first else None

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from tf_lottery.config import branches
 from tf_lottery.core import layout, records
 from tf_lottery.core.records import Stat
-from tf_lottery.pruning import branches
 
 NONE = "—"
 

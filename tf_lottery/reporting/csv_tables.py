@@ -18,9 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tf_lottery.config import branches
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.core.records import Stat
-from tf_lottery.pruning import branches
 from tf_lottery.reporting.summary import ImpSection, InstabilitySection, SparseFamily
 
 Row = dict[str, object]

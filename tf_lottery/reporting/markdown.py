@@ -7,11 +7,10 @@ std without a count).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from tf_lottery.config import ExperimentConfig
+from tf_lottery.config import ExperimentConfig, branches
 from tf_lottery.core import layout
-from tf_lottery.pruning import branches
 from tf_lottery.reporting.collect import Experiment, OtherRun
 
 # The terminal's cells, so report.md and the log print the same numbers.
@@ -58,27 +57,46 @@ def _analysis(c: ExperimentConfig) -> str:
             f"stability threshold {pct(ic.stability_threshold)}")
 
 
+def _instability_line(e: Experiment) -> str:
+    c = e.config
+    return (f" Rewind steps k = {', '.join(map(str, c.train.rewind_steps))}; "
+            f"{c.instability.replicates} replicate(s); {_analysis(c)}.")
+
+
+def _imp_line(e: Experiment) -> str:
+    c = e.config
+    p = c.pruning
+    line = (f" {p.levels} level(s) pruning {pct(p.prune_fraction)} of the remaining "
+            f"weights ({p.scope}), rewind to k = {p.rewind_step} (optimizer "
+            f"{p.rewind_optimizer})")
+    if p.baselines:
+        line += f"; baselines {', '.join(p.baselines)}"
+    if p.instability:
+        levels = ", ".join(map(str, p.instability_levels)) or "every level"
+        line += f"; sparse instability at {levels} ({_analysis(c)})"
+    return line + "."
+
+
+def _accuracy_line(e: Experiment) -> str:
+    if isinstance(e, OtherRun) and e.test_accuracy is not None:
+        return f" Test accuracy {pct(e.test_accuracy)}."
+    return ""
+
+
+# What the recipe line adds for each experiment, by its --experiment value
+# (any other: the run's test accuracy).
+SETTINGS_LINES: dict[str, Callable[[Experiment], str]] = {
+    "instability": _instability_line,
+    "imp": _imp_line,
+}
+
+
 def _experiment_line(e: Experiment) -> str:
     c = e.config
     line = (f"- `{e.name}`: **{c.experiment}**, "
             f"{'complete' if e.complete else 'not finished'}, recipe `{c.recipe_hash()}`. "
             f"{describe(c)}.")
-    if c.experiment == "instability":
-        line += (f" Rewind steps k = {', '.join(map(str, c.train.rewind_steps))}; "
-                 f"{c.instability.replicates} replicate(s); {_analysis(c)}.")
-    elif c.experiment == "imp":
-        p = c.pruning
-        line += (f" {p.levels} level(s) pruning {pct(p.prune_fraction)} of the remaining "
-                 f"weights ({p.scope}), rewind to k = {p.rewind_step} (optimizer "
-                 f"{p.rewind_optimizer})")
-        if p.baselines:
-            line += f"; baselines {', '.join(p.baselines)}"
-        if p.instability:
-            levels = ", ".join(map(str, p.instability_levels)) or "every level"
-            line += f"; sparse instability at {levels} ({_analysis(c)})"
-        line += "."
-    elif isinstance(e, OtherRun) and e.test_accuracy is not None:
-        line += f" Test accuracy {pct(e.test_accuracy)}."
+    line += SETTINGS_LINES.get(c.experiment, _accuracy_line)(e)
     if e.numerics:
         line += f" CPU numerics: {e.numerics}."
     return line

@@ -23,9 +23,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from tf_lottery.config import branches
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.core.records import Stat
-from tf_lottery.pruning import branches
 from tf_lottery.reporting.collect import Experiment, ImpRun, InstabilityRun, Level, Point
 from tf_lottery.stability import barrier
 from tf_lottery.summaries import tensorboard

@@ -22,6 +22,7 @@ masks and the points between them are denser than either.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -33,7 +34,7 @@ from tf_lottery.core import records
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.errors import ConfigError
 from tf_lottery.models import permutation
-from tf_lottery.stability import alignment, barrier, interpolation, summaries
+from tf_lottery.stability import alignment, barrier, interpolation
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.training.trainer import Trainer
 
@@ -182,17 +183,18 @@ def aligned_barriers(trainer: Trainer, config: ExperimentConfig, checkpoint_a: s
 # -- in the experiments: the aligned part of a pair ------------------------------------
 
 def aligned_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str, *,
-                 label: str, events_dir: str, k: int | None
+                 label: str,
+                 on_point: Callable[[int, float, dict[str, float]], None] | None = None
                  ) -> records.AlignedPathRecord | None:
-    """The path from A to B aligned to A, for ``analysis.evaluate_pair``.
+    """The path from A to B aligned to A, for ``experiments.toolkit.evaluate_pair``.
 
     None unless the evaluator's ``align`` is 'weights'. The endpoints are
     the checkpoints' evaluated weights (as on the raw path), matched with
     seed ``MATCHING_SEED`` and at most ``MATCHING_MAX_ITER`` passes, and
     the path is evaluated with the pair's evaluator (its α grid and
     ``--bn_mode``: under ``recompute`` every point's BatchNorm statistics
-    are re-estimated). Its error curve goes to TensorBoard in
-    ``events_dir`` under ``layout.aligned_path_tag``.
+    are re-estimated). ``on_point`` gets every point's metrics as it is
+    evaluated (the caller files the curve in TensorBoard).
     """
     if evaluator.align == "none":
         return None
@@ -205,13 +207,8 @@ def aligned_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str,
     aligned_b, matching = align_endpoints(spec, weights_a, weights_b, MATCHING_SEED,
                                           MATCHING_MAX_ITER)
     started = time.perf_counter()
-    writer = summaries.PathWriter(events_dir, k, aligned=True)
-    try:
-        curves = evaluator.curves(path_arrays(trainer, weights_a),
-                                  path_arrays(trainer, aligned_b),
-                                  label=f"{label} aligned", on_point=writer)
-    finally:
-        writer.close()
+    curves = evaluator.curves(path_arrays(trainer, weights_a), path_arrays(trainer, aligned_b),
+                              label=f"{label} aligned", on_point=on_point)
     record = records.AlignedPathRecord(
         error={s: curves[f"{s}_error"] for s in SPLITS},
         loss={s: curves[f"{s}_loss"] for s in SPLITS},

@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+from tf_lottery.config.experiments import geometric_grid as geometric_grid
 from tf_lottery.core.records import Stat
 from tf_lottery.stability import barrier
 
@@ -45,27 +46,6 @@ SEARCHING = "searching"  # a probe is still to be measured
 FOUND = "found"  # unstable at the bracket's lower end, stable from its upper end
 STABLE_FROM_START = "stable_from_start"  # stable at the grid's first k (k = 0)
 NEVER_STABLE = "never_stable"  # unstable at every k up to the grid's last
-
-
-def geometric_grid(train_steps: int, max_fraction: float, min_step: int = 1
-                   ) -> tuple[int, ...]:
-    """0 and ``min_step`` * 2^i for every i with the step <= ``max_fraction`` * T.
-
-    Raises:
-      ValueError: the grid would hold k = 0 alone (no positive step fits).
-    """
-    if min_step < 1:
-        raise ValueError(f"min_step must be >= 1, got {min_step}")
-    top = int(max_fraction * train_steps)
-    steps = [0]
-    k = min_step
-    while k <= top:
-        steps.append(k)
-        k *= 2
-    if len(steps) < 2:
-        raise ValueError(f"no rewind step in (0, {max_fraction:g} x {train_steps}] on a "
-                         f"grid starting at {min_step}: the grid would be k=0 alone")
-    return tuple(steps)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@
   ``summary/`` (``core.layout.summary_dir``): error barrier against the
   rewind step k with the independent networks' barrier, the mean error
   along the paths of every k on one chart (instability analysis,
-  ``stability/summaries.py``), IMP test accuracy against the level and
+  ``summaries/instability.py``), IMP test accuracy against the level and
   against the ppm of weights pruned, one run (one colour) per branch (IMP
   and each baseline), density per level and layer, and the sparse error
   barrier (one run per branch, written here). TensorBoard merges the layouts of all runs
@@ -192,7 +192,7 @@ def imp_layout(config: ExperimentConfig) -> tensorboard.Layout:
                  [layout.tag_pattern(layout.branch_tag(groups, vs_pruned=True),
                                      prefix_only=True)]),
             ]
-    for j in config.pruning.level_barriers:  # written by stability.instruments
+    for j in config.pruning.level_barriers:  # written by experiments.instruments
         charts += [
             (f"error barrier between levels L and L + {j} vs L",
              [layout.tag_pattern(layout.level_barrier_tag("{split}", j))]),

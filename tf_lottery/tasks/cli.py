@@ -23,19 +23,20 @@ from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout
 from tf_lottery.tasks import plan as plan_lib
 from tf_lottery.tasks.graph import DONE, PENDING, RUNNING
+from tf_lottery.tasks.kinds import Runnable
 from tf_lottery.tasks.worker import MissingDependenciesError, Worker, running_holder
 
 
-def list_tasks(config: ExperimentConfig) -> list[dict[str, Any]]:
+def list_tasks(experiment: Runnable, config: ExperimentConfig) -> list[dict[str, Any]]:
     """One JSON object per task, in topological order, with its status."""
     model_dir = config.runtime.model_dir
     rundir.check(config)
-    graph = plan_lib.plan(config)
+    graph = plan_lib.plan(experiment, config)
     lines = []
     for task in graph:
         line = task.to_json()
         holder = None
-        if plan_lib.is_done(config, task):
+        if plan_lib.is_done(experiment, config, task):
             line["status"] = DONE
         else:
             holder = running_holder(model_dir, task.id)
@@ -62,16 +63,17 @@ def _tasks(n: int) -> str:
     return f"{n} task{'' if n == 1 else 's'}"
 
 
-def run_task(config: ExperimentConfig, task_id: str | None, index: int | None, *,
-             force_unlock: bool = False) -> str:
+def run_task(experiment: Runnable, config: ExperimentConfig, task_id: str | None,
+             index: int | None, *, force_unlock: bool = False) -> str:
     """Runs one task (``--task`` or ``--task_index``); returns its id."""
     from tf_lottery.training import strategy as strategy_lib
 
-    graph = plan_lib.plan(config)
+    graph = plan_lib.plan(experiment, config)
     task = plan_lib.resolve(graph, task_id, index)
     rundir.check(config)
-    if not plan_lib.is_done(config, task):
-        missing = [d for d in task.deps if not plan_lib.is_done(config, graph[d])]
+    if not plan_lib.is_done(experiment, config, task):
+        missing = [d for d in task.deps
+                   if not plan_lib.is_done(experiment, config, graph[d])]
         if missing:
             raise MissingDependenciesError(
                 f"task {task.id} needs {len(missing)} unfinished task(s) first: "
@@ -83,7 +85,7 @@ def run_task(config: ExperimentConfig, task_id: str | None, index: int | None, *
         files.ensure_writable_dir(model_dir)
         rundir.claim(config)
         chief.check_shared(strategy, layout.config_file(model_dir))
-        worker = Worker(config, strategy, pipeline, force_unlock=force_unlock,
+        worker = Worker(experiment, config, strategy, pipeline, force_unlock=force_unlock,
                         on_lost=_thread.interrupt_main)
         try:
             worker.run(task.id)

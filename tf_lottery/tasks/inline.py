@@ -19,18 +19,20 @@ from typing import Any
 
 import tensorflow as tf
 
-from tf_lottery.config import ExperimentConfig, experiments
+from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import records
 from tf_lottery.tasks import plan
+from tf_lottery.tasks.kinds import Runnable
 from tf_lottery.tasks.progress import Progress
 from tf_lottery.tasks.worker import Worker
 
 
-def run(config: ExperimentConfig, strategy: tf.distribute.Strategy | None = None,
-        pipeline: Any = None) -> records.Results:
+def run(experiment: Runnable, config: ExperimentConfig,
+        strategy: tf.distribute.Strategy | None = None, pipeline: Any = None
+        ) -> records.Results:
     """Runs (or resumes) every task of ``config``'s graph; returns results.json."""
-    worker = Worker(config, strategy, pipeline)
-    refresh = experiments.get(config.experiment).load_refresh()
+    worker = Worker(experiment, config, strategy, pipeline)
+    refresh = experiment.refresh
     while True:
         progress = Progress(worker.graph, worker.done_ids(), workers=1)
         for task in worker.graph:
@@ -40,7 +42,7 @@ def run(config: ExperimentConfig, strategy: tf.distribute.Strategy | None = None
             progress.finished(task.id, worker.last_seconds)
             if refresh is not None:
                 refresh(config, task)
-        graph = plan.plan(config)
+        graph = plan.plan(experiment, config)
         if [t.id for t in graph] == [t.id for t in worker.graph]:
             return worker.results()
         worker.graph = graph  # a search's next probe, planned from what it measured

@@ -1,7 +1,7 @@
 """The task graph of a config: ``plan(config) -> Graph``, and where tasks write.
 
-The experiment registry (``config.experiments``) names each experiment's
-planner and task kinds; this module turns a config into its ``Graph`` and
+An experiment (``tasks.kinds.Runnable``, from ``tf_lottery.experiments``)
+brings its planner and task kinds; this module turns a config into its ``Graph`` and
 answers, without running anything, where a task's output lives and whether
 it is done. The graph is a pure function of the config: the same config
 gives the same ids, dependencies, kinds and costs, on every machine, so any
@@ -12,40 +12,40 @@ command) agrees on what the experiment is.
 from __future__ import annotations
 
 from tf_lottery import files
-from tf_lottery.config import ExperimentConfig, experiments
+from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError, CorruptFileError
 from tf_lottery.tasks.graph import Graph, Task
+from tf_lottery.tasks.kinds import RUN, Runnable, TaskKind
 
 
-def plan(config: ExperimentConfig) -> Graph:
+def plan(experiment: Runnable, config: ExperimentConfig) -> Graph:
     """The experiment's task graph."""
-    entry = experiments.get(config.experiment)
-    tasks = entry.load_planner()(config)
-    unknown = sorted({t.kind for t in tasks} - set(entry.kinds))
+    tasks = experiment.planner(config)
+    unknown = sorted({t.kind for t in tasks} - set(experiment.kinds))
     if unknown:
-        raise ValueError(f"experiment {entry.name!r} plans tasks of unregistered kinds "
+        raise ValueError(f"experiment {experiment.name!r} plans tasks of unregistered kinds "
                          f"{unknown}")
     return Graph(tasks)
 
 
-def kind_of(config: ExperimentConfig, task: Task) -> experiments.TaskKind:
-    return experiments.get(config.experiment).kinds[task.kind]
+def kind_of(experiment: Runnable, task: Task) -> TaskKind:
+    return experiment.kinds[task.kind]
 
 
-def output_file(config: ExperimentConfig, task: Task) -> str:
+def output_file(experiment: Runnable, config: ExperimentConfig, task: Task) -> str:
     """The file whose record says the task is done."""
     model_dir = config.runtime.model_dir
-    if kind_of(config, task).output == experiments.RUN:
+    if kind_of(experiment, task).output == RUN:
         return layout.results_file(layout.task_run_dir(model_dir, task.id))
     return layout.task_record_file(model_dir, task.id)
 
 
-def is_done(config: ExperimentConfig, task: Task) -> bool:
+def is_done(experiment: Runnable, config: ExperimentConfig, task: Task) -> bool:
     """Whether the task's output record is complete. Read only: a damaged
     record counts as not done (the task sets it aside when it runs)."""
     try:
-        record = files.read_json(output_file(config, task))
+        record = files.read_json(output_file(experiment, config, task))
     except CorruptFileError:
         return False
     return isinstance(record, dict) and record.get("status") == layout.COMPLETE
@@ -69,11 +69,12 @@ def resolve(graph: Graph, task: str | None = None, index: int | None = None) -> 
     return graph[task]
 
 
-def recorded_seconds_of(config: ExperimentConfig, task: Task) -> float | None:
+def recorded_seconds_of(experiment: Runnable, config: ExperimentConfig,
+                        task: Task) -> float | None:
     """The wall time a finished task's record gives (a run's last session, a
     pair's evaluation); None when it records none."""
     try:
-        record = files.read_json(output_file(config, task))
+        record = files.read_json(output_file(experiment, config, task))
     except CorruptFileError:
         return None
     if not isinstance(record, dict) or record.get("status") != layout.COMPLETE:
@@ -82,9 +83,9 @@ def recorded_seconds_of(config: ExperimentConfig, task: Task) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def recorded_seconds(config: ExperimentConfig, graph: Graph) -> float:
+def recorded_seconds(experiment: Runnable, config: ExperimentConfig, graph: Graph) -> float:
     """The wall times every finished task that trains or evaluates recorded,
     summed: the training and evaluation an experiment took, whichever
     processes ran its tasks (aggregates, which cost nothing, are left out)."""
-    return round(sum(recorded_seconds_of(config, t) or 0.0 for t in graph
+    return round(sum(recorded_seconds_of(experiment, config, t) or 0.0 for t in graph
                      if t.cost_steps > 0), 3)

@@ -61,10 +61,13 @@ from tf_lottery import config as config_lib
 from tf_lottery.core import layout, records
 from tf_lottery.errors import ConfigError
 from tf_lottery.tasks.dispatch import Dispatcher
-from tf_lottery.tasks.graph import Graph
+from tf_lottery.tasks.graph import Graph, Task
+from tf_lottery.tasks.kinds import Runnable
 from tf_lottery.tasks.progress import Progress
 
-WORKER = "tf_lottery.tasks.worker:Worker"
+# ``module:function`` each worker process calls with the config to build its
+# Worker (imported there, by name: an actor is built in another process).
+WORKER = "tf_lottery.experiments:task_worker"
 MAX_RESTARTS = 3          # process deaths an actor (and its current task) survives
 LEASE_RETRY_S = 30.0      # a task leased by another launch is offered again after this
 WORKER_EXIT_S = 10.0      # how long local workers get to end after shutdown
@@ -228,7 +231,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> Any:
         ray_constants.ENABLE_RAY_CLUSTER = clusters
 
 
-def run(config: config_lib.ExperimentConfig, *, address: str | None = None,
+def run(config: config_lib.ExperimentConfig, *, experiment: Runnable | None = None,
+        address: str | None = None,
         resources: Mapping[str, float] | None = None, **options: Any) -> records.Results:
     """Runs (or resumes) every task of ``config``'s graph on Ray; returns results.json.
 
@@ -237,7 +241,7 @@ def run(config: config_lib.ExperimentConfig, *, address: str | None = None,
     the experiment's record is read as the inline executor reads it
     (``Worker.results``). ``options`` are ``execute``'s.
     """
-    execute(config, address=address, resources=resources, **options)
+    execute(config, experiment=experiment, address=address, resources=resources, **options)
     # Imported here: store imports TensorFlow, which worker processes load
     # only when their Worker does (tests' stand-in workers never do).
     from tf_lottery.core import store
@@ -247,7 +251,8 @@ def run(config: config_lib.ExperimentConfig, *, address: str | None = None,
                            model_dir)
 
 
-def execute(config: config_lib.ExperimentConfig, *, address: str | None = None,
+def execute(config: config_lib.ExperimentConfig, *, experiment: Runnable | None = None,
+            address: str | None = None,
             resources: Mapping[str, float] | None = None, workers: int | None = None,
             planner: Callable[[], Graph] | None = None, worker: str | None = None,
             max_restarts: int = MAX_RESTARTS, lease_retry_s: float = LEASE_RETRY_S,
@@ -265,7 +270,9 @@ def execute(config: config_lib.ExperimentConfig, *, address: str | None = None,
       resources: each worker's Ray resources (``{"GPU": 1}``); default 1 CPU.
       workers: how many workers; default as many as the cluster holds at
         once, at most one per pending task.
-      planner: returns the graph; default ``tasks.plan.plan(config)``.
+      experiment: its planner (unless ``planner`` is given) and its
+        ``refresh``, called after each task.
+      planner: returns the graph; default ``tasks.plan.plan(experiment, config)``.
         Another (with another ``worker``) is for tests of scheduling and faults.
       worker: ``module:Class`` of the per-process worker; default ``WORKER``,
         read at call time (tests swap it, also under the CLI: tests.mock_main).
@@ -275,10 +282,13 @@ def execute(config: config_lib.ExperimentConfig, *, address: str | None = None,
       RayExecutorError: one line, when Ray cannot start or a task failed.
     """
     if planner is None:
-        from tf_lottery.tasks import plan as plan_lib
+        if experiment is None:
+            raise ValueError("execute needs the experiment or a planner")
+        runnable = experiment
+        from tf_lottery.tasks import plan as plan_lib  # TensorFlow: only when it plans
 
         def planner() -> Graph:
-            return plan_lib.plan(config)
+            return plan_lib.plan(runnable, config)
     need = task_resources(resources)
     if workers is not None and workers < 1:
         raise RayExecutorError(f"workers must be >= 1, got {workers}")
@@ -286,7 +296,7 @@ def execute(config: config_lib.ExperimentConfig, *, address: str | None = None,
 
     connect(address, num_cpus)
     driver = _Driver(ray, config, planner, need, worker or WORKER, max_restarts,
-                     lease_retry_s)
+                     lease_retry_s, experiment.refresh if experiment else None)
     local: list[int] = []
     try:
         driver.run(workers)
@@ -334,10 +344,12 @@ class _Driver:
 
     def __init__(self, ray: Any, config: config_lib.ExperimentConfig,
                  planner: Callable[[], Graph], need: dict[str, float], worker: str,
-                 max_restarts: int, lease_retry_s: float):
+                 max_restarts: int, lease_retry_s: float,
+                 refresh: Callable[[config_lib.ExperimentConfig, Task], None] | None):
         self.ray = ray
         self.config = config
         self.planner = planner
+        self.refresh = refresh
         self.need = need
         self.lease_retry_s = lease_retry_s
         self.actor_cls = ray.remote(TaskRunner).options(
@@ -409,7 +421,7 @@ class _Driver:
     def _loop(self, graph: Graph, dispatcher: Dispatcher, actors: list[Any],
               progress: Progress) -> None:
         ray = self.ray
-        refresh = config_lib.experiments.get(self.config.experiment).load_refresh()
+        refresh = self.refresh
         idle = list(actors)
         running: dict[Any, tuple[str, Any]] = {}
         while not dispatcher.finished():

@@ -13,7 +13,7 @@ task). ``run`` is idempotent and safe to call from several processes:
    holding it, it checks again whether another finished it meanwhile;
 4. a damaged output record is set aside (``files.read_summary``), so the
    task recomputes it and the damaged copy stays for inspection;
-5. the task kind's function (``config.experiments.TaskKind``) runs and
+5. the task kind's function (``tasks.kinds.TaskKind``) runs and
    writes its output atomically, a record last.
 
 Tasks are self-contained: a kind's function builds what it needs from the
@@ -42,7 +42,8 @@ from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
 from tf_lottery.tasks import plan as plan_lib
-from tf_lottery.tasks.graph import DONE, PENDING, RUNNING, Task
+from tf_lottery.tasks.graph import DONE, PENDING, RUNNING, Graph, Task
+from tf_lottery.tasks.kinds import Runnable
 from tf_lottery.tasks.progress import describe
 
 T = TypeVar("T")
@@ -55,14 +56,13 @@ class MissingDependenciesError(ConfigError):
 def running_holder(model_dir: str, task_id: str) -> dict | None:
     """The live holder of the task's lease (host, pid, started), or None."""
     held = lease.Lease(layout.task_lease_dir(model_dir, task_id))
-    holder, age = held._read()
-    if not holder or held._stale(holder, age) is not None:
-        return None
-    return holder
+    return held.live_holder()
 
 
 class Worker:
-    """Runs the tasks of ``config``'s graph (``plan.plan``) in this process.
+    """Runs the tasks of ``experiment``'s graph for ``config`` (``plan.plan``)
+    in this process; it is what every task kind's code gets
+    (``tasks.kinds.TaskWorker``).
 
     ``strategy`` and ``pipeline`` may be given (tests, an executor that has
     them); otherwise they are built from the config when a task first needs
@@ -70,17 +70,19 @@ class Worker:
     ``on_lost`` is called if another launch takes a held lease over.
 
     Attributes:
-      config: the experiment; must round-trip through ``to_json``.
+      experiment: its planner and task kinds (``tasks.kinds.Runnable``).
+      config: the experiment's config; must round-trip through ``to_json``.
       graph: its task graph.
       last_seconds: how long the last task that ran took.
     """
 
-    def __init__(self, config: ExperimentConfig, strategy: tf.distribute.Strategy | None = None,
-                 pipeline: Any = None, *, force_unlock: bool = False,
-                 on_lost: Callable[[], None] | None = None):
+    def __init__(self, experiment: Runnable, config: ExperimentConfig,
+                 strategy: tf.distribute.Strategy | None = None, pipeline: Any = None, *,
+                 force_unlock: bool = False, on_lost: Callable[[], None] | None = None):
+        self.experiment = experiment
         self.config = config
         self.model_dir = config.runtime.model_dir
-        self.graph = plan_lib.plan(config)
+        self.graph: Graph = plan_lib.plan(experiment, config)
         self.force_unlock = force_unlock
         self.on_lost = on_lost
         self.last_seconds: float | None = None
@@ -123,7 +125,7 @@ class Worker:
         return plan_lib.resolve(self.graph, task_id)
 
     def is_done(self, task_id: str) -> bool:
-        return plan_lib.is_done(self.config, self.task(task_id))
+        return plan_lib.is_done(self.experiment, self.config, self.task(task_id))
 
     def state(self, task_id: str) -> str:
         """'done' (its record is complete), 'running' (a live lease) or 'pending'."""
@@ -132,7 +134,7 @@ class Worker:
         return RUNNING if running_holder(self.model_dir, task_id) else PENDING
 
     def done_ids(self) -> set[str]:
-        return {t.id for t in self.graph if plan_lib.is_done(self.config, t)}
+        return {t.id for t in self.graph if plan_lib.is_done(self.experiment, self.config, t)}
 
     def missing(self, task_id: str) -> list[str]:
         """The dependencies of ``task_id`` that are not complete."""
@@ -170,7 +172,7 @@ class Worker:
                 return
             # A damaged output is set aside (renamed, said so in the log), never
             # overwritten unseen; the task then recomputes it.
-            files.read_summary(plan_lib.output_file(self.config, task))
+            files.read_summary(plan_lib.output_file(self.experiment, self.config, task))
             self._execute(task)
 
     def _lost(self) -> None:
@@ -189,7 +191,7 @@ class Worker:
             self._tell_numerics()
         logging.info("Task %s (%s): starting.", task.id, describe(task))
         started = time.perf_counter()
-        plan_lib.kind_of(self.config, task).load()(self, task)
+        plan_lib.kind_of(self.experiment, task).run(self, task)
         self.last_seconds = time.perf_counter() - started
 
     def _tell_numerics(self) -> None:

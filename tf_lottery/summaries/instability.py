@@ -27,11 +27,11 @@ With ``--align=weights`` also (``stability.aligned_paths``):
   (step 0): raw and aligned barrier between independently trained networks.
 
 With ``--layerwise_barriers`` also ``layerwise/<split>_barrier/<group>``
-against k (``stability.instruments``, written by the results task).
+against k (``experiments.instruments``, written by the results task).
 
 A custom-scalars layout groups these charts; each replicate's rewind point
 is a row of the hparams dashboard (``summaries/dashboards.py``); the
-report's figures are images of ``summary/`` (``summaries/figures.py``).
+report's figures are images of ``summary/`` (``reporting/tensorboard_figures.py``).
 Every writer goes through ``chief.summary_writer``: only the chief writes.
 """
 

@@ -36,12 +36,13 @@ from absl import logging
 
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
+from tf_lottery.experiments import evaluation, levels, toolkit
 from tf_lottery.pruning import branches
-from tf_lottery.stability import analysis, barrier, layerwise
+from tf_lottery.stability import barrier, layerwise
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.summaries import tensorboard
-from tf_lottery.tasks import planners
 from tf_lottery.tasks.graph import Task
+from tf_lottery.tasks.kinds import TaskWorker
 
 
 def layerwise_pair(evaluator: PathEvaluator, checkpoint_a: str, checkpoint_b: str,
@@ -82,7 +83,7 @@ def point_layerwise(config: Any, k: int, point_dirs: Sequence[str]
     return summarize_layerwise(k, [
         store.read_done(layout.layerwise_file(point_dir, i, j), records.LayerwiseRecord,
                         model_dir, model_dir)
-        for point_dir in point_dirs for i, j in analysis.pairs(config.instability.children)])
+        for point_dir in point_dirs for i, j in toolkit.pairs(config.instability.children)])
 
 
 def layerwise_summaries(config: Any) -> list[records.LayerwiseSummaryRecord]:
@@ -122,9 +123,6 @@ def write_layerwise(model_dir: str, summary: records.LayerwiseSummaryRecord) -> 
 
 # -- IMP level-to-level paths ------------------------------------------------------------
 
-level_pairs = planners.level_pairs
-
-
 def level_path(evaluator: PathEvaluator, model_dir: str, a: records.LevelRecord,
                b: records.LevelRecord) -> records.LevelPathRecord:
     """The raw path between two IMP levels' final networks, stored once."""
@@ -132,7 +130,7 @@ def level_path(evaluator: PathEvaluator, model_dir: str, a: records.LevelRecord,
     done = store.read_complete(out_path, records.LevelPathRecord, model_dir, model_dir)
     if done is not None:
         return done
-    pair = analysis.evaluate_pair(
+    pair = evaluation.evaluate_pair(
         evaluator, layout.final_checkpoint(a.run_dir), layout.final_checkpoint(b.run_dir),
         out_path.removesuffix(".json") + "_pair.json", None,
         label=f"IMP levels {a.level} -> {b.level}", root=model_dir)
@@ -157,22 +155,7 @@ def write_level_path(model_dir: str, record: records.LevelPathRecord) -> None:
                            pruned))})
 
 
-# -- task kinds (config.experiments; planned by tasks.planners and onset_experiment) --------
-
-def _sparse(config: Any) -> bool:
-    """Whether the pairs' networks are wrapped (IMP subnetworks)."""
-    onset = next((s for s in config.sections if s.section == "onset"), None)
-    return config.experiment == "imp" or bool(onset and onset.level)
-
-
-def _evaluator(worker: Any) -> PathEvaluator:
-    """The worker's path evaluator over the model the pair's networks have."""
-    if _sparse(worker.config):
-        from tf_lottery.pruning import imp
-
-        return imp._evaluator(worker)
-    return analysis._evaluator(worker)
-
+# -- task kinds (each experiment registers them with the evaluator its networks need) ------
 
 def _children_of(config: Any, task: Task) -> tuple[str, str]:
     """Where a ``layerwise_pair`` task's children live, and the prefix of its
@@ -189,30 +172,31 @@ def _children_of(config: Any, task: Task) -> tuple[str, str]:
     return layout.rewind_point_dir(model_dir, r, args["k"]), f"replicate {r} "
 
 
-def run_layerwise_pair(worker: Any, task: Task) -> None:
+def run_layerwise_pair(worker: TaskWorker, task: Task, evaluator: PathEvaluator) -> None:
     """``layerwise_<i>_<j>.json``: the layer-wise barriers of two children of
-    W_k, beside their pair. An IMP level's children are masked networks:
-    they are evaluated in the masked trainer's model (``_evaluator``), and a
-    pruned weight, 0 at both ends, is 0 at every point of every group's path."""
+    W_k, beside their pair, evaluated with ``evaluator``: the experiment
+    passes the one its networks need. An IMP level's children are masked
+    networks: they are evaluated in the masked trainer's model
+    (``levels.masked_evaluator``), and a pruned weight, 0 at both ends, is 0
+    at every point of every group's path."""
     config = worker.config
     k, (i, j) = task.arg("k"), task.arg("pair")
     point_dir, prefix = _children_of(config, task)
-    ends = [analysis.run_record(layout.child_dir(point_dir, c)).final_checkpoint
+    ends = [toolkit.run_record(layout.child_dir(point_dir, c)).final_checkpoint
             for c in (i, j)]
-    layerwise_pair(_evaluator(worker), ends[0], ends[1], layout.layerwise_file(point_dir, i, j),
+    layerwise_pair(evaluator, ends[0], ends[1], layout.layerwise_file(point_dir, i, j),
                    config.instability.layerwise_points, root=config.runtime.model_dir, k=k,
                    children=(i, j),
-                   label=analysis.pair_label(k, (i, j), prefix) + " layer-wise")
+                   label=evaluation.pair_label(k, (i, j), prefix) + " layer-wise")
 
 
-def run_level_path(worker: Any, task: Task) -> None:
+def run_level_path(worker: TaskWorker, task: Task) -> None:
     """The raw path between IMP levels a and b's trained networks, and its
     scalars in IMP's summary run (filed once, by this task, as IMP's levels
     file theirs)."""
-    from tf_lottery.pruning import imp
-
     config = worker.config
     a, b = task.arg("levels")
-    record = level_path(imp._evaluator(worker), config.runtime.model_dir,
-                        imp._level_record(config, a), imp._level_record(config, b))
+    record = level_path(levels.masked_evaluator(worker), config.runtime.model_dir,
+                        levels.level_record(config, a), levels.level_record(config, b))
     write_level_path(config.runtime.model_dir, record)
+

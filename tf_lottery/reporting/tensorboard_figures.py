@@ -3,7 +3,7 @@
 Each time a piece of an experiment finishes (a rewind point, an IMP level,
 a baseline, a level's sparse instability, an onset probe), ``refresh_figures`` redraws the
 figures ``python -m tf_lottery.report`` would draw for that model_dir
-(``report.build``: the same code, so TensorBoard and the report show the
+(``reporting.build``: the same code, so TensorBoard and the report show the
 same pictures) and appends them to the experiment's summary run as images
 ``figures/<name>`` (``core.layout.figure_tag``). Their step is the number of
 pieces finished, so the Images tab's slider steps through the experiment's
@@ -15,7 +15,7 @@ from __future__ import annotations
 from absl import logging
 
 from tf_lottery import chief
-from tf_lottery.core import layout
+from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError, CorruptFileError
 from tf_lottery.summaries import tensorboard
 
@@ -29,17 +29,14 @@ def pieces_finished(built) -> int:
         count += sum(r.complete for r in s.rows) + (s.independent is not None)
     for section in built.imp:
         count += sum(1 + len(r.baselines) + (r.barrier is not None) for r in section.rows)
-    for experiment in built.experiments:
-        if experiment.config.experiment == "onset":
-            count += _onset_probes(experiment.path)
+    for experiment in built.experiments:  # an onset search's results.json names its probes
+        count += _onset_probes(experiment.path)
     return count
 
 
 def _onset_probes(path: str) -> int:
     """Probes an onset search's results.json (running or complete) records;
     a damaged one is the report's to name, and counts none."""
-    from tf_lottery.core import records, store
-
     try:
         result = store.read(layout.results_file(path), records.ExperimentResults, path)
     except (CorruptFileError, ValueError, KeyError, TypeError):
@@ -57,11 +54,11 @@ def refresh_figures(model_dir: str) -> int | None:
     """
     if not chief.is_chief():  # the other workers write no TensorBoard events
         return None
-    from tf_lottery import report  # the report reads every experiment kind
-    from tf_lottery.reporting import figures
+    # Imported when a figure is drawn: matplotlib stays out of a launch's start-up.
+    from tf_lottery.reporting import build, figures
 
     try:
-        built = report.build(model_dir)
+        built = build.build(model_dir)
         drawn = {name: figures.png(fig) for name, fig in built.figures.items()}
     except (ConfigError, CorruptFileError, ValueError, ArithmeticError) as e:
         logging.warning("TensorBoard figures of %s not drawn: %s", model_dir, e)

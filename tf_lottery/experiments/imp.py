@@ -23,9 +23,9 @@ are the other registered branches, which never feed later levels:
 Sparse instability (``--instability``, last): two or more children start
 from each analyzed level's masked W_k, keep the mask, train to T with their
 own SGD noise, and the error barrier of their linear path is measured by the
-instability experiment's own machinery (``stability.analysis``); with
+instability experiment's own machinery (``experiments.instability``); with
 ``--layerwise_barriers`` also each pair's layer-wise barriers
-(``stability.instruments``), summarized in the level's ``instability.json``.
+(``experiments.instruments``), summarized in the level's ``instability.json``.
 Every baseline run at an analyzed level is analyzed the same way, its
 children starting from its own start (its mask and init on W_k), so the
 paper's comparison (IMP subnetworks stable, random ones not) is one run.
@@ -40,7 +40,7 @@ Runs are ``Trainer.train`` runs, so a finished level is never redone and a
 killed one resumes from its last checkpoint; masks are written atomically
 before their run starts and reloaded, never recomputed, on resume.
 
-Each network is a task (``tasks.planners.imp`` plans them; the
+Each network is a task (``plan`` plans them; the
 ``run_<kind>`` functions below run them): level 0 (dense), each pruned
 level, each baseline, each sparse-instability child and pair and the
 level's instability record, then the results, assembled from the levels'
@@ -55,126 +55,103 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
-from tf_lottery import chief, experiment
-from tf_lottery.config import ExperimentConfig
+from tf_lottery import chief
+from tf_lottery.config import ExperimentConfig, experiments
 from tf_lottery.core import layout, records, store
-from tf_lottery.data.pipeline import Pipeline
+from tf_lottery.errors import ConfigError
+from tf_lottery.experiments import evaluation, instruments, levels, toolkit
+from tf_lottery.experiments.base import Experiment, Networks, record_kind, run_kind
+from tf_lottery.experiments.toolkit import RESULTS, R, task_id
 from tf_lottery.pruning import branches, wrappers
 from tf_lottery.pruning import masks as masks_lib
-from tf_lottery.pruning.rewind import RewindManager
-from tf_lottery.stability import analysis, barrier, instruments
-from tf_lottery.stability.path_evaluator import PathEvaluator
-from tf_lottery.summaries import dashboards, figures
+from tf_lottery.reporting import tensorboard_figures
+from tf_lottery.stability import barrier
+from tf_lottery.summaries import dashboards
 from tf_lottery.tasks.graph import Task
-from tf_lottery.training.trainer import SgdNoise, Trainer
+from tf_lottery.tasks.kinds import TaskWorker
+from tf_lottery.training import checkpoints
+
+# A Trainer over the wrapped model whose masks hold during training.
+make_trainer = levels.make_masked_trainer
 
 
-def dense_dir(config: ExperimentConfig) -> str:
-    """Level 0's run: the model_dir's own ``level_00``, or the dense run a
-    rewind-step sweep shares among its chains (``pruning.dense_dir``)."""
-    return config.pruning.dense_dir or layout.level_dir(config.runtime.model_dir, 0)
+# -- the graph ---------------------------------------------------------------------------------
+
+def level_pairs(levels: int, gaps: Any) -> list[tuple[int, int]]:
+    """(L, L + j) for every gap j of --imp_level_barriers and every L with
+    both levels in 0..levels, ordered by the later level (each is ready as
+    soon as it can be)."""
+    return sorted(((a, a + j) for j in gaps for a in range(levels + 1 - j)),
+                  key=lambda p: (p[1], p[0]))
 
 
-def level_dir(config: ExperimentConfig, level: int) -> str:
-    """Level ``level``'s run directory (level 0: ``dense_dir``)."""
-    return dense_dir(config) if level == 0 else layout.level_dir(config.runtime.model_dir,
-                                                                 level)
+def imp_instability_levels(config: Any) -> list[int]:
+    c = config.pruning
+    return (list(c.instability_levels or range(c.levels + 1)) if c.instability else [])
 
 
-def branch_dir(config: ExperimentConfig, level: int, name: str) -> str:
-    """The level's own directory for branch ``imp``, a subdirectory per baseline."""
-    return (level_dir(config, level) if name == branches.IMP
-            else layout.baseline_dir(config.runtime.model_dir, level, name))
+def imp_baseline_levels(config: Any) -> list[int]:
+    c = config.pruning
+    return list(c.baseline_levels or range(1, c.levels + 1)) if c.baselines else []
 
 
-def make_trainer(config: ExperimentConfig, strategy: tf.distribute.Strategy,
-                 pipeline: Pipeline) -> Trainer:
-    """A Trainer over the wrapped model whose masks hold during training."""
-    return Trainer(config, strategy, pipeline,
-                   hooks=wrappers.masked_training(config.pruning.exclude))
+def plan(config: ExperimentConfig) -> list[Task]:
+    """Levels 0..N (each prunes the one before), then the baselines, then the
+    sparse instability of each analysed level and of its baselines (with
+    --layerwise_barriers each pair's layer-wise barriers, which the
+    network's record summarizes); the results last."""
+    c = config.pruning
+    level = [task_id(layout.level_dir(R, n)) for n in range(c.levels + 1)]
+    tasks = [Task(level[0], "dense", (), toolkit.run_steps(config, 0), (("level", 0),))]
+    tasks += [Task(level[n], "level", (level[n - 1],), toolkit.run_steps(config, c.rewind_step),
+                   (("level", n),)) for n in range(1, c.levels + 1)]
+    for a, b in level_pairs(c.levels, c.level_barriers):
+        tasks.append(Task(task_id(layout.level_path_file(R, a, b)), "level_path",
+                          (level[a], level[b]), toolkit.pair_steps(config), (("levels", (a, b)),)))
+    for n in imp_baseline_levels(config):
+        tasks += [Task(task_id(layout.baseline_dir(R, n, name)), "baseline",
+                       (level[n], level[0]), toolkit.run_steps(config, c.rewind_step),
+                       (("level", n), ("branch", name))) for name in c.baselines]
+    baseline_levels = set(imp_baseline_levels(config))
+    for n in imp_instability_levels(config):
+        tasks += sparse_instability_tasks(config, n, level[n], level[0])
+        for name in c.baselines if n in baseline_levels else ():
+            tasks += sparse_instability_tasks(
+                config, n, task_id(layout.baseline_dir(R, n, name)), level[0], name)
+    tasks.append(Task(RESULTS, "imp_results", tuple(t.id for t in tasks), 0))
+    return tasks
 
 
-# -- what every IMP task builds on ----------------------------------------------------------
-
-def _trainer(worker: Any) -> Trainer:
-    """The worker's masked Trainer: every run states its start and mask."""
-    return worker.cached("masked_trainer", lambda: make_trainer(
-        worker.config, worker.strategy, worker.pipeline))
-
-
-def _evaluator(worker: Any) -> PathEvaluator:
-    return worker.cached("masked_evaluator",
-                         lambda: PathEvaluator.for_config(_trainer(worker), worker.config))
-
-
-def _rewind(config: ExperimentConfig) -> RewindManager:
-    cfg = config.pruning
-    return RewindManager(dense_dir(config), cfg.rewind_step,
-                         cfg.rewind_optimizer)
-
-
-def _noise(config: ExperimentConfig) -> SgdNoise:
-    """Every level and baseline sees the recipe's SGD noise, as in the lottery
-    ticket experiments: only the mask (or init) differs."""
-    t = config.train
-    return SgdNoise(t.data_order_seed, t.augment_seed)
+def sparse_instability_tasks(config: Any, n: int, network: str, dense: str,
+                             baseline: str | None = None) -> list[Task]:
+    """Sparse instability of level ``n``'s subnetwork (``baseline`` None) or
+    of one of its baselines: children from the network's own start (its
+    mask, and init, on level 0's W_k), their pairs, then its record. A
+    baseline's tasks carry its name (arg ``branch``); the network's task
+    (``network``) provides its mask, level 0's (``dense``) W_k."""
+    k = config.pruning.rewind_step
+    point_dir = layout.sparse_instability_dir(R, n, baseline)
+    args: dict[str, Any] = {"level": n, **({"branch": baseline} if baseline else {})}
+    start = (network,) if network == dense else (network, dense)
+    pieces = toolkit.children_tasks(config, point_dir, start, k, "sparse_child", "sparse_pair",
+                                    **args)
+    if config.instability.layerwise_barriers:
+        pieces += toolkit.layerwise_tasks(config, point_dir, k, **args)
+    return [*pieces, Task(task_id(layout.sparse_instability_file(R, n, baseline)),
+                          "sparse_instability", (network, *(t.id for t in pieces)), 0,
+                          tuple(args.items()))]
 
 
-def _level_mask(config: ExperimentConfig, level: int) -> dict[str, np.ndarray]:
-    return masks_lib.load(layout.mask_file(level_dir(config, level)))
-
-
-def _save_masks(run_dir: str, masks: dict[str, np.ndarray]) -> None:
-    """Written once, before the run that uses them starts; reloaded on resume."""
-    chief.makedirs(run_dir)
-    path = layout.mask_file(run_dir)
-    if not chief.exists(path):
-        masks_lib.save(path, masks)
-
-
-def _network(level: int, masks: dict[str, np.ndarray], results: records.RunRecord,
-             run_dir: str) -> dict[str, Any]:
-    """The fields of a level's or baseline's ``records.NetworkRecord``."""
-    m = results.metrics
-    return {
-        "level": level,
-        "density": masks_lib.density(masks),
-        "remaining_weights": masks_lib.count(masks),
-        "prunable_weights": masks_lib.size(masks),
-        "layer_density": masks_lib.layer_densities(masks),
-        "test_accuracy": m.test_accuracy,
-        "test_error": m.test_error,
-        "train_accuracy": m.train_accuracy,
-        "train_error": m.train_error,
-        "wall_time_s": results.wall_time_s_last_session,
-        "run_dir": run_dir,
-    }
-
-
-def _branch_record(config: ExperimentConfig, level: int, name: str,
-                   results: records.RunRecord) -> Any:
-    """A finished branch's record: a ``LevelRecord`` for 'imp', else a
-    ``BaselineRecord``; its mask is the branch's own if it drew one."""
-    run_dir = branch_dir(config, level, name)
-    branch = branches.get(name)
-    masks = (masks_lib.load(layout.mask_file(run_dir)) if branch.mask is not None
-             else _level_mask(config, level))
-    network = _network(level, masks, results, run_dir)
-    if name == branches.IMP:
-        return records.LevelRecord(**network)
-    seed = branch.seed(config.pruning.baseline_seed, level)
-    return records.BaselineRecord(**network, seed=seed if branch.draws else None)
-
+# -- task kinds -------------------------------------------------------------------------------
 
 def _branch_start(config: ExperimentConfig, level: int, level_masks: dict[str, np.ndarray],
                   branch: branches.Branch) -> tuple[dict[str, np.ndarray], Any]:
     """The mask and init ``branch`` starts from at ``level``: its own mask
     (drawn once and saved, reloaded after), its init, else the level's mask
     and W_k. Its run and its sparse-instability children share them."""
-    run_dir = branch_dir(config, level, branch.name)
+    run_dir = levels.branch_dir(config, level, branch.name)
     seed = branch.seed(config.pruning.baseline_seed, level)
     masks, init = level_masks, None
     if branch.mask is not None:
@@ -183,24 +160,24 @@ def _branch_start(config: ExperimentConfig, level: int, level_masks: dict[str, n
             masks = masks_lib.load(path)
         else:
             masks = branch.mask(level_masks, seed)
-            _save_masks(run_dir, masks)
+            levels.save_masks(run_dir, masks)
     if branch.init is not None:
         init = branch.init(seed)
     return masks, init
 
 
-def _train_branch(worker: Any, level: int, level_masks: dict[str, np.ndarray],
+def _train_branch(worker: TaskWorker, level: int, level_masks: dict[str, np.ndarray],
                   branch: branches.Branch) -> Any:
     """Trains ``branch`` at ``level`` from W_k with its mask and init."""
     config = worker.config
-    run_dir = branch_dir(config, level, branch.name)
+    run_dir = levels.branch_dir(config, level, branch.name)
     masks, init = _branch_start(config, level, level_masks, branch)
-    spec = _rewind(config).run_spec(run_dir, config.train.train_steps, _noise(config), masks,
-                                    init, config.runtime.eval_every)
-    return _branch_record(config, level, branch.name, _trainer(worker).train(spec))
+    spec = levels.rewind_manager(config).run_spec(
+        run_dir, config.train.train_steps, toolkit.recipe_noise(config), masks, init,
+        config.runtime.eval_every)
+    return levels.branch_record(config, level, branch.name,
+                                 levels.masked_trainer(worker).train(spec))
 
-
-# -- TensorBoard: each finished network once, by the task that trained it ---------------------
 
 def _summarize(config: ExperimentConfig, level: records.LevelRecord, branch: str,
                record: Any, instability: bool = False) -> None:
@@ -210,52 +187,40 @@ def _summarize(config: ExperimentConfig, level: records.LevelRecord, branch: str
     if branch == branches.IMP:
         filed = dataclasses.replace(level, instability=record) if instability else level
     else:
-        network = (dataclasses.replace(_baseline_record(config, level.level, branch),
+        network = (dataclasses.replace(levels.baseline_record(config, level.level, branch),
                                        instability=record) if instability else record)
         filed = dataclasses.replace(level, baselines={branch: network})
     dashboards.write_level(config, filed, branch, instability=instability)
 
 
-def _level_record(config: ExperimentConfig, level: int) -> records.LevelRecord:
-    run_dir = level_dir(config, level)
-    return _branch_record(config, level, branches.IMP, analysis.run_record(run_dir))
-
-
-def _baseline_record(config: ExperimentConfig, level: int, name: str) -> records.BaselineRecord:
-    run_dir = branch_dir(config, level, name)
-    return _branch_record(config, level, name, analysis.run_record(run_dir))
-
-
-# -- the experiment's tasks (tasks.planners.imp) ------------------------------------------
-
-def run_dense(worker: Any, task: Task) -> None:
+def run_dense(worker: TaskWorker, task: Task) -> None:
     """Level 0: the dense network, trained 0 -> T, keeping W_k."""
     config = worker.config
     cfg, t = config.pruning, config.train
     dashboards.write_imp_metadata(config)
-    run_dir = dense_dir(config)
-    trainer = _trainer(worker)
+    run_dir = levels.dense_dir(config)
+    trainer = levels.masked_trainer(worker)
     ones = masks_lib.ones_like(wrappers.weight_values(trainer.model))
-    _save_masks(run_dir, ones)
+    levels.save_masks(run_dir, ones)
     spec = dataclasses.replace(
-        experiment.parent_run(config, run_dir),
+        toolkit.recipe_run(config, run_dir),
         rewind_steps=tuple(sorted({*t.rewind_steps, cfg.rewind_step})))
-    record = records.LevelRecord(**_network(0, ones, trainer.train(spec), run_dir))
+    record = records.LevelRecord(**levels.network_fields(0, ones, trainer.train(spec), run_dir))
     _summarize(config, record, branches.IMP, record)
     logging.info("IMP level 0 (dense): test accuracy %.4f (%.1f s)", record.test_accuracy,
                  record.wall_time_s or 0.0)
 
 
-def _prune(worker: Any, level: int) -> dict[str, np.ndarray]:
+def _prune(worker: TaskWorker, level: int) -> dict[str, np.ndarray]:
     """Level ``level``'s mask: saved, or pruned from level-1's W_T."""
     config = worker.config
     cfg = config.pruning
-    path = layout.mask_file(level_dir(config, level))
+    path = layout.mask_file(levels.level_dir(config, level))
     if chief.exists(path):
         return masks_lib.load(path)
-    previous = _level_mask(config, level - 1)
-    before = analysis.run_record(level_dir(config, level - 1))
-    trainer = _trainer(worker)
+    previous = levels.level_mask(config, level - 1)
+    before = toolkit.run_record(levels.level_dir(config, level - 1))
+    trainer = levels.masked_trainer(worker)
     trainer.restore_from(before.final_checkpoint, reset_optimizer=True)
     held = wrappers.get_masks(trainer.model)
     if any(not np.array_equal(held[n], previous[n]) for n in previous):
@@ -264,11 +229,11 @@ def _prune(worker: Any, level: int) -> dict[str, np.ndarray]:
     rule = masks_lib.PruningRule(cfg.scope, cfg.rates())
     targets = masks_lib.level_densities(list(previous), cfg.prune_fraction, level, rule)
     new = masks_lib.prune(wrappers.weight_values(trainer.model), previous, targets, rule)
-    _save_masks(level_dir(config, level), new)
+    levels.save_masks(levels.level_dir(config, level), new)
     return new
 
 
-def run_level(worker: Any, task: Task) -> None:
+def run_level(worker: TaskWorker, task: Task) -> None:
     """Pruned level L: prunes level L-1's W_T, rewinds to W_k, trains to T."""
     config, level = worker.config, task.arg("level")
     record = _train_branch(worker, level, _prune(worker, level), branches.get(branches.IMP))
@@ -278,11 +243,11 @@ def run_level(worker: Any, task: Task) -> None:
                  record.wall_time_s or 0.0)
 
 
-def run_baseline(worker: Any, task: Task) -> None:
+def run_baseline(worker: TaskWorker, task: Task) -> None:
     """A baseline of level L (random pruning, random reinitialization, ...)."""
     config, level, name = worker.config, task.arg("level"), task.arg("branch")
-    record = _train_branch(worker, level, _level_mask(config, level), branches.get(name))
-    _summarize(config, _level_record(config, level), name, record)
+    record = _train_branch(worker, level, levels.level_mask(config, level), branches.get(name))
+    _summarize(config, levels.level_record(config, level), name, record)
     logging.info("IMP level %d %s: test accuracy %.4f (%.1f s)", level, name,
                  record.test_accuracy, record.wall_time_s or 0.0)
 
@@ -307,44 +272,45 @@ def _sparse_prefix(level: int, branch: str) -> str:
     return f"IMP level {level} " + ("" if branch == branches.IMP else f"{branch} ")
 
 
-def run_sparse_child(worker: Any, task: Task) -> None:
+def run_sparse_child(worker: TaskWorker, task: Task) -> None:
     """Sparse instability: child i of a level's (or a baseline's) masked W_k,
     keeping the mask.
 
     The children start from level 0's W_k with the network's own start (the
     level's mask; a baseline's mask and init, as its run), and keep the mask,
     so every point of their path has the network's zeros; the analysis
-    itself is the instability experiment's (``stability.analysis``), with
+    itself is the instability experiment's (``experiments.instability``), with
     its --children, --interpolation_points, --bn_mode and
     --child_optimizer_state.
     """
     config, level, i = worker.config, task.arg("level"), task.arg("child")
     branch = _sparse_branch(task)
-    masks, init = _branch_start(config, level, _level_mask(config, level),
+    masks, init = _branch_start(config, level, levels.level_mask(config, level),
                                 branches.get(branch))
-    rewind = _rewind(config)
-    spec = analysis.child_run(
-        config, rewind.checkpoint, _noise(config), _sparse_dir(config, level, branch), i,
-        then=rewind.after_restore(masks, init))
-    _trainer(worker).train(spec)
+    rewind = levels.rewind_manager(config)
+    spec = toolkit.child_run(
+        config, rewind.checkpoint, toolkit.recipe_noise(config),
+        _sparse_dir(config, level, branch), i, then=rewind.after_restore(masks, init))
+    levels.masked_trainer(worker).train(spec)
 
 
-def run_sparse_pair(worker: Any, task: Task) -> None:
+def run_sparse_pair(worker: TaskWorker, task: Task) -> None:
     """The path between two sparse-instability children of level L (or of a baseline)."""
     config, level, pair = worker.config, task.arg("level"), task.arg("pair")
     k, branch = config.pruning.rewind_step, _sparse_branch(task)
-    analysis.children_pair(config, _evaluator(worker), _sparse_dir(config, level, branch), k,
-                           pair, analysis.pair_label(k, pair, _sparse_prefix(level, branch)))
+    evaluation.children_pair(config, levels.masked_evaluator(worker),
+                          _sparse_dir(config, level, branch), k, pair,
+                          evaluation.pair_label(k, pair, _sparse_prefix(level, branch)))
 
 
-def run_sparse_instability(worker: Any, task: Task) -> None:
+def run_sparse_instability(worker: TaskWorker, task: Task) -> None:
     """The ``instability.json`` of level L's subnetwork (or of a baseline):
     its children's barrier at k (and, with --layerwise_barriers, their
     pairs' layer-wise barriers)."""
     config, level, branch = worker.config, task.arg("level"), _sparse_branch(task)
     model_dir, k = config.runtime.model_dir, config.pruning.rewind_step
     point_dir = _sparse_dir(config, level, branch)
-    point = analysis.children_record(config, point_dir, _noise(config))
+    point = evaluation.children_record(config, point_dir, toolkit.recipe_noise(config))
     record = records.SparseInstabilityRecord(
         status=layout.COMPLETE, rewind_step=k, children=point.children,
         pairs=point.pairs, barrier=point.barrier, aligned_barrier=point.aligned_barrier,
@@ -353,10 +319,15 @@ def run_sparse_instability(worker: Any, task: Task) -> None:
         layerwise=(instruments.point_layerwise(config, k, [point_dir])
                    if config.instability.layerwise_barriers else None))
     store.write(_sparse_file(model_dir, level, branch), record, model_dir)
-    _summarize(config, _level_record(config, level), branch, record, instability=True)
+    _summarize(config, levels.level_record(config, level), branch, record, instability=True)
     logging.info("%stest barrier %.4f at k=%d (%s)", _sparse_prefix(level, branch),
                  record.barrier["test"].mean, record.rewind_step,
                  "stable" if record.stable else "unstable")
+
+
+def run_layerwise_pair(worker: TaskWorker, task: Task) -> None:
+    """A sparse-instability pair's layer-wise barriers, in the masked model."""
+    instruments.run_layerwise_pair(worker, task, levels.masked_evaluator(worker))
 
 
 # -- results.json: assembled from the levels' own records ------------------------------------
@@ -372,36 +343,34 @@ def _sparse_record(model_dir: str, level: int, branch: str
 def assemble(config: ExperimentConfig, status: str) -> records.ImpResults:
     """IMP's results.json from what is on disk: every finished level with its
     finished baselines and sparse instabilities (all of them once complete)."""
-    from tf_lottery.tasks import planners
-
     c, model_dir = config.pruning, config.runtime.model_dir
-    baseline_levels = set(planners.imp_baseline_levels(config))
-    levels = []
+    baseline_levels = set(imp_baseline_levels(config))
+    finished = []
     for level in range(c.levels + 1):
-        run_dir = level_dir(config, level)
+        run_dir = levels.level_dir(config, level)
         run = store.read(layout.results_file(run_dir), records.RunRecord, run_dir)
         if not layout.is_complete(run):
             continue
         assert run is not None
-        record = _branch_record(config, level, branches.IMP, run)
+        record = levels.branch_record(config, level, branches.IMP, run)
         found = {}
         for name in c.baselines if level in baseline_levels else ():
-            b_dir = branch_dir(config, level, name)
+            b_dir = levels.branch_dir(config, level, name)
             b_run = store.read(layout.results_file(b_dir), records.RunRecord, b_dir)
             if layout.is_complete(b_run):
                 assert b_run is not None
                 found[name] = dataclasses.replace(
-                    _branch_record(config, level, name, b_run),
+                    levels.branch_record(config, level, name, b_run),
                     instability=_sparse_record(model_dir, level, name))
-        levels.append(dataclasses.replace(
+        finished.append(dataclasses.replace(
             record, baselines=found,
             instability=_sparse_record(model_dir, level, branches.IMP)))
     paths = [store.read(layout.level_path_file(model_dir, a, b), records.LevelPathRecord,
                         model_dir, model_dir)
-             for a, b in planners.level_pairs(c.levels, c.level_barriers)]
+             for a, b in level_pairs(c.levels, c.level_barriers)]
     return records.ImpResults(status=status, rewind_step=c.rewind_step,
                               prune_fraction=c.prune_fraction, pruning_scope=c.scope,
-                              levels=levels,
+                              levels=finished,
                               level_paths=[p for p in paths if p and layout.is_complete(p)])
 
 
@@ -420,23 +389,56 @@ def refresh_results(config: ExperimentConfig, task: Task) -> None:
         return
     store.write(path, assemble(config, layout.RUNNING), model_dir)
     if task.kind in _PIECES:
-        figures.refresh_figures(model_dir)
+        tensorboard_figures.refresh_figures(model_dir)
 
 
-def run_imp_results(worker: Any, task: Task) -> None:
+def run_imp_results(worker: TaskWorker, task: Task) -> None:
     """The complete results.json, once every level, baseline and analysis is done."""
     config = worker.config
     store.write(layout.results_file(config.runtime.model_dir),
                 assemble(config, layout.COMPLETE), config.runtime.model_dir)
-    figures.refresh_figures(config.runtime.model_dir)
+    tensorboard_figures.refresh_figures(config.runtime.model_dir)
 
 
-def imp(config: ExperimentConfig, strategy: tf.distribute.Strategy,
-        pipeline: Pipeline) -> records.ImpResults:
+def imp(config: ExperimentConfig, strategy: Any = None,
+        pipeline: Any = None) -> records.ImpResults:
     """IMP with rewinding, its baselines and (--instability) sparse instability,
     in this process (every task of its graph, ``tasks.inline``)."""
-    from tf_lottery.tasks import inline
-
-    results = inline.run(config, strategy, pipeline)
+    results = EXPERIMENT.run(config, strategy, pipeline)
     assert isinstance(results, records.ImpResults)
     return results
+
+
+KINDS = {
+    "dense": run_kind(run_dense), "level": run_kind(run_level),
+    "baseline": run_kind(run_baseline), "sparse_child": run_kind(run_sparse_child),
+    "sparse_pair": record_kind(run_sparse_pair),
+    "sparse_instability": record_kind(run_sparse_instability),
+    "imp_results": record_kind(run_imp_results),
+    "level_path": record_kind(instruments.run_level_path),
+    "layerwise_pair": record_kind(run_layerwise_pair)}
+
+def _sparsest_level(model_dir: str) -> int:
+    level = 0
+    while checkpoints.is_committed(layout.final_dir(layout.level_dir(model_dir, level + 1))):
+        level += 1
+    return level
+
+
+def _level_dir(config: ExperimentConfig, model_dir: str, level: int | None) -> str:
+    """Level ``level``'s run (None: the sparsest level finished)."""
+    level = _sparsest_level(model_dir) if level is None else level
+    if not 0 <= level <= config.pruning.levels:
+        raise ConfigError(f"--level={level} is outside the run's levels "
+                          f"0..{config.pruning.levels}")
+    return layout.level_dir(model_dir, level)
+
+
+def _rewind_step(config: ExperimentConfig) -> tuple[int, ...]:
+    return (config.pruning.rewind_step,)
+
+
+NETWORKS = Networks(_level_dir, _rewind_step, masked=True)
+
+EXPERIMENT = Experiment(experiments.get("imp"), plan, KINDS, refresh=refresh_results,
+                        networks=NETWORKS)

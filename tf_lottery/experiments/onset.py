@@ -37,23 +37,30 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import tensorflow as tf
 from absl import logging
 
-from tf_lottery.config import ExperimentConfig
+from tf_lottery.config import ExperimentConfig, experiments
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
-from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import CorruptFileError
-from tf_lottery.stability import analysis, instruments, summaries
+from tf_lottery.experiments import evaluation, imp, instruments, levels, toolkit
+from tf_lottery.experiments.base import Experiment, record_kind, run_kind
+from tf_lottery.experiments.toolkit import RESULTS, R, task_id
+from tf_lottery.pruning import masks as masks_lib
+from tf_lottery.pruning.rewind import RewindManager
+from tf_lottery.reporting import tensorboard_figures
 from tf_lottery.stability import onset as search_lib
-from tf_lottery.summaries import dashboards, figures, tensorboard
-from tf_lottery.tasks import planners
+from tf_lottery.stability.path_evaluator import PathEvaluator
+from tf_lottery.summaries import dashboards, tensorboard
+from tf_lottery.summaries import instability as summaries
+from tf_lottery.tasks import inline
+from tf_lottery.tasks import plan as plan_lib
 from tf_lottery.tasks.graph import Task
+from tf_lottery.tasks.kinds import TaskWorker
 from tf_lottery.training import checkpoints
+from tf_lottery.training.trainer import SgdNoise
 
-_R = planners.R
-IMP_TASK = planners._id(layout.results_file(layout.onset_imp_dir(_R)))
+IMP_TASK = task_id(layout.results_file(layout.onset_imp_dir(R)))
 
 
 def grid(config: Any) -> tuple[int, ...]:
@@ -109,26 +116,26 @@ def plan(config: Any) -> list[Task]:
         c = config.pruning
         starts = [IMP_TASK]
         tasks = [Task(IMP_TASK, "onset_imp", (),
-                      planners.run_steps(config, 0) + config.onset.level
-                      * planners.run_steps(config, c.rewind_step))]
+                      toolkit.run_steps(config, 0) + config.onset.level
+                      * toolkit.run_steps(config, c.rewind_step))]
     else:
-        starts = [planners._id(layout.parent_dir(_R, r)) for r in range(replicates(config))]
-        tasks = [Task(starts[r], "onset_parent", (), planners.run_steps(config, 0),
+        starts = [task_id(layout.parent_dir(R, r)) for r in range(replicates(config))]
+        tasks = [Task(starts[r], "onset_parent", (), toolkit.run_steps(config, 0),
                       (("replicate", r),)) for r in range(replicates(config))]
     points = []
     for k in probes:
         pieces: list[Task] = []
         for r in range(replicates(config)):
-            point_dir = layout.rewind_point_dir(_R, r, k)
-            pieces += planners.children_tasks(config, point_dir, (starts[r],), k,
+            point_dir = layout.rewind_point_dir(R, r, k)
+            pieces += toolkit.children_tasks(config, point_dir, (starts[r],), k,
                                               "onset_child", "onset_pair", replicate=r)
             if config.instability.layerwise_barriers:
-                pieces += planners.layerwise_tasks(config, point_dir, k, replicate=r)
+                pieces += toolkit.layerwise_tasks(config, point_dir, k, replicate=r)
         tasks += pieces
-        points.append(planners._id(layout.rewind_point_file(_R, k)))
+        points.append(task_id(layout.rewind_point_file(R, k)))
         tasks.append(Task(points[-1], "onset_rewind_point", tuple(t.id for t in pieces), 0,
                           (("k", k),)))
-    tasks.append(Task(planners.RESULTS, "onset_results", (*starts, *points), 0))
+    tasks.append(Task(RESULTS, "onset_results", (*starts, *points), 0))
     return tasks
 
 
@@ -154,84 +161,89 @@ def _level0(config: ExperimentConfig) -> str:
     return layout.level_dir(layout.onset_imp_dir(config.runtime.model_dir), 0)
 
 
-def run_onset_parent(worker: Any, task: Task) -> None:
+def run_onset_parent(worker: TaskWorker, task: Task) -> None:
     """Replicate r's parent, trained 0 -> T, keeping W_k at every grid point."""
     config, r = worker.config, task.arg("replicate")
     if r == 0:
         _write_metadata(config)
-    spec = analysis.parent_run(config, r)
+    spec = toolkit.parent_run(config, r)
     spec = dataclasses.replace(spec, rewind_steps=tuple(sorted({*spec.rewind_steps,
                                                                   *grid(config)})))
-    analysis._trainer(worker).train(spec)
+    toolkit.trainer(worker).train(spec)
 
 
-def run_onset_imp(worker: Any, task: Task) -> None:
+def run_onset_imp(worker: TaskWorker, task: Task) -> None:
     """IMP levels 0..L (the IMP experiment's own graph, under ``imp/``)."""
-    from tf_lottery.tasks import inline
-
     _write_metadata(worker.config)
-    inline.run(_imp_config(worker.config), worker.strategy, worker.pipeline)
+    inline.run(imp.EXPERIMENT, _imp_config(worker.config), worker.strategy, worker.pipeline)
 
 
-def _noise(config: ExperimentConfig, replicate: int):
+def _noise(config: ExperimentConfig, replicate: int) -> SgdNoise:
     if config.onset.level:
-        from tf_lottery.pruning import imp
-
-        return imp._noise(config)
-    return analysis.replicate_noise(config, replicate)
+        return toolkit.recipe_noise(config)
+    return toolkit.replicate_noise(config, replicate)
 
 
-def run_onset_child(worker: Any, task: Task) -> None:
+def _evaluator(worker: TaskWorker) -> PathEvaluator:
+    """The path evaluator over the model the probes' children have: IMP
+    level L's masked networks (``--onset_level=L``), else dense ones."""
+    if worker.config.onset.level:
+        return levels.masked_evaluator(worker)
+    return evaluation.evaluator(worker)
+
+
+def run_onset_child(worker: TaskWorker, task: Task) -> None:
     """Child i of W_k (dense: replicate r's parent's; sparse: level 0's W_k
     with level L's mask, kept while it trains)."""
     config = worker.config
     r, k, i = task.arg("replicate"), task.arg("k"), task.arg("child")
     out_dir = layout.rewind_point_dir(config.runtime.model_dir, r, k)
     if config.onset.level:
-        from tf_lottery.pruning import imp
-        from tf_lottery.pruning import masks as masks_lib
-        from tf_lottery.pruning.rewind import RewindManager
-
         level0 = _level0(config)
         mask = masks_lib.load(layout.mask_file(layout.level_dir(
             layout.onset_imp_dir(config.runtime.model_dir), config.onset.level)))
         rewind = RewindManager(level0, k, config.pruning.rewind_optimizer)
-        spec = analysis.child_run(config, checkpoints.rewind_prefix(level0, k),
+        spec = toolkit.child_run(config, checkpoints.rewind_prefix(level0, k),
                                   _noise(config, r), out_dir, i,
                                   then=rewind.after_restore(mask))
-        imp._trainer(worker).train(spec)
+        levels.masked_trainer(worker).train(spec)
     else:
-        spec = analysis.child_run(config, analysis._rewind_checkpoint(config, r, k),
+        spec = toolkit.child_run(config, toolkit.rewind_checkpoint(config, r, k),
                                   _noise(config, r), out_dir, i)
-        analysis._trainer(worker).train(spec)
+        toolkit.trainer(worker).train(spec)
 
 
-def run_onset_pair(worker: Any, task: Task) -> None:
+def run_onset_pair(worker: TaskWorker, task: Task) -> None:
     config = worker.config
     r, k, pair = task.arg("replicate"), task.arg("k"), task.arg("pair")
     prefix = f"IMP level {config.onset.level} " if config.onset.level else (
-        analysis._replicate_prefix(config, r))
-    analysis.children_pair(config, instruments._evaluator(worker),
+        evaluation.replicate_prefix(config, r))
+    evaluation.children_pair(config, _evaluator(worker),
                            layout.rewind_point_dir(config.runtime.model_dir, r, k), k, pair,
-                           analysis.pair_label(k, pair, prefix))
+                           evaluation.pair_label(k, pair, prefix))
 
 
-def run_onset_rewind_point(worker: Any, task: Task) -> None:
+def run_onset_rewind_point(worker: TaskWorker, task: Task) -> None:
     """``k_<k>.json``: a probe's barrier over its replicates."""
     config, k = worker.config, task.arg("k")
     model_dir = config.runtime.model_dir
     reps = []
     for r in range(replicates(config)):
-        point = analysis.children_record(config, layout.rewind_point_dir(model_dir, r, k),
+        point = evaluation.children_record(config, layout.rewind_point_dir(model_dir, r, k),
                                          _noise(config, r))
         reps.append(records.ReplicateRecord(replicate=r, children=point.children,
                                             pairs=point.pairs, barrier=point.barrier))
-    record = analysis._rewind_record(config, k, reps)
+    record = evaluation.rewind_record(config, k, reps)
     summaries.write_barriers(model_dir, record)
     store.write(layout.rewind_point_file(model_dir, k), record, model_dir)
     logging.info("Onset probe k=%d: test barrier %.4f ± %.4f -> %s", k,
                  record.barrier["test"].mean, record.barrier["test"].std or 0.0,
                  "stable" if record.stable else "unstable")
+
+
+def run_layerwise_pair(worker: TaskWorker, task: Task) -> None:
+    """A probe's pair's layer-wise barriers, in the model its children have."""
+    instruments.run_layerwise_pair(worker, task, _evaluator(worker))
 
 
 def results(config: ExperimentConfig, wall_time_s: float | None = None
@@ -307,21 +319,19 @@ def _write_metadata(config: ExperimentConfig) -> None:
     dashboards.write_metadata(config.runtime.model_dir, config, layout_charts(config))
 
 
-def run_onset_results(worker: Any, task: Task) -> None:
+def run_onset_results(worker: TaskWorker, task: Task) -> None:
     """``results.json``: complete once the search has ended (TensorBoard then),
     else ``running`` with the next probe named."""
-    from tf_lottery.tasks import plan
-
     config = worker.config
     model_dir = config.runtime.model_dir
-    result = results(config, plan.recorded_seconds(config, worker.graph))
+    result = results(config, plan_lib.recorded_seconds(EXPERIMENT, config, worker.graph))
     if layout.is_complete(result):
         _write_tensorboard(model_dir, result)
         logging.info("Onset search of %s (%d child runs; the full grid: %d):\n%s", model_dir,
                      result.child_runs, result.full_grid_child_runs, result.table)
     store.write(layout.results_file(model_dir), result, model_dir)
     if layout.is_complete(result):
-        figures.refresh_figures(model_dir)  # last, as the other experiments' results do
+        tensorboard_figures.refresh_figures(model_dir)  # last, as the other experiments' results do
 
 
 def refresh_views(config: ExperimentConfig, task: Task) -> None:
@@ -336,19 +346,27 @@ def refresh_views(config: ExperimentConfig, task: Task) -> None:
     if layout.is_complete(store.read_summary(path, records.OnsetResults, model_dir)):
         return
     store.write(path, dataclasses.replace(results(config), status=layout.RUNNING), model_dir)
-    figures.refresh_figures(model_dir)
+    tensorboard_figures.refresh_figures(model_dir)
 
 
-def onset(config: ExperimentConfig, strategy: tf.distribute.Strategy | None = None,
-          pipeline: Pipeline | None = None) -> records.OnsetResults:
+def onset(config: ExperimentConfig, strategy: Any = None,
+          pipeline: Any = None) -> records.OnsetResults:
     """Runs (or resumes) the search in this process (``tasks.inline``, which
     plans the graph again each time the results task says another probe is
     needed); returns ``results.json``."""
-    from tf_lottery.tasks import inline
-
     logging.info("Onset search over k in %s (%d points; a sweep would train %d children)",
                  list(grid(config)), len(grid(config)),
                  len(grid(config)) * config.instability.children * replicates(config))
-    result = inline.run(config, strategy, pipeline)
+    result = EXPERIMENT.run(config, strategy, pipeline)
     assert isinstance(result, records.OnsetResults)
     return result
+
+
+EXPERIMENT = Experiment(
+    experiments.get("onset"), plan,
+    {"onset_parent": run_kind(run_onset_parent), "onset_imp": record_kind(run_onset_imp),
+     "onset_child": run_kind(run_onset_child), "onset_pair": record_kind(run_onset_pair),
+     "onset_rewind_point": record_kind(run_onset_rewind_point),
+     "onset_results": record_kind(run_onset_results),
+     "layerwise_pair": record_kind(run_layerwise_pair)},
+    refresh=refresh_views)
