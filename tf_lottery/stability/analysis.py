@@ -52,6 +52,7 @@ from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import FieldError
+from tf_lottery.reporting import console
 from tf_lottery.stability import aligned_paths, barrier, summaries
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.summaries import dashboards, figures
@@ -366,9 +367,9 @@ def run_rewind_point(worker: Any, task: Task) -> None:
         dashboards.write_rewind_point_session(
             layout.rewind_point_dir(model_dir, rep.replicate, k), config, k, rep)
     store.write(layout.rewind_point_file(model_dir, k), record, model_dir)
-    logging.info("Rewind step k=%d: test barrier %.4f ± %.4f, train barrier %.4f ± %.4f "
-                 "-> %s", k, record.barrier["test"].mean, record.barrier["test"].std,
-                 record.barrier["train"].mean, record.barrier["train"].std,
+    logging.info("Rewind step k=%d: test barrier %s, train barrier %s -> %s", k,
+                 console.cell(record.barrier["test"].stat),
+                 console.cell(record.barrier["train"].stat),
                  "stable" if record.stable else "unstable")
     if record.loss_barrier is not None:
         logging.info("Rewind step k=%d: test loss barrier %.4f, train loss barrier %.4f", k,
@@ -399,15 +400,15 @@ def run_instability_results(worker: Any, task: Task) -> None:
                                                 aligned_barrier=aligned_paths.over_pairs(found),
                                                 loss_barrier=loss_over_pairs(found))
         summaries.write_independent(model_dir, independent, config.train.rewind_steps)
-        logging.info("Independent parents: test barrier %.4f ± %.4f, train barrier "
-                     "%.4f ± %.4f", independent.barrier["test"].mean,
-                     independent.barrier["test"].std, independent.barrier["train"].mean,
-                     independent.barrier["train"].std)
+        logging.info("Independent parents: test barrier %s, train barrier %s",
+                     console.cell(independent.barrier["test"]),
+                     console.cell(independent.barrier["train"]))
     points = [store.read_done(layout.rewind_point_file(model_dir, k),
                               records.RewindPointRecord, model_dir, model_dir)
               for k in config.train.rewind_steps]
+    # Kept in results.json; the run prints its one final table at its end
+    # (``reporting.console.summary``), so the log does not repeat it here.
     table = _table(points, ic.stability_threshold)
-    logging.info("Instability analysis of %s:\n%s", model_dir, table)
     layerwise = None
     if ic.layerwise_barriers:
         from tf_lottery.stability import instruments

@@ -45,6 +45,7 @@ from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import CorruptFileError
+from tf_lottery.reporting import console
 from tf_lottery.stability import analysis, instruments, summaries
 from tf_lottery.stability import onset as search_lib
 from tf_lottery.summaries import dashboards, figures, tensorboard
@@ -229,8 +230,8 @@ def run_onset_rewind_point(worker: Any, task: Task) -> None:
     record = analysis._rewind_record(config, k, reps)
     summaries.write_barriers(model_dir, record)
     store.write(layout.rewind_point_file(model_dir, k), record, model_dir)
-    logging.info("Onset probe k=%d: test barrier %.4f ± %.4f -> %s", k,
-                 record.barrier["test"].mean, record.barrier["test"].std or 0.0,
+    logging.info("Onset probe k=%d: test barrier %s -> %s", k,
+                 console.cell(record.barrier["test"].stat),
                  "stable" if record.stable else "unstable")
 
 
