@@ -72,8 +72,9 @@ FIGURE_TEXT = {
                        "pruning, random reinitialization, dense accuracy",
     layout.INDEPENDENT_PATHS_FIGURE: "error along the path between independently "
                                      "initialized and trained networks",
-    layout.PATHS_FIGURE: "the mean paths of every k (and of independent networks) "
-                         "overlaid on one shared y axis, a panel per split",
+    layout.PATHS_FIGURE: "the mean paths of every k overlaid on one shared y axis, a "
+                         "panel per split, and the independent networks' paths in a "
+                         "panel of their own scale",
     layout.IMP_REWIND_FIGURE: "IMP subnetworks against the rewind step k: test accuracy "
                               "(dense accuracy line) and test error barrier",
 }

@@ -724,7 +724,8 @@ def _trees() -> dict[str, list[Entry]]:
               f"{paper_path_tag(both, independent=True)} against α × {PATH_STEPS}"]),
             (_rel(summary_run(M, DENSE_RUN), True),
              [f"the paper's charts in percent: {paper_barrier_tag(both)}",
-              f"and {paper_barrier_tag(both, std=True)} against k"]),
+              f"and {paper_barrier_tag(both, std=True)} against k (each",
+              "also as <tag>/copy, so outlier clipping keeps every point)"]),
             (_rel(summary_run(M, THRESHOLD_RUN), True),
              ["the stability threshold (%) at the first and last k, under",
               "each barrier tag in percent it is drawn beside"]),
@@ -758,7 +759,7 @@ def _trees() -> dict[str, list[Entry]]:
             (_rel(summary_run(M, "<branch>"), True), [
                 f"{branch_tag('<metric>')} against the level, {branch_tag('<metric>', True)}",
                 "against the ppm of weights pruned, also in percent as",
-                f"{branch_tag('<metric>_pct')}; a run per branch",
+                f"{branch_tag('<metric>_pct')} (and <tag>/copy); a run per branch",
                 "(imp, random_prune, ...); in imp/, with --imp_level_barriers,",
                 f"{level_barrier_tag(both, '<j>')} (and imp_vs_pruned/...),",
                 "with --instability --layerwise_barriers",

@@ -79,7 +79,7 @@ def _new(width: float, height: float, ncols: int = 1, sharey: bool = False
 # Characters of a "small" legend entry per inch of figure width, and the
 # width of its line sample and padding in characters: enough to keep a
 # legend row inside the canvas.
-_LEGEND_CHARS_PER_INCH = 11
+_LEGEND_CHARS_PER_INCH = 14
 _LEGEND_ENTRY_PAD = 6
 
 

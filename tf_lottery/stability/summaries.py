@@ -29,6 +29,10 @@ With ``--align=weights`` also (``stability.aligned_paths``):
 With ``--layerwise_barriers`` also ``layerwise/<split>_barrier/<group>``
 against k (``stability.instruments``, written by the results task).
 
+The paper's charts read the same quantities in percent, one run per series
+(``summary/dense/``, ``summary/threshold/``, ``summary/independent/``,
+``summary/k_<k>/``), written by ``summaries/paper.py``.
+
 A custom-scalars layout groups these charts; each replicate's rewind point
 is a row of the hparams dashboard (``summaries/dashboards.py``); the
 report's figures are images of ``summary/`` (``summaries/figures.py``).

@@ -13,13 +13,19 @@ series of its own wherever a barrier is drawn.
 
 TensorBoard's outlier clipping (on by default, kept in the browser's local
 storage) leaves out of a chart's y range every value outside the 5th-95th
-percentile of the chart's values: for a chart of n ≤ 21 values, any lowest
-or highest value that occurs only once. So every point of the few-point
-charts (barrier and accuracy against k or the level) is written twice at
-its step, and the constant references (threshold, dense accuracy, matching
-edge) only at the first and last step: a chart of up to 10 such points
-keeps all of them in range. The mean paths (tens of α points) are not
-doubled; they are drawn one scale per chart.
+percentile (linearly interpolated) of the chart's values: for a chart of
+n ≤ 21 values, any lowest or highest value that occurs only once, so a
+two-point barrier curve loses both its points. The few-point series
+(barrier and accuracy against k or the level) are therefore written twice,
+under their tag and under ``<tag>/copy`` in the same run (one colour, the
+copy drawn exactly over the original; TensorBoard keeps one value per step
+and tag, so the copy needs a tag of its own), and the constant references
+(threshold, independent barrier, dense accuracy, matching edge) at the
+first and last step: every value of a chart of up to 10 points then occurs
+at least twice, and clipping keeps them all. The mean paths (tens of α
+points) are not copied: their chart keeps one scale, and their single
+highest point (the barrier's peak) can still fall just outside the range
+clipping computes; the Images tab draws them unclipped.
 
 The fraction tags beside them (``barrier/test``, ``imp/test_accuracy``, …)
 stay: the report reads them back, and earlier releases wrote them.
@@ -49,16 +55,26 @@ def _pct(points: Iterable[tuple[int, float]]) -> list[tuple[int, float]]:
     return [(step, PCT * value) for step, value in points]
 
 
-def _twice(points: Iterable[tuple[int, float]]) -> list[tuple[int, float]]:
-    """Each point (in percent) twice at its step, so that outlier clipping
-    keeps it in range (the module's docstring)."""
-    return [point for point in _pct(points) for point in (point, point)]
+COPY = "/copy"
+
+
+def _copied(tag: str, points: Iterable[tuple[int, float]]
+            ) -> dict[str, list[tuple[int, float]]]:
+    """``points`` in percent under ``tag`` and its copy ``<tag>/copy``, so
+    that outlier clipping keeps each in range (the module's docstring)."""
+    found = _pct(points)
+    return {tag: found, tag + COPY: found}
+
+
+def _pattern(tag: str) -> str:
+    """A chart's regular expression for ``tag`` and its copy."""
+    return layout.tag_pattern(tag, prefix_only=True) + f"({COPY})?$"
 
 
 def _ends(steps: Iterable[int], value: float) -> list[tuple[int, float]]:
-    """A constant reference at the first and last step, twice each."""
+    """A constant reference (in percent) at the first and last step."""
     found = sorted(set(steps))
-    return _twice([(step, value) for step in dict.fromkeys((found[0], found[-1]))])
+    return _pct([(step, value) for step in dict.fromkeys((found[0], found[-1]))])
 
 
 def _run(model_dir: str, name: str) -> str:
@@ -103,7 +119,7 @@ def instability_charts(independent: bool, threshold: float) -> tensorboard.Layou
     every k (a run each), the independent path on its own chart."""
     t = f"{PCT * threshold:g} %"
     charts = [(f"{split} error barrier (%) vs rewind step k: dense, and the {t} "
-               "stability threshold", [layout.tag_pattern(layout.paper_barrier_tag(split))])
+               "stability threshold", [_pattern(layout.paper_barrier_tag(split))])
               for split in SPLITS]
     if independent:
         charts += [(f"{split} error barrier (%) of independently trained networks, "
@@ -111,7 +127,7 @@ def instability_charts(independent: bool, threshold: float) -> tensorboard.Layou
                     [layout.tag_pattern(layout.paper_barrier_tag(split, independent=True))])
                    for split in SPLITS]
     charts += [(f"{split} error barrier std (%) over pairs and replicates vs k",
-                [layout.tag_pattern(layout.paper_barrier_tag(split, std=True))])
+                [_pattern(layout.paper_barrier_tag(split, std=True))])
                for split in SPLITS]
     paths = [(f"mean {split} error (%) along the path: one run per rewind step k "
               f"(x: alpha x {layout.PATH_STEPS})",
@@ -139,8 +155,9 @@ def write_rewind_point(model_dir: str, k: int, barrier: Mapping[str, float],
     """Rewind step k: the dense barrier and its std (``dense``), and the
     mean path at k in k's own run (``paths``: split -> (α step, error))."""
     tensorboard.write_scalars(_run(model_dir, layout.DENSE_RUN), {
-        **{layout.paper_barrier_tag(s): _twice([(k, barrier[s])]) for s in SPLITS},
-        **{layout.paper_barrier_tag(s, std=True): _twice([(k, std[s])]) for s in SPLITS}})
+        tag: points for s in SPLITS for tag, points in {
+            **_copied(layout.paper_barrier_tag(s), [(k, barrier[s])]),
+            **_copied(layout.paper_barrier_tag(s, std=True), [(k, std[s])])}.items()})
     if paths:
         tensorboard.write_scalars(_run(model_dir, layout.k_name(k)), {
             layout.paper_path_tag(s): _pct(paths[s]) for s in SPLITS})
@@ -169,19 +186,18 @@ def imp_charts(k: int, instability: bool, threshold: float) -> list[tuple[str, l
     for split in SPLITS:
         charts += [
             (f"{split} accuracy (%) vs level: IMP, baselines, {band}",
-             [layout.tag_pattern(layout.branch_tag(f"{split}_accuracy_pct"))]),
+             [_pattern(layout.branch_tag(f"{split}_accuracy_pct"))]),
             (f"{split} accuracy (%) vs weights pruned (x: parts per million pruned)",
-             [layout.tag_pattern(layout.branch_tag(f"{split}_accuracy_pct", vs_pruned=True))])]
+             [_pattern(layout.branch_tag(f"{split}_accuracy_pct", vs_pruned=True))])]
     if instability:
         t = f"{PCT * threshold:g} %"
         for split in SPLITS:
             charts += [
                 (f"sparse {split} error barrier (%) at k={k} vs level: IMP, baselines, "
-                 f"{t} threshold", [layout.tag_pattern(layout.branch_tag(f"{split}_barrier_pct"))]),
+                 f"{t} threshold", [_pattern(layout.branch_tag(f"{split}_barrier_pct"))]),
                 (f"sparse {split} error barrier (%) at k={k} vs weights pruned (x: parts "
                  "per million pruned)",
-                 [layout.tag_pattern(layout.branch_tag(f"{split}_barrier_pct",
-                                                       vs_pruned=True))])]
+                 [_pattern(layout.branch_tag(f"{split}_barrier_pct", vs_pruned=True))])]
         charts += [(f"mean {split} error (%) along the sparse path at k={k}: one run per "
                     f"level (x: alpha x {layout.PATH_STEPS})",
                     [layout.tag_pattern(sparse_path_tag(split))]) for split in SPLITS]
@@ -194,18 +210,19 @@ def write_imp_point(model_dir: str, branch: str, level: int, pruned: int,
     -> fraction), against the level and the weights pruned; a barrier
     (``threshold`` given) puts the threshold at the same steps."""
     def at_both(metric: str, value: float) -> dict[str, list[tuple[int, float]]]:
-        return {layout.branch_tag(f"{metric}_pct"): _twice([(level, value)]),
-                layout.branch_tag(f"{metric}_pct", vs_pruned=True): _twice([(pruned, value)])}
+        return {**_copied(layout.branch_tag(f"{metric}_pct"), [(level, value)]),
+                **_copied(layout.branch_tag(f"{metric}_pct", vs_pruned=True),
+                          [(pruned, value)])}
 
     scalars: dict[str, list[tuple[int, float]]] = {}
     for metric, value in values.items():
         scalars.update(at_both(metric, value))
     tensorboard.write_scalars(_run(model_dir, branch), scalars)
-    if threshold is not None:
-        marks: dict[str, list[tuple[int, float]]] = {}
-        for metric in values:
-            marks.update(at_both(metric, threshold))
-        tensorboard.write_scalars(_run(model_dir, layout.THRESHOLD_RUN), marks)
+    if threshold is not None:  # one value at every step: no copy needed
+        tensorboard.write_scalars(_run(model_dir, layout.THRESHOLD_RUN), {
+            tag: [(step, PCT * threshold)] for metric in values
+            for tag, step in ((layout.branch_tag(f"{metric}_pct"), level),
+                              (layout.branch_tag(f"{metric}_pct", vs_pruned=True), pruned))})
 
 
 def write_dense_reference(model_dir: str, accuracy: Mapping[str, float],
