@@ -1,6 +1,6 @@
 # One command each (see README.md):
 #   make run         - install, fetch Fashion-MNIST from Debian, train the default recipe
-#   make test        - install and run the test suite (what CI runs)
+#   make test        - install, fetch headless Chromium from Debian, run the test suite (CI)
 #   make check-pins  - resolve every platform's lock on the package index (CI runs it too)
 #   make wheel-smoke - build the wheel, install it into a fresh venv, run the quickstart (CI)
 # EXTRAS picks setup.cfg's extras: EXTRAS=gpu,ray,test on an NVIDIA GPU machine
@@ -26,7 +26,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install data run test lint check-pins wheel-smoke
+.PHONY: install data browser run test lint check-pins wheel-smoke
 
 $(STAMP): setup.cfg pyproject.toml $(wildcard $(LOCK))
 	@[ -f $(LOCK) ] || { echo "No lock $(LOCK) for Python $(PY_VERSION): use Python 3.10-3.12 (make PYTHON=python3.11 ...) or LOCK=locks/<platform>.txt" >&2; exit 1; }
@@ -46,10 +46,21 @@ data:
 	  fi; \
 	fi
 
+# The TensorBoard viewing tests look through headless Chromium, driven by
+# chromedriver's own HTTP API (tests/webdriver.py); without them they skip.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+	  else \
+	    echo "No apt-get: install Chromium and chromedriver (set CHROMIUM=, CHROMEDRIVER= to their paths), or the browser tests skip" >&2; \
+	  fi; \
+	fi
+
 run: install data
 	$(PY) -m tf_lottery.main --flagfile=flags/lenet_fashion_mnist.cfg --model_dir=$(MODEL_DIR)
 
-test: install
+test: install browser
 	$(VENV)/bin/ruff check tf_lottery tests benchmarks tools tpu_scripts
 	$(VENV)/bin/mypy tf_lottery
 	$(VENV)/bin/lint-imports

@@ -199,7 +199,9 @@ def test_cli_end_to_end_writes_summary_and_tensorboard(tmp_path):
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "MOCK_EXAMPLES": "200"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "stable (test < 2%)" in proc.stderr
+    # One final table, on stdout; the log does not repeat it.
+    assert "stable (test < 2%)" in proc.stdout
+    assert (proc.stdout + proc.stderr).count("stable (test <") == 1
     results = json.loads((model_dir / "results.json").read_text())
     assert results["status"] == "complete" and results["settings"]["replicates"] == 2
     records = results["rewind_steps"]

@@ -118,12 +118,17 @@ def legend(where):
 
 
 def assert_legends_clear_of_data(fig):
-    """No legend overlaps an axes' plotting area (legends sit outside the data)."""
+    """No legend overlaps an axes' plotting area (legends sit outside the
+    data), and every legend lies inside the canvas (none is cut off)."""
     fig.canvas.draw()
     boxes = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
     assert boxes
+    canvas = fig.bbox
     for box in boxes:
         extent = box.get_window_extent()
+        assert (extent.x0 >= canvas.x0 and extent.x1 <= canvas.x1
+                and extent.y0 >= canvas.y0 and extent.y1 <= canvas.y1), (
+            legend(box.axes or fig), extent, canvas)
         for ax in fig.axes:
             area = ax.get_window_extent()
             overlap = (min(extent.x1, area.x1) - max(extent.x0, area.x0),
@@ -260,12 +265,14 @@ def test_figures_have_the_expected_series(runs):
                                [100 * e for e in pair.error["test"]])
     (ax6,) = built.figures["interpolation_k6.png"].axes
     assert len(legend(built.figures["interpolation_k6.png"])) == 2
-    assert ax6.get_ylim() == ax.get_ylim()  # one y scale for every k
+    for each in (ax, ax6):  # each k on its own scale: 0 to its own top (n = 1, no band)
+        top = max(max(line.get_ydata()) for line in each.get_lines())
+        assert each.get_ylim() == pytest.approx((0.0, 1.05 * top))
 
     # Every k's mean path on one shared y axis, a panel per split.
     fig = built.figures["interpolation_all.png"]
     test, train = fig.axes
-    assert test.get_ylim() == train.get_ylim() == ax.get_ylim()
+    assert test.get_ylim() == train.get_ylim()
     assert legend(fig) == ["k = 0, dense (n=1)",
                            f"k = 0, IMP level 2, {density:.3g}% weights (n=1)",
                            "k = 6, dense (n=1)"]
@@ -276,8 +283,15 @@ def test_figures_have_the_expected_series(runs):
 
     fig = built.figures["imp.png"]
     ax, barrier_ax = fig.axes
-    assert legend(ax) == ["IMP, rewind to k = 0", "random pruning", "random reinitialization",
-                          "dense (level 0)", "matching (within τ = 0.5% of dense)"]
+    # One legend below both panels (no blank column between them).
+    assert legend(fig) == [
+        "IMP, rewind to k = 0", "random pruning", "random reinitialization",
+        "dense (level 0)", "matching (within τ = 0.5 percentage points of dense)",
+        "IMP test barrier at k = 0", "IMP train barrier at k = 0",
+        "random pruning test barrier", "random reinitialization test barrier",
+        "stability threshold (2%)"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        f"{100 * r.density:.1f}" for r in built.imp[0].rows]
     imp_line, prune, reinit = ax.get_lines()[:3]
     assert list(imp_line.get_xdata()) == [100 * r.density for r in built.imp[0].rows]
     assert list(prune.get_xdata()) == list(reinit.get_xdata()) == [density]
@@ -290,10 +304,12 @@ def test_figures_have_the_expected_series(runs):
     # One series per branch: IMP's test and train barrier, each baseline's test barrier.
     assert [line.get_label() for line in barrier_ax.get_lines()] == [
         "IMP test barrier at k = 0", "IMP train barrier at k = 0",
-        "random pruning test barrier", "random reinitialization test barrier"]
-    assert all(list(line.get_xdata()) == [density] for line in barrier_ax.get_lines())
+        "random pruning test barrier", "random reinitialization test barrier",
+        "stability threshold (2%)"]
+    assert list(barrier_ax.get_lines()[4].get_ydata()) == [2.0, 2.0]
+    assert all(list(line.get_xdata()) == [density] for line in barrier_ax.get_lines()[:4])
     row = built.imp[0].rows[2]
-    for name, line in zip(("random_prune", "random_reinit"), barrier_ax.get_lines()[2:],
+    for name, line in zip(("random_prune", "random_reinit"), barrier_ax.get_lines()[2:4],
                           strict=True):
         assert list(line.get_ydata()) == [100 * row.baseline_barriers[name]["test"].mean]
 
@@ -436,7 +452,7 @@ def test_tensorboard_sessions_and_layouts_read_like_the_paper(runs):
     assert group.startswith("k=6 (recipe ") and hparams["session.rewind_step"] == 6
     assert hparams["session.experiment"] == "instability"
     assert hparams["session.branch"] == "dense" and hparams["model.name"] == "lenet_300_100"
-    assert metrics["session/test_barrier"] == np.float32(record.barrier["test"].mean)
+    assert metrics["session/test_barrier_pct"] == np.float32(100 * record.barrier["test"].mean)
 
     level = imp_results.levels[2]
     for branch, run_dir in (("imp", level.run_dir),
@@ -445,21 +461,48 @@ def test_tensorboard_sessions_and_layouts_read_like_the_paper(runs):
         assert group.startswith(f"level 2 {branch} (recipe ") and hparams["session.level"] == 2
         assert hparams["session.density"] == pytest.approx(level.density)
         network = level if branch == "imp" else level.baselines[branch]
-        assert metrics["session/test_accuracy"] == np.float32(network.test_accuracy)
+        assert metrics["session/test_accuracy_pct"] == np.float32(100 * network.test_accuracy)
         # Each branch's row holds its own sparse barrier (--instability at level 2).
-        assert metrics.keys() == {"session/test_accuracy", "session/train_accuracy",
-                                  "session/test_barrier", "session/train_barrier"}
-        assert metrics["session/test_barrier"] == np.float32(
-            network.instability.barrier["test"].mean)
+        assert metrics.keys() == {"session/test_accuracy_pct", "session/train_accuracy_pct",
+                                  "session/test_barrier_pct", "session/train_barrier_pct"}
+        assert metrics["session/test_barrier_pct"] == np.float32(
+            100 * network.instability.barrier["test"].mean)
 
-    for model_dir, category in ((root / "imp", "IMP with rewinding"),
-                                (root / "instability", "instability")):
+    for model_dir, category in ((root / "imp", "IMP with rewinding (%)"),
+                                (root / "instability", "instability (%)")):
         acc = read(model_dir / "summary")
         layout = layout_pb2.Layout()
         layout.ParseFromString(tf.make_ndarray(
             acc.Tensors("custom_scalars__config__")[0].tensor_proto).item())
         assert category in [c.title for c in layout.category]
         assert hparams_metadata.EXPERIMENT_TAG in acc.PluginTagToContent("hparams")
+
+
+def test_an_experiment_given_as_the_model_dir_goes_by_its_folders_name(runs):
+    root, *_ = runs
+    built = report.build(str(root / "instability"))
+    assert [e.name for e in built.experiments] == ["instability"]
+    assert "- `instability`:" in built.markdown and "`.`" not in built.markdown
+
+
+def test_figure_details_a_reader_sees():
+    # One tick format along the density axis: "41.0" beside "51.2", never "41".
+    assert figures.density_labels([100.0, 51.2, 41.0, 3.52, 0.0536]) == [
+        "100.0", "51.2", "41.0", "3.5", "0.054"]
+    # A ± std band never goes below 0 % (a barrier, an error is never negative).
+    fig = figures.instability({"test": [figures.Series("dense", [0, 6], [0.001, 0.01],
+                                                       [0.02, 0.0])]}, 0.02)
+    (band,) = fig.axes[0].collections
+    assert band.get_paths()[0].vertices[:, 1].min() == 0.0
+    # The independent networks' path (four times higher) gets a panel of its own scale.
+    per_k = [figures.Series("k = 0", [0.0, 0.5, 1.0], [0.10, 0.11, 0.10], marker=None)]
+    independent = [figures.Series("independent", [0.0, 0.5, 1.0], [0.10, 0.45, 0.10],
+                                  marker=None)]
+    fig = figures.paths_overlay({"test": per_k, "train": per_k}, independent)
+    test, train, alone = fig.axes
+    assert test.get_ylim() == train.get_ylim() == pytest.approx((0.0, 1.05 * 11))
+    assert alone.get_ylim() == pytest.approx((0.0, 1.05 * 45))
+    assert_legends_clear_of_data(fig)
 
 
 def test_level_lists_and_png_writer(tmp_path):

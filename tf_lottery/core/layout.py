@@ -72,6 +72,17 @@ SPARSE_INSTABILITY_FILE = "instability.json"
 # paper's charts in a few runs however many children it holds.
 SUMMARY_DIR = "summary"
 INDEPENDENT_RUN = "independent"
+# The paper's charts in percent (summaries/paper.py) give every series a chart
+# tells apart its own run, since TensorBoard colours by run: the dense curve,
+# the stability threshold, IMP's dense reference and the lower edge of its
+# matching band, each k's mean path (``k_name``) and each IMP level's sparse
+# path (``level_name``). Per-child runs stay outside summary/, so the
+# documented run filter ``summary`` keeps a logdir of two experiments far
+# under TensorBoard's 40 runs checked by default.
+DENSE_RUN = "dense"
+THRESHOLD_RUN = "threshold"
+DENSE_REFERENCE_RUN = "dense_reference"
+MATCHING_RUN = "matching"
 
 # tasks (tasks/): each task's lease, apart from every output
 LEASES_DIR = "leases"
@@ -533,6 +544,28 @@ def independent_barrier_tag(split: str, aligned: bool = False, loss: bool = Fals
     return f"independent/{name}/{split}"
 
 
+def pct_tag(name: str) -> str:
+    """A series of the paper's charts in percent (``summaries/paper.py``):
+    ``paper/<name>_pct``, every value × 100."""
+    return f"paper/{name}_pct"
+
+
+def paper_barrier_tag(split: str, independent: bool = False, std: bool = False) -> str:
+    """Error barrier (or its std) in percent against k: the dense curve's in
+    ``DENSE_RUN``, the independent networks' (``independent``) in
+    ``INDEPENDENT_RUN``; ``THRESHOLD_RUN`` holds the threshold under both."""
+    return pct_tag(f"{'independent_' if independent else ''}{split}_barrier"
+                   f"{'_std' if std else ''}")
+
+
+def paper_path_tag(split: str, independent: bool = False) -> str:
+    """A mean path's error in percent against α × ``PATH_STEPS``: each k's in
+    its own run (``k_name``), each IMP level's sparse path in its own
+    (``level_name``), the independent networks' (``independent``) in
+    ``INDEPENDENT_RUN`` under a tag of its own (a chart of its own scale)."""
+    return pct_tag(f"{'independent_' if independent else ''}path_{split}_error")
+
+
 def children_error_tag(split: str) -> str:
     """The children's mean final error, against k."""
     return f"children/{split}_error"
@@ -686,7 +719,19 @@ def _trees() -> dict[str, list[Entry]]:
                 "against k"]),
             (_rel(summary_run(M, INDEPENDENT_RUN), True),
              [f"{barrier_tag(both)} (and {aligned_barrier_tag(both)}) of",
-              "independent networks at every k"]),
+              "independent networks at every k; in percent",
+              f"{paper_barrier_tag(both, independent=True)} against k,",
+              f"{paper_path_tag(both, independent=True)} against α × {PATH_STEPS}"]),
+            (_rel(summary_run(M, DENSE_RUN), True),
+             [f"the paper's charts in percent: {paper_barrier_tag(both)}",
+              f"and {paper_barrier_tag(both, std=True)} against k (each",
+              "also as <tag>/copy, so outlier clipping keeps every point)"]),
+            (_rel(summary_run(M, THRESHOLD_RUN), True),
+             ["the stability threshold (%) at the first and last k, under",
+              "each barrier tag in percent it is drawn beside"]),
+            (_rel(summary_run(M, k_name("<k>")), True),
+             [f"{paper_path_tag(both)}: the mean path at k, against",
+              f"α × {PATH_STEPS} (a run per k, a colour per k)"]),
             (_rel(parent_dir(M, "<r>"), True), [f"the parent run (its {run_parts})"]),
             (_rel(child_dir(point, "<i>"), True), ["child runs (each a run as above)"]),
             (_rel(pair), ["a pair's E(α) and L(α) curves, error and loss barriers",
@@ -713,11 +758,19 @@ def _trees() -> dict[str, list[Entry]]:
                 f"the level; {figure_tag('<figure>')} images; layout, hparams columns"]),
             (_rel(summary_run(M, "<branch>"), True), [
                 f"{branch_tag('<metric>')} against the level, {branch_tag('<metric>', True)}",
-                "against the ppm of weights pruned; a run per branch",
+                "against the ppm of weights pruned, also in percent as",
+                f"{branch_tag('<metric>_pct')} (and <tag>/copy); a run per branch",
                 "(imp, random_prune, ...); in imp/, with --imp_level_barriers,",
                 f"{level_barrier_tag(both, '<j>')} (and imp_vs_pruned/...),",
                 "with --instability --layerwise_barriers",
                 f"{branch_tag(layerwise_tag(both, '<group>'))} (and imp_vs_pruned/...)"]),
+            (_rel(summary_run(M, DENSE_REFERENCE_RUN), True),
+             [f"level 0's accuracy at every level, {branch_tag(both + '_accuracy_pct')}",
+              f"({MATCHING_RUN}/: the matching band's lower edge; {THRESHOLD_RUN}/:",
+              f"the threshold beside {branch_tag(both + '_barrier_pct')})"]),
+            (_rel(summary_run(M, level_name("<L>")), True),
+             [f"{pct_tag('sparse_path_' + both + '_error')}: the level's mean",
+              "sparse path (--instability), a run per level"]),
             (_rel(level_dir(M, 0), True), [f"the dense run: {run_parts}"]),
             (_rel(level_dir(M, "<L>"), True), ["the level's run; its W_k is the masked one"]),
             (_rel(mask_file(level_dir(M, "<L>"))), ["the level's mask (one uint8 array per",

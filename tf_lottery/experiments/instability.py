@@ -45,7 +45,7 @@ from tf_lottery.errors import FieldError
 from tf_lottery.experiments import base, evaluation, instruments, toolkit
 from tf_lottery.experiments.base import Experiment, record_kind, run_kind
 from tf_lottery.experiments.toolkit import RESULTS, R, task_id
-from tf_lottery.reporting import tensorboard_figures
+from tf_lottery.reporting import console, tensorboard_figures
 from tf_lottery.stability import aligned_paths, barrier
 from tf_lottery.summaries import dashboards
 from tf_lottery.summaries import instability as summaries
@@ -153,9 +153,9 @@ def run_rewind_point(worker: TaskWorker, task: Task) -> None:
         dashboards.write_rewind_point_session(
             layout.rewind_point_dir(model_dir, rep.replicate, k), config, k, rep)
     store.write(layout.rewind_point_file(model_dir, k), record, model_dir)
-    logging.info("Rewind step k=%d: test barrier %.4f ± %.4f, train barrier %.4f ± %.4f "
-                 "-> %s", k, record.barrier["test"].mean, record.barrier["test"].std,
-                 record.barrier["train"].mean, record.barrier["train"].std,
+    logging.info("Rewind step k=%d: test barrier %s, train barrier %s -> %s", k,
+                 console.cell(record.barrier["test"].stat),
+                 console.cell(record.barrier["train"].stat),
                  "stable" if record.stable else "unstable")
     if record.loss_barrier is not None:
         logging.info("Rewind step k=%d: test loss barrier %.4f, train loss barrier %.4f", k,
@@ -184,15 +184,15 @@ def run_instability_results(worker: TaskWorker, task: Task) -> None:
                                                 aligned_barrier=aligned_paths.over_pairs(found),
                                                 loss_barrier=evaluation.loss_over_pairs(found))
         summaries.write_independent(model_dir, independent, config.train.rewind_steps)
-        logging.info("Independent parents: test barrier %.4f ± %.4f, train barrier "
-                     "%.4f ± %.4f", independent.barrier["test"].mean,
-                     independent.barrier["test"].std, independent.barrier["train"].mean,
-                     independent.barrier["train"].std)
+        logging.info("Independent parents: test barrier %s, train barrier %s",
+                     console.cell(independent.barrier["test"]),
+                     console.cell(independent.barrier["train"]))
     points = [store.read_done(layout.rewind_point_file(model_dir, k),
                               records.RewindPointRecord, model_dir, model_dir)
               for k in config.train.rewind_steps]
+    # Kept in results.json; the run prints its one final table at its end
+    # (``reporting.console.summary``), so the log does not repeat it here.
     table = _table(points, ic.stability_threshold)
-    logging.info("Instability analysis of %s:\n%s", model_dir, table)
     layerwise = None
     if ic.layerwise_barriers:
         layerwise = instruments.layerwise_summaries(config)

@@ -48,7 +48,7 @@ from tf_lottery.experiments.base import Experiment, record_kind, run_kind
 from tf_lottery.experiments.toolkit import RESULTS, R, task_id
 from tf_lottery.pruning import masks as masks_lib
 from tf_lottery.pruning.rewind import RewindManager
-from tf_lottery.reporting import tensorboard_figures
+from tf_lottery.reporting import console, tensorboard_figures
 from tf_lottery.stability import onset as search_lib
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.summaries import dashboards, tensorboard
@@ -236,8 +236,8 @@ def run_onset_rewind_point(worker: TaskWorker, task: Task) -> None:
     record = evaluation.rewind_record(config, k, reps)
     summaries.write_barriers(model_dir, record)
     store.write(layout.rewind_point_file(model_dir, k), record, model_dir)
-    logging.info("Onset probe k=%d: test barrier %.4f ± %.4f -> %s", k,
-                 record.barrier["test"].mean, record.barrier["test"].std or 0.0,
+    logging.info("Onset probe k=%d: test barrier %s -> %s", k,
+                 console.cell(record.barrier["test"].stat),
                  "stable" if record.stable else "unstable")
 
 

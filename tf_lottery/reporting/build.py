@@ -44,8 +44,9 @@ FIGURE_TEXT = {
                        "pruning, random reinitialization, dense accuracy",
     layout.INDEPENDENT_PATHS_FIGURE: "error along the path between independently "
                                      "initialized and trained networks",
-    layout.PATHS_FIGURE: "the mean paths of every k (and of independent networks) "
-                         "overlaid on one shared y axis, a panel per split",
+    layout.PATHS_FIGURE: "the mean paths of every k overlaid on one shared y axis, a "
+                         "panel per split, and the independent networks' paths in a "
+                         "panel of their own scale",
     layout.IMP_REWIND_FIGURE: "IMP subnetworks against the rewind step k: test accuracy "
                               "(dense accuracy line) and test error barrier",
 }
@@ -72,6 +73,11 @@ def roots(model_dir: str) -> list[str]:
     return found
 
 
+def _folder_name(path: str) -> str:
+    """The last component of ``path`` (``gs://b/runs/lenet/`` -> ``lenet``)."""
+    return os.path.basename(path.rstrip("/")) or path
+
+
 def _load(model_dir: str) -> tuple[list[collect.Experiment], list[str]]:
     """The experiments under every folder of ``model_dir``, named relative to
     their folder (prefixed by the folder's name when there are several)."""
@@ -89,7 +95,8 @@ def _load(model_dir: str) -> tuple[list[collect.Experiment], list[str]]:
         for path in paths:
             name = "/".join(p for p in (prefix[root], path[len(root):].strip("/")) if p)
             try:
-                experiments.append(collect.load(path, name or "."))
+                # An experiment that is the --model_dir itself goes by its folder's name.
+                experiments.append(collect.load(path, name or _folder_name(path)))
             except CorruptFileError as e:  # the others are still reported
                 unreadable.append(str(e))
     if not experiments:
@@ -300,8 +307,10 @@ def _instability_figure(instab: Sequence[summary.InstabilitySection],
 def _path_figures(instab: Sequence[summary.InstabilitySection],
                   imp: Sequence[summary.ImpSection],
                   sparse: Sequence[summary.SparseFamily]) -> dict[str, Figure]:
-    """``interpolation_k<k>.png`` per k and the independent networks', on one
-    shared y axis, and ``interpolation_all.png`` overlaying them all."""
+    """``interpolation_k<k>.png`` per k and the independent networks', each
+    on its own y axis (a 1 % barrier stays visible beside a 40 % one), and
+    ``interpolation_all.png`` overlaying every k, the independent networks'
+    paths in a panel of their own."""
     by_k: dict[int, list[tuple[str, list[Path]]]] = {}
     for s in instab:
         for k, paths in s.paths.items():
@@ -320,23 +329,22 @@ def _path_figures(instab: Sequence[summary.InstabilitySection],
              for k in sorted(by_k)}
     alone = [series for name, paths in independent for split in SPLITS
              for series in [_path_series(name, paths, split)] if series]
-    ylim = figures.paths_ylim([s for group in (*per_k.values(), alone) for s in group])
     out = {layout.interpolation_figure(k): figures.interpolation(
-        f"Error along the linear path between children spawned at k = {k}", series, ylim)
+        f"Error along the linear path between children spawned at k = {k}", series,
+        figures.paths_ylim(series))
         for k, series in per_k.items() if series}
     if alone:
         out[layout.INDEPENDENT_PATHS_FIGURE] = figures.interpolation(
-            "Error along the path between independently trained networks", alone, ylim)
+            "Error along the path between independently trained networks", alone,
+            figures.paths_ylim(alone))
     overlay = {split: [series for k in sorted(by_k) for name, paths in by_k[k]
                        for series in [_path_series(f"k = {k}, {name}", paths, split, "-",
                                                    overlay=True)]
                        if series] for split in SPLITS}
-    for split in SPLITS:
-        overlay[split] += [series for name, paths in independent
-                           for series in [_path_series(name, paths, split, ":", overlay=True)]
-                           if series]
+    apart = [series for name, paths in independent for split in SPLITS
+             for series in [_path_series(name, paths, split)] if series]
     if len(by_k) + bool(independent) > 1:
-        out[layout.PATHS_FIGURE] = figures.paths_overlay(overlay)
+        out[layout.PATHS_FIGURE] = figures.paths_overlay(overlay, apart)
     return out
 
 
@@ -367,12 +375,15 @@ def _imp_figure(imp: Sequence[summary.ImpSection]) -> Figure | None:
                 section.dense.std if (section.dense.n or 0) >= 2 else None, color="gray"))
             if section.tolerance is not None:
                 bands.append(figures.Band(
-                    f"matching (within τ = {100 * section.tolerance:.2g}% of dense)" + tag,
+                    f"matching (within τ = {100 * section.tolerance:.2g} percentage points "
+                    "of dense)" + tag,
                     section.dense.mean - section.tolerance, section.dense.mean))
         barriers += _sparse_barrier_series(section, tag)
     if not accuracy:
         return None
-    return figures.imp(accuracy, dense, bands, barriers)
+    thresholds = {section.threshold for section in imp if section.threshold is not None}
+    return figures.imp(accuracy, dense, bands, barriers,
+                       min(thresholds) if thresholds else None)
 
 
 def _sparse_barrier_series(section: summary.ImpSection, tag: str) -> list[figures.Series]:

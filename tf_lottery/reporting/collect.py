@@ -95,7 +95,7 @@ class Experiment:
     """One experiment directory: its config, what it finished, what it lacks."""
 
     path: str
-    name: str  # relative to the report's --model_dir ("." for itself)
+    name: str  # relative to the report's --model_dir (its folder's name for itself)
     config: config_lib.ExperimentConfig
     complete: bool
     missing: list[str]

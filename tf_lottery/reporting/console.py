@@ -27,6 +27,17 @@ def pct(x: float | None) -> str:
     return NONE if x is None else f"{100 * x:.2f}%"
 
 
+def threshold_pct(x: float | None) -> str:
+    """The stability threshold as every table and figure names it ("2%")."""
+    return NONE if x is None else f"{100 * x:g}%"
+
+
+def points(x: float | None) -> str:
+    """A difference of two accuracies (a tolerance), in percentage points, so
+    that "0.5" is never read as a relative 0.5 %."""
+    return NONE if x is None else f"{100 * x:.2g} percentage points"
+
+
 def cell(s: Stat | None) -> str:
     """mean ± std in percent; the std only where it describes a spread (n >= 2)."""
     if s is None:
@@ -68,9 +79,9 @@ def instability_table(results: records.InstabilityResults) -> str:
         b, lb = results.independent.barrier, results.independent.loss_barrier
         rows.append(["independent", cell(b["test"]), cell(b["train"]), NONE, NONE,
                      loss_cell(lb, "test"), loss_cell(lb, "train")])
-    return _grid(["k", "test barrier", "train barrier", f"stable (test < {pct(threshold)})",
-                  "children's test accuracy", "test loss barrier", "train loss barrier"],
-                 rows)
+    stable = f"stable (test < {threshold_pct(threshold)})"
+    return _grid(["k", "test barrier", "train barrier", stable, "children's test accuracy",
+                  "test loss barrier", "train loss barrier"], rows)
 
 
 def imp_table(results: records.ImpResults) -> str:

@@ -4,8 +4,9 @@ Each function takes prepared series and returns a ``Figure`` (tests inspect
 its axes and lines); ``save`` writes it as PNG through ``tf.io.gfile``.
 Errors, barriers and accuracies are plotted in percent.
 
-Legends sit outside the axes (below the panels, or to their right) so they
-never cover a curve. Reference lines far above the curves (the barrier of
+Legends sit outside the axes, below the panels, so they never cover a curve;
+they wrap into as many columns as the figure's width holds, so none is
+wider than its canvas. Reference lines far above the curves (the barrier of
 independently trained networks, ~25 % against the dense curve's ~1 %) are
 not drawn on the axis, which would flatten the curves; their legend entry
 gives their value instead ("off scale").
@@ -23,6 +24,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
+from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -74,16 +76,27 @@ def _new(width: float, height: float, ncols: int = 1, sharey: bool = False
     return fig, list(axes)
 
 
-def _legend_below(fig: Figure, ax) -> None:
-    """One legend for the figure, below its panels (whose entries are the same)."""
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", fontsize="small",
-               ncols=min(3, max(1, len(labels))))
+# Characters of a "small" legend entry per inch of figure width, and the
+# width of its line sample and padding in characters: enough to keep a
+# legend row inside the canvas.
+_LEGEND_CHARS_PER_INCH = 14
+_LEGEND_ENTRY_PAD = 6
 
 
-def _legend_right(ax) -> None:
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0),
-              borderaxespad=0.0)
+def _legend_below(fig: Figure, *axes) -> None:
+    """One legend for the figure, below its panels: every panel's entries,
+    each label once, in as many columns as the figure's width holds."""
+    entries: dict[str, Artist] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if not entries:
+        return
+    room = fig.get_figwidth() * _LEGEND_CHARS_PER_INCH
+    widest = max(len(label) for label in entries) + _LEGEND_ENTRY_PAD
+    ncols = max(1, min(3, len(entries), int(room // widest)))
+    fig.legend(list(entries.values()), list(entries), loc="outside lower center",
+               fontsize="small", ncols=ncols)
 
 
 def _percent(values: Sequence[float | None] | None) -> np.ndarray | None:
@@ -98,7 +111,10 @@ def _plot(ax, series: Series, color=None) -> None:
                     label=series.label, color=color)
     std = _percent(series.std)
     if std is not None and np.any(np.nan_to_num(std) > 0):
-        ax.fill_between(series.x, y - np.nan_to_num(std), y + np.nan_to_num(std),
+        # Errors, barriers and accuracies lie in [0, 100] %: so does their band.
+        spread = np.nan_to_num(std)
+        ax.fill_between(series.x, np.clip(y - spread, 0.0, 100.0),
+                        np.clip(y + spread, 0.0, 100.0),
                         color=line.get_color(), alpha=0.2, linewidth=0)
 
 
@@ -216,21 +232,31 @@ def paths_ylim(series: Sequence[Series]) -> tuple[float, float]:
     return 0.0, _curves_top(series) * 1.05 or 1.0
 
 
-def paths_overlay(by_split: Mapping[str, Sequence[Series]]) -> Figure:
-    """The mean path of every k (and of independent networks) on one shared y
-    axis, a panel per split: the paper's Figures 2 and 4."""
+def paths_overlay(by_split: Mapping[str, Sequence[Series]],
+                  independent: Sequence[Series] = ()) -> Figure:
+    """The mean path of every k on one shared y axis, a panel per split (the
+    paper's Figures 2 and 4), and the independent networks' paths (ten times
+    higher) in a panel of their own scale."""
     splits = list(by_split)
-    fig, axes = _new(5.2 * len(splits), 4.8, ncols=len(splits), sharey=True)
-    for ax, split in zip(axes, splits, strict=True):
+    panels = len(splits) + bool(independent)
+    fig, axes = _new(5.2 * panels, 4.8, ncols=panels)
+    ylim = paths_ylim([s for split in splits for s in by_split[split]])
+    for ax, split in zip(axes[:len(splits)], splits, strict=True):
         for s in by_split[split]:
             _plot(ax, s)
+        ax.set_title(f"{split} error along the path, every k")
+        ax.set_ylim(*ylim)
+    if independent:
+        for s in independent:
+            _plot(axes[-1], s, color="gray")
+        axes[-1].set_ylim(*paths_ylim(independent))
+        axes[-1].set_title("independently trained networks (own scale)")
+    for ax in axes:
         ax.set_xlabel("interpolation α")
         ax.set_xlim(0.0, 1.0)
-        ax.set_title(f"{split} error along the path, every k")
+        ax.set_ylabel("error (%)")
         ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel("error (%)")
-    axes[0].set_ylim(*paths_ylim([s for split in splits for s in by_split[split]]))
-    _legend_below(fig, axes[0])
+    _legend_below(fig, *axes)
     return fig
 
 
@@ -239,20 +265,28 @@ def _density_axis(ax, xs: Sequence[float]) -> None:
     ax.set_xscale("log")
     if xs:
         ax.set_xlim(xs[0] * 1.15, xs[-1] / 1.15)  # inverted: dense at the left
-        ax.set_xticks(xs, [f"{x:.3g}" for x in xs], rotation=60, fontsize="small")
+        ax.set_xticks(xs, density_labels(xs), rotation=60, fontsize="small")
         ax.minorticks_off()
     ax.set_xlabel("percent of prunable weights remaining (log scale)")
 
 
+def density_labels(percents: Sequence[float]) -> list[str]:
+    """Tick labels of percents remaining, all with one format: one decimal
+    ("51.2", "41.0"), or two significant digits below 0.1 % ("0.054")."""
+    return [f"{x:.1f}" if x >= 0.1 else f"{x:.2g}" for x in percents]
+
+
 def imp(series: Sequence[Series], dense: Sequence[Reference],
-        matching: Sequence[Band] = (), barriers: Sequence[Series] = ()) -> Figure:
+        matching: Sequence[Band] = (), barriers: Sequence[Series] = (),
+        threshold: float | None = None) -> Figure:
     """Test accuracy against the percent of weights remaining (log scale,
     sparsest to the right, as in the lottery ticket papers): IMP and the
     random baselines, with the dense network's accuracy and the band of
     accuracies that count as matching; with ``barriers`` (sparse
     instability, every measured level, level 0 included; IMP and each
-    analysed baseline, one series each) a second panel
-    of the error barrier against the same axis."""
+    analysed baseline, one series each) a second panel of the error barrier
+    against the same axis, with the stability ``threshold``. One legend,
+    below both panels."""
     fig, axes = _new(6.5 + 5.0 * bool(barriers), 4.9, ncols=1 + bool(barriers))
     ax = axes[0]
     for s in series:
@@ -268,20 +302,19 @@ def imp(series: Sequence[Series], dense: Sequence[Reference],
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("IMP with rewinding vs random baselines")
     ax.grid(True, alpha=0.3)
-    if not barriers:
-        _legend_below(fig, ax)
-        return fig
-    _legend_right(ax)
     if barriers:
         bx = axes[1]
         for s in barriers:
             _plot(bx, s)
+        if threshold is not None:
+            _reference(bx, Reference(f"stability threshold ({100 * threshold:g}%)",
+                                     threshold, color="red"))
         _density_axis(bx, [x for s in barriers for x in s.x])
         bx.set_ylim(bottom=0.0)
         bx.set_ylabel("error barrier (%)")
         bx.set_title("Sparse instability at the rewind step")
         bx.grid(True, alpha=0.3)
-        _legend_right(bx)
+    _legend_below(fig, *axes)
     return fig
 
 

@@ -14,7 +14,7 @@ from tf_lottery.core import layout
 from tf_lottery.reporting.collect import Experiment, OtherRun
 
 # The terminal's cells, so report.md and the log print the same numbers.
-from tf_lottery.reporting.console import NONE, cell, loss_cell, pct
+from tf_lottery.reporting.console import NONE, cell, loss_cell, pct, points, threshold_pct
 from tf_lottery.reporting.summary import ImpSection, InstabilitySection, SparseFamily
 
 
@@ -54,7 +54,7 @@ def _analysis(c: ExperimentConfig) -> str:
     ic = c.instability
     return (f"{ic.children} children, {ic.interpolation_points} points on each path, "
             f"BatchNorm {ic.bn_mode}, child optimizer state {ic.child_optimizer_state}, "
-            f"stability threshold {pct(ic.stability_threshold)}")
+            f"stability threshold {threshold_pct(ic.stability_threshold)}")
 
 
 def _instability_line(e: Experiment) -> str:
@@ -124,7 +124,7 @@ def instability(sections: Sequence[InstabilitySection]) -> list[str]:
                  cell(r.children_accuracy), loss_cell(r.loss_barrier, "test"),
                  loss_cell(r.loss_barrier, "train"), r.source] for r in s.rows]
         out += _table(["k", "test barrier", "train barrier",
-                       f"stable (test < {pct(s.threshold)})", "children's test accuracy",
+                       f"stable (test < {threshold_pct(s.threshold)})", "children's test accuracy",
                        "test loss barrier", "train loss barrier", "read from"], rows)
         if s.stable_from is None:
             out.append("Not stable at the largest rewind step measured." if s.rows else
@@ -154,12 +154,12 @@ def imp(sections: Sequence[ImpSection]) -> list[str]:
                 f"{', '.join(s.runs)}", ""]
         if s.dense:
             out += [f"Dense (level 0) test accuracy {cell(s.dense)}; matching: within "
-                    f"τ = {pct(s.tolerance)} of it ({s.tolerance_source}).", ""]
+                    f"τ = {points(s.tolerance)} below it ({s.tolerance_source}).", ""]
         header = ["level", "density", "test accuracy", "train accuracy", "matching",
                   *(h for n in names for h in (branches.get(n).title, "matching"))]
         if sparse:
             header += [f"test barrier at k = {s.rewind_step}", "train barrier",
-                       f"stable (test < {pct(s.threshold)})"]
+                       f"stable (test < {threshold_pct(s.threshold)})"]
         measured = [n for n in names if any(n in r.baseline_barriers for r in s.rows)]
         header += [h for n in measured for h in (
             f"{branches.get(n).title}: test barrier", "train barrier", "stable")]

@@ -90,7 +90,7 @@ def format_table(rows: Sequence[tuple[int, dict, dict, bool]], threshold: float)
     in percent; no std for a single pair, n = 1), and whether k is stable
     (test barrier below ``threshold``)."""
     lines = [f"{'k':>8}  {'test barrier':>17}  {'train barrier':>17}  "
-             f"stable (test < {100 * threshold:g}%)"]
+             f"stable (test < {100 * threshold:g}%)"]  # as reporting.console names it
     for k, test, train, stable in rows:
         cells = [f"{100 * s['mean']:7.2f}% ± {100 * s['std']:5.2f}%"
                  if s.get("std") is not None and (s.get("n") or 2) >= 2

@@ -20,9 +20,10 @@
   directory). A row holds ``session.experiment``, ``session.rewind_step``,
   ``session.level``, ``session.density`` and ``session.branch`` (``dense``,
   or an IMP branch of ``pruning.branches``: ``imp`` or a baseline), shown
-  first, the metrics ``session/{test,train}_barrier`` and
-  ``session/{test,train}_accuracy``, and the whole recipe (``model.name``,
-  ``optimizer.learning_rate``, …), hidden until asked for. Replicates of
+  first, the metrics in percent ``session/{test,train}_barrier_pct`` and
+  ``session/{test,train}_accuracy_pct`` (accuracy first in IMP's), and the
+  whole recipe (``model.name``, ``optimizer.learning_rate``, …), hidden
+  until asked for. Replicates of
   one measurement share a session group, named by what was measured
   (``k=6 (recipe …)``, ``level 2 imp (recipe …)``), so the dashboard can
   average them. Every experiment declares the same columns, so runs of
@@ -35,23 +36,30 @@ from tf_lottery import chief
 from tf_lottery.config import ExperimentConfig, recipe_fields
 from tf_lottery.core import layout, records
 from tf_lottery.core.layout import SPLITS
-from tf_lottery.summaries import tensorboard
+from tf_lottery.summaries import paper, tensorboard
+from tf_lottery.summaries.paper import PCT
 
 SESSION_FIELDS = tuple(layout.session_hparam(name) for name in (
     "experiment", "rewind_step", "level", "density", "branch"))
-METRICS = {layout.session_metric(split, quantity): f"{split} {title}"
-           for quantity, title in (("barrier", "error barrier"), ("accuracy", "accuracy"))
-           for split in SPLITS}
-IMP_CATEGORY = "IMP with rewinding"
+# Metrics in percent, as the report gives them; IMP's columns put accuracy
+# first (its question), the instability analysis' the barrier.
+BARRIER_METRICS = {layout.session_metric(split, "barrier_pct"): f"{split} error barrier (%)"
+                   for split in SPLITS}
+ACCURACY_METRICS = {layout.session_metric(split, "accuracy_pct"): f"{split} accuracy (%)"
+                    for split in SPLITS}
+METRICS = {**BARRIER_METRICS, **ACCURACY_METRICS}
+IMP_CATEGORY = paper.IMP_CATEGORY
+IMP_MORE_CATEGORY = "IMP: more (fractions)"
 
 
 def write_metadata(model_dir: str, config: ExperimentConfig,
-                   charts: tensorboard.Layout) -> None:
+                   charts: tensorboard.Layout, accuracy_first: bool = False) -> None:
     """An experiment's custom-scalars layout and hparams columns, into its
     summary run (``layout.summary_dir``)."""
     writer = chief.summary_writer(layout.summary_dir(model_dir))
     tensorboard.write_layout(writer, charts)
-    tensorboard.write_hparams_config(writer, [*SESSION_FIELDS, *recipe_fields()], METRICS,
+    metrics = ({**ACCURACY_METRICS, **BARRIER_METRICS} if accuracy_first else METRICS)
+    tensorboard.write_hparams_config(writer, [*SESSION_FIELDS, *recipe_fields()], metrics,
                                      shown=SESSION_FIELDS)
     writer.close()
 
@@ -71,11 +79,11 @@ def write_rewind_point_session(run_dir: str, config: ExperimentConfig, k: int,
     """One replicate's rewind point k (``analysis.run_rewind_point``'s
     record): its barriers (mean over pairs) and its children's accuracy."""
     children = point.children
-    metrics = {layout.session_metric(split, "barrier"): point.barrier[split].mean
+    metrics = {layout.session_metric(split, "barrier_pct"): PCT * point.barrier[split].mean
                for split in SPLITS}
     metrics.update({
-        layout.session_metric(split, "accuracy"):
-            sum(c.metrics.accuracy(split) for c in children) / len(children)
+        layout.session_metric(split, "accuracy_pct"):
+            PCT * sum(c.metrics.accuracy(split) for c in children) / len(children)
         for split in SPLITS})
     tensorboard.write_session(
         run_dir, _session_hparams(config, rewind_step=k, level=0, density=1.0,
@@ -86,8 +94,12 @@ def write_rewind_point_session(run_dir: str, config: ExperimentConfig, k: int,
 # -- IMP ------------------------------------------------------------------------------
 
 def write_imp_metadata(config: ExperimentConfig) -> None:
-    """The IMP experiment's layout and hparams columns (``imp_layout``)."""
-    write_metadata(config.runtime.model_dir, config, imp_layout(config))
+    """The IMP experiment's layout and hparams columns (``imp_layout``), and
+    the runs of its paper charts, started side by side (``paper.open_runs``)."""
+    write_metadata(config.runtime.model_dir, config, imp_layout(config), accuracy_first=True)
+    c = config.pruning
+    paper.open_runs(config.runtime.model_dir, paper.imp_runs(
+        c.baselines, c.instability, c.instability_levels or range(c.levels + 1)))
 
 
 def write_level(config: ExperimentConfig, level: records.LevelRecord, branch: str, *,
@@ -124,12 +136,47 @@ def write_level(config: ExperimentConfig, level: records.LevelRecord, branch: st
         tag: [(at, value)] for metric, value in values.items()
         for tag, at in ((layout.branch_tag(metric), step),
                         (layout.branch_tag(metric, vs_pruned=True), pruned))})
+    _write_paper_level(config, level, branch, network, instability)
     if branch == "imp" and not instability:
         tensorboard.write_scalars(layout.summary_dir(model_dir), {
             layout.IMP_DENSITY: [(step, level.density)],
             **{layout.imp_layer_density_tag(name): [(step, value)]
                for name, value in level.layer_density.items()}})
     _write_level_session(config, level, branch, network, instability)
+
+
+def _write_paper_level(config: ExperimentConfig, level: records.LevelRecord, branch: str,
+                       network: records.LevelRecord | records.BaselineRecord,
+                       instability: bool) -> None:
+    """The level in the paper's charts, in percent (``summaries/paper.py``):
+    the branch's accuracy or sparse barrier (with the threshold), IMP's
+    sparse path at the level, and at level 0 the dense reference."""
+    model_dir = config.runtime.model_dir
+    pruned = layout.ppm_pruned(level.density)
+    if not instability:
+        paper.write_imp_point(model_dir, branch, level.level, pruned,
+                              {f"{s}_accuracy": network.accuracy(s) for s in SPLITS}, None)
+        if branch == "imp" and level.level == 0:
+            paper.write_dense_reference(model_dir, {s: level.accuracy(s) for s in SPLITS},
+                                        config.pruning.levels)
+        return
+    found = network.instability
+    assert found is not None
+    paper.write_imp_point(model_dir, branch, level.level, pruned,
+                          {f"{s}_barrier": found.barrier[s].mean for s in SPLITS},
+                          config.instability.stability_threshold)
+    if branch == "imp" and found.pairs:
+        paper.write_sparse_path(model_dir, level.level,
+                                {s: _mean_path(found.pairs, s) for s in SPLITS})
+
+
+def _mean_path(pairs: list[records.PairRecord], split: str) -> list[tuple[int, float]]:
+    """The mean error of pairs along the first pair's α grid, as (α ×
+    PATH_STEPS, error)."""
+    grid = pairs[0].alphas
+    same = [p.error[split] for p in pairs if p.alphas == grid]
+    return [(int(round(layout.PATH_STEPS * a)), sum(e[i] for e in same) / len(same))
+            for i, a in enumerate(grid)]
 
 
 def _write_level_session(config: ExperimentConfig, level: records.LevelRecord, branch: str,
@@ -142,7 +189,7 @@ def _write_level_session(config: ExperimentConfig, level: records.LevelRecord, b
         barrier = network.instability.barrier
         tensorboard.write_session(
             network.run_dir, {}, "",
-            {layout.session_metric(split, "barrier"): barrier[split].mean
+            {layout.session_metric(split, "barrier_pct"): PCT * barrier[split].mean
              for split in SPLITS},
             step=level.level)
         return
@@ -151,36 +198,23 @@ def _write_level_session(config: ExperimentConfig, level: records.LevelRecord, b
         _session_hparams(config, rewind_step=config.pruning.rewind_step,
                          level=level.level, density=network.density, branch=branch),
         layout.session_group(config.recipe_hash(), level=level.level, branch=branch),
-        {layout.session_metric(split, "accuracy"): network.accuracy(split)
+        {layout.session_metric(split, "accuracy_pct"): PCT * network.accuracy(split)
          for split in SPLITS},
         step=level.level)
 
 
 def imp_layout(config: ExperimentConfig) -> tensorboard.Layout:
     """Custom-scalars charts of an IMP run (tags written by ``write_level``):
-    each chart draws IMP and every baseline, one run (colour) each."""
+    the paper's, in percent (``paper.imp_charts``: IMP, every baseline and
+    the references, one run and colour each), then density and the
+    instruments' charts in fractions."""
     charts = [
-        ("test accuracy vs level: IMP and baselines (one run each)",
-         [layout.tag_pattern(layout.branch_tag("test_accuracy"))]),
-        ("test accuracy vs weights pruned (x: parts per million pruned; dense at 0)",
-         [layout.tag_pattern(layout.branch_tag("test_accuracy", vs_pruned=True))]),
-        ("train accuracy vs level: IMP and baselines",
-         [layout.tag_pattern(layout.branch_tag("train_accuracy"))]),
-        ("train accuracy vs weights pruned (x: parts per million pruned)",
-         [layout.tag_pattern(layout.branch_tag("train_accuracy", vs_pruned=True))]),
         ("density of the prunable weights vs level", [layout.tag_pattern(layout.IMP_DENSITY)]),
         ("per-layer density vs level",
          [layout.tag_pattern(layout.imp_layer_density_tag(""), prefix_only=True)]),
     ]
     if config.pruning.instability:
         k = config.pruning.rewind_step
-        charts += [
-            (f"sparse error barrier at k={k} vs level: IMP and baselines (one run each)",
-             [layout.tag_pattern(layout.branch_tag("{split}_barrier"))]),
-            (f"sparse error barrier at k={k} vs weights pruned (x: parts per million "
-             "pruned)", [layout.tag_pattern(layout.branch_tag("{split}_barrier",
-                                                              vs_pruned=True))]),
-        ]
         if config.instability.layerwise_barriers:
             groups = layout.layerwise_tag("{split}", "")
             charts += [
@@ -200,4 +234,7 @@ def imp_layout(config: ExperimentConfig) -> tensorboard.Layout:
              "(x: parts per million pruned)",
              [layout.tag_pattern(layout.level_barrier_tag("{split}", j, vs_pruned=True))]),
         ]
-    return {IMP_CATEGORY: charts}
+    return {IMP_CATEGORY: paper.imp_charts(config.pruning.rewind_step,
+                                           config.pruning.instability,
+                                           config.instability.stability_threshold),
+            IMP_MORE_CATEGORY: charts}

@@ -29,6 +29,10 @@ With ``--align=weights`` also (``stability.aligned_paths``):
 With ``--layerwise_barriers`` also ``layerwise/<split>_barrier/<group>``
 against k (``experiments.instruments``, written by the results task).
 
+The paper's charts read the same quantities in percent, one run per series
+(``summary/dense/``, ``summary/threshold/``, ``summary/independent/``,
+``summary/k_<k>/``), written by ``summaries/paper.py``.
+
 A custom-scalars layout groups these charts; each replicate's rewind point
 is a row of the hparams dashboard (``summaries/dashboards.py``); the
 report's figures are images of ``summary/`` (``reporting/tensorboard_figures.py``).
@@ -46,46 +50,42 @@ from tf_lottery import chief
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout, records
 from tf_lottery.core.layout import SPLITS
-from tf_lottery.summaries import dashboards, tensorboard
+from tf_lottery.summaries import dashboards, paper, tensorboard
+
+MORE_CATEGORY = "instability: more (fractions)"
 
 
 def layout_charts(rewind_steps: Sequence[int], independent: bool,
-                  aligned: bool = False, layerwise: bool = False) -> tensorboard.Layout:
-    """Custom-scalars layout: barrier vs k, then the paths of every k on one
-    chart (with ``aligned``, raw and aligned barriers side by side, and each
-    k's pair curves raw and aligned; with ``layerwise``, every layer group's
-    barrier vs k)."""
-    versus = " and independent networks" if independent else ""
-    charts = {
-        "instability": [
-            (f"error barrier vs rewind step k: dense{versus} (x: k)",
-             [layout.tag_pattern(layout.barrier_tag("{split}"))]),
-            ("barrier std (pairs, replicates) vs k",
-             [layout.tag_pattern(layout.barrier_tag("{split}", std=True))]),
-            ("children's final error vs k",
+                  aligned: bool = False, layerwise: bool = False,
+                  threshold: float = 0.02) -> tensorboard.Layout:
+    """Custom-scalars layout: the paper's charts in percent
+    (``summaries/paper.py``), then the rest in fractions (with ``aligned``,
+    raw and aligned barriers side by side, and each k's pair curves raw and
+    aligned; with ``layerwise``, every layer group's barrier vs k)."""
+    charts: dict[str, list[tuple[str, Sequence[str]]]] = {
+        **{category: list(found) for category, found in
+           paper.instability_charts(independent, threshold).items()},
+        MORE_CATEGORY: [
+            ("children's final error (fraction) vs k",
              [layout.tag_pattern(layout.children_error_tag("{split}"))]),
             ("loss barrier vs rewind step k (x: k)",
              [layout.tag_pattern(layout.loss_barrier_tag("{split}"))]),
         ],
-        "interpolation paths": [
-            (f"mean {split} error along the path, every k{versus} "
-             f"(x: alpha x {layout.PATH_STEPS})", [layout.mean_path_pattern(split)])
-            for split in SPLITS],
     }
     if aligned:
-        charts["instability"].insert(1, (
+        charts[MORE_CATEGORY].insert(0, (
             "raw vs aligned error barrier vs k",
             [layout.tag_pattern(layout.barrier_tag("{split}")),
              layout.tag_pattern(layout.aligned_barrier_tag("{split}"))]))
         ks: list[int | None] = [*rewind_steps, *([None] if independent else [])]
-        charts["interpolation paths"] += [
+        charts[MORE_CATEGORY] += [
             (f"each pair's path at {'k=' + str(k) if k is not None else 'independent'}: "
              "raw and aligned (x: alpha index)",
              [layout.tag_pattern(layout.path_tag(k, "{split}_error")),
               layout.tag_pattern(layout.aligned_path_tag(k, "{split}_error"))])
             for k in ks]
     if layerwise:
-        charts["instability"].append((
+        charts[MORE_CATEGORY].append((
             "layer-wise error barrier per group vs k (one group moves)",
             [layout.tag_pattern(layout.layerwise_tag("{split}", ""), prefix_only=True)]))
     return charts
@@ -95,7 +95,11 @@ def write_run_metadata(model_dir: str, config: ExperimentConfig, independent: bo
     """Layout and hparams columns, written into ``model_dir``'s summary run."""
     ic = config.instability
     dashboards.write_metadata(model_dir, config, layout_charts(
-        config.train.rewind_steps, independent, ic.align != "none", ic.layerwise_barriers))
+        config.train.rewind_steps, independent, ic.align != "none", ic.layerwise_barriers,
+        ic.stability_threshold))
+    paper.open_runs(model_dir, paper.instability_runs(config.train.rewind_steps, independent))
+    paper.write_thresholds(model_dir, ic.stability_threshold, config.train.rewind_steps,
+                           independent)
 
 
 def _mean_path(pairs: Sequence[records.PairRecord], split: str) -> list[tuple[int, float]]:
@@ -128,6 +132,10 @@ def write_barriers(model_dir: str, record: records.RewindPointRecord) -> None:
         if pairs:
             scalars[layout.mean_path_tag(k, split)] = _mean_path(pairs, split)
     tensorboard.write_scalars(layout.summary_dir(model_dir), scalars)
+    paper.write_rewind_point(
+        model_dir, k, {s: record.barrier[s].mean for s in SPLITS},
+        {s: record.barrier[s].std or 0.0 for s in SPLITS},
+        {s: scalars[layout.mean_path_tag(k, s)] for s in SPLITS} if pairs else {})
 
 
 def write_independent(model_dir: str, record: records.IndependentRecord,
@@ -158,6 +166,9 @@ def write_independent(model_dir: str, record: records.IndependentRecord,
     if rewind_steps:
         tensorboard.write_scalars(layout.summary_run(model_dir, layout.INDEPENDENT_RUN),
                                   every_k)
+        paper.write_independent(
+            model_dir, {s: record.barrier[s].mean for s in SPLITS}, rewind_steps,
+            {s: at_zero[layout.mean_path_tag(None, s)] for s in SPLITS} if record.pairs else {})
 
 
 class PathWriter:
