@@ -64,6 +64,7 @@ INCLUDES = {
     "lenet_fashion_mnist_imp": "lenet_fashion_mnist",
     "lenet_fashion_mnist_instability": "lenet_fashion_mnist",
     "resnet20_cifar10_low": "resnet20_cifar10",
+    "resnet20_fashion_mnist": "resnet20_cifar10",
     "resnet20_cifar10_warmup": "resnet20_cifar10",
     "vgg16_cifar10": "resnet20_cifar10",
     "vgg16_cifar10_low": "vgg16_cifar10",
