@@ -234,7 +234,8 @@ def imp_layout(config: ExperimentConfig) -> tensorboard.Layout:
              "(x: parts per million pruned)",
              [layout.tag_pattern(layout.level_barrier_tag("{split}", j, vs_pruned=True))]),
         ]
-    return {IMP_CATEGORY: paper.imp_charts(config.pruning.rewind_step,
-                                           config.pruning.instability,
-                                           config.instability.stability_threshold),
+    # The instability section exists only with --instability (or level barriers).
+    threshold = (config.instability.stability_threshold if config.pruning.instability
+                 else None)
+    return {IMP_CATEGORY: paper.imp_charts(config.pruning.rewind_step, threshold),
             IMP_MORE_CATEGORY: charts}

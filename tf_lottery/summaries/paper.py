@@ -177,10 +177,11 @@ def write_independent(model_dir: str, barrier: Mapping[str, float],
 
 # -- IMP ------------------------------------------------------------------------------------
 
-def imp_charts(k: int, instability: bool, threshold: float) -> list[tuple[str, list[str]]]:
+def imp_charts(k: int, threshold: float | None) -> list[tuple[str, list[str]]]:
     """IMP's accuracy (each branch, the dense reference and the matching
-    band's lower edge) and sparse barrier (each branch and the threshold),
-    against the level and against the weights pruned, a chart per split."""
+    band's lower edge) and, with sparse instability (``threshold`` given),
+    sparse barrier (each branch and the threshold), against the level and
+    against the weights pruned, a chart per split."""
     band = f"dense and dense - {PCT * MATCHING_TOLERANCE:g} percentage points (matching)"
     charts = []
     for split in SPLITS:
@@ -189,7 +190,7 @@ def imp_charts(k: int, instability: bool, threshold: float) -> list[tuple[str, l
              [_pattern(layout.branch_tag(f"{split}_accuracy_pct"))]),
             (f"{split} accuracy (%) vs weights pruned (x: parts per million pruned)",
              [_pattern(layout.branch_tag(f"{split}_accuracy_pct", vs_pruned=True))])]
-    if instability:
+    if threshold is not None:
         t = f"{PCT * threshold:g} %"
         for split in SPLITS:
             charts += [
