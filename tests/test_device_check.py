@@ -22,10 +22,15 @@ def test_device_check_script_is_shellcheck_clean():
 
 @pytest.mark.slow
 def test_cpu_mode_reports_every_section(tmp_path):
-    env = {**os.environ, "DEVICE_CHECK_MODE": "cpu", "DEVICE_CHECK_BUDGET_S": "100",
+    # The budget is wall time split among sections; the packing section
+    # starts two TensorFlow processes at once, which under the suite's other
+    # xdist worker on 2 cores took longer than a 100 s budget's share. Sections
+    # that finish early pass their time on, so a wider budget costs nothing
+    # when the machine is quick.
+    env = {**os.environ, "DEVICE_CHECK_MODE": "cpu", "DEVICE_CHECK_BUDGET_S": "240",
            "PYTHON": sys.executable, "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(["bash", str(SCRIPT), str(tmp_path)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=400)
+                          capture_output=True, text=True, timeout=600)
     log = (tmp_path / "device_check.log").read_text()[-3000:]
     assert done.returncode == 0, done.stderr + log
     report = json.loads((tmp_path / "device_check.json").read_text())
