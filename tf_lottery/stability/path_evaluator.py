@@ -108,13 +108,24 @@ class PathEvaluator:
         "train": b}, "loss_barrier": {"test": b, "train": b}}``, one value
         per α in each curve; both barriers come from this one pass.
         """
+        return self.along(lambda alpha: assign_point(self.variables, w1, w2, alpha),
+                          label=label, on_point=on_point)
+
+    def along(self, place: Callable[[float], None], *, label: str = "path",
+              on_point: Callable[[int, float, dict[str, float]], None] | None = None
+              ) -> dict:
+        """``curves`` of any path: ``place(α)`` writes the path's point at α
+        into ``variables`` (the line: ``assign_point``; a curve:
+        ``curves.BezierCurve.place``), which is then prepared and evaluated
+        at every α of the grid."""
         curves: dict[str, list[float]] = {"alphas": []}
         for _, prefix in SPLITS:
             curves[f"{prefix}_error"], curves[f"{prefix}_loss"] = [], []
         started = time.perf_counter()
         grid = interpolation.alphas(self.points)
         for i, alpha in enumerate(grid):
-            metrics = self.point(w1, w2, float(alpha))
+            place(float(alpha))
+            metrics = self.measure()
             curves["alphas"].append(float(alpha))
             for key, value in metrics.items():
                 curves[key].append(value)
@@ -137,6 +148,10 @@ class PathEvaluator:
         """Error and loss of W(α) on the test set and the train subset
         (``<split>_error``, ``<split>_loss``); the model keeps W(α)."""
         assign_point(self.variables, w1, w2, alpha)
+        return self.measure()
+
+    def measure(self) -> dict[str, float]:
+        """Error and loss of the weights the model holds (after ``prepare``)."""
         if self.prepare is not None:
             self.prepare()
         metrics = {}

@@ -231,6 +231,29 @@ class Trainer:
         return losses.cross_entropy(labels, logits, label_smoothing)
 
     def _train_step(self, images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        variables = self.model.trainable_variables
+        grads, per_example, logits = self.gradients(images, labels)
+        self.optimizer.apply_gradients(
+            zip(grads, variables, strict=False), skip_gradients_aggregation=True)
+        for post_update_fn in self.hooks.post_update_fns:
+            post_update_fn(self.model)
+        if self.ema is not None:
+            self.ema.update(self.step)
+        correct = tf.reduce_sum(tf.cast(
+            tf.equal(tf.argmax(logits, -1, output_type=labels.dtype), labels),
+            tf.float32))
+        return tf.stack([tf.reduce_sum(per_example), correct])
+
+    def gradients(self, images: tf.Tensor, labels: tf.Tensor
+                  ) -> tuple[list, tf.Tensor, tf.Tensor]:
+        """This replica's part of one step: the recipe's loss on its slice of
+        the global batch (data loss, the model's own losses, weight decay),
+        its gradient wrt the trainable variables, all-reduced over replicas,
+        through the gradient hooks (e.g. masks) and clipped.
+
+        Returns (gradients, per-example losses, logits). ``_train_step``
+        applies them; ``stability.curves`` applies them to a curve's bend.
+        """
         cfg = self.config.optimizer
         replicas = self.strategy.num_replicas_in_sync
         global_batch = self.config.train.batch_size
@@ -257,16 +280,7 @@ class Trainer:
             grads = gradient_fn(self.model, grads, variables)
         if cfg.grad_clip_norm:
             grads, _ = tf.clip_by_global_norm(grads, cfg.grad_clip_norm)
-        self.optimizer.apply_gradients(
-            zip(grads, variables, strict=False), skip_gradients_aggregation=True)
-        for post_update_fn in self.hooks.post_update_fns:
-            post_update_fn(self.model)
-        if self.ema is not None:
-            self.ema.update(self.step)
-        correct = tf.reduce_sum(tf.cast(
-            tf.equal(tf.argmax(logits, -1, output_type=labels.dtype), labels),
-            tf.float32))
-        return tf.stack([tf.reduce_sum(per_example), correct])
+        return grads, per_example, logits
 
     def _train_loop_impl(self, iterator, num_steps: tf.Tensor):
         totals = tf.zeros([2])

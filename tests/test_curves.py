@@ -1,0 +1,215 @@
+"""Quadratic Bézier curves between two networks: the point, the fitted bend, the curve."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import test_bn
+from tests.conftest import parse_config, tiny_pipeline
+from tf_lottery.pruning import wrappers
+from tf_lottery.stability import bn, curves, interpolation
+from tf_lottery.stability.path_evaluator import PathEvaluator
+from tf_lottery.training.trainer import FromSeed, RunSpec, SgdNoise, Trainer
+
+# float32's unit roundoff. The curve with the midpoint bend, W₁ + 2t(1−t)(θ−W₁) +
+# t²(W₂−W₁) with θ = W₁ + ½(W₂−W₁), and the line W₁ + t(W₂−W₁) (or their forms
+# from W₂ for t ≥ ½) are the same real number; the curve's float32 evaluation
+# rounds at most 7 times (W₂−W₁, θ, θ−W₁, the two coefficients, two products,
+# two sums), the line's 3 times, each an error of at most u times a value of
+# magnitude ≤ |W₁| + |W₂|: 16u(|W₁| + |W₂|) bounds their difference.
+U = 2.0 ** -24
+NOISE = SgdNoise(3, 4)
+
+
+def _arrays(seed, shape=(50, 7)):
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 1, shape).astype(np.float32) * rng.choice([1e-3, 1.0, 30.0], shape)
+
+
+def test_the_point_is_exact_at_the_ends_and_where_all_three_agree():
+    w1, w2, bend = _arrays(0), _arrays(1), _arrays(2)
+    assert curves.point(w1, bend, w2, 0.0).tobytes() == w1.tobytes()
+    assert curves.point(w1, bend, w2, 1.0).tobytes() == w2.tobytes()
+    w1[0, :3] = [0.0, -0.0, 5.0]  # a pruned weight (either sign of 0) and a shared one
+    w2[0, :3], bend[0, :3] = w1[0, :3], w1[0, :3]
+    for t in np.linspace(0, 1, 11):
+        got = curves.point(w1, bend, w2, float(t))
+        assert got[0, :3].tobytes() == w1[0, :3].tobytes()
+        assert curves.point(w1, w1, w1, float(t)).tobytes() == w1.tobytes()
+
+
+def test_the_midpoint_bend_is_the_line_up_to_rounding():
+    w1, w2 = _arrays(3), _arrays(4)
+    (mid,) = curves.midpoint([w1], [w2])
+    bound = 16 * U * (np.abs(w1) + np.abs(w2))
+    for t in np.linspace(0, 1, 31):
+        diff = np.abs(curves.point(w1, mid, w2, float(t)).astype(np.float64)
+                      - interpolation.lerp(w1, w2, float(t)))
+        assert (diff <= bound).all(), float(t)
+
+
+def test_t_is_a_pure_function_of_seed_and_step():
+    drawn = [curves.draw_t(5, s) for s in range(2000)]
+    assert drawn == [curves.draw_t(5, s) for s in range(2000)]
+    assert drawn != [curves.draw_t(6, s) for s in range(2000)]
+    assert 0.0 <= min(drawn) and max(drawn) < 1.0
+    assert abs(np.mean(drawn) - 0.5) < 0.05  # uniform: sd of the mean is 0.0065
+
+
+# -- in a model -------------------------------------------------------------------------------
+
+def _config(tmp_path, model="lenet_300_100", *extra):
+    return parse_config(f"--model={model}", "--train_steps=40", "--batch_size=20",
+                        "--eval_batch_size=50", "--train_eval_examples=120",
+                        "--steps_per_loop=10", *extra, model_dir=str(tmp_path))
+
+
+def _trainer(tmp_path, model="lenet_300_100", hooks=None, *extra):
+    c = _config(tmp_path, model, *extra)
+    return Trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c), hooks=hooks)
+
+
+def _trained(trainer, run_dir, seed, steps=40):
+    trainer.train(RunSpec(str(run_dir), steps, SgdNoise(seed, seed), FromSeed(seed)))
+    return interpolation.snapshot(interpolation.path_variables(trainer.model))
+
+
+def _settings(steps=12, every=4, lr=1e-3):
+    return curves.FitSettings(steps=steps, learning_rate=lr, checkpoint_every=every,
+                              noise=NOISE, steps_per_loop=4, log_every=4)
+
+
+def test_a_curve_with_the_midpoint_bend_is_the_linear_path(tmp_path):
+    t = _trainer(tmp_path)
+    w1, w2 = _trained(t, tmp_path / "a", 0, 10), _trained(t, tmp_path / "b", 1, 10)
+    evaluator = PathEvaluator(t, 5)
+    line = evaluator.curves(w1, w2)
+    curve = curves.evaluate(evaluator, w1, curves.midpoint(w1, w2), w2)
+    assert curve["alphas"] == line["alphas"]
+    for split in ("test", "train"):
+        # Weights within 16u(|W₁|+|W₂|) (above): the loss moves by rounding only,
+        # and a prediction flips only on an example within rounding of a tie.
+        np.testing.assert_allclose(curve[f"{split}_loss"], line[f"{split}_loss"], rtol=1e-4)
+        examples = 100 if split == "test" else 120
+        assert np.max(np.abs(np.subtract(curve[f"{split}_error"],
+                                         line[f"{split}_error"]))) <= 1 / examples + 1e-12
+    # The ends are the networks themselves, bit for bit.
+    for i in (0, -1):
+        assert curve["test_error"][i] == line["test_error"][i]
+        assert curve["test_loss"][i] == line["test_loss"][i]
+
+
+def test_a_curve_between_a_network_and_itself_is_the_point(tmp_path):
+    t = _trainer(tmp_path)
+    w = _trained(t, tmp_path / "a", 0, 10)
+    fit = curves.BendFitter(t, _settings()).fit(w, [x.copy() for x in w], str(tmp_path / "c"))
+    assert fit.steps == 0 and all(b.tobytes() == a.tobytes() for a, b in zip(w, fit.bend))
+    found = curves.evaluate(PathEvaluator(t, 4), w, fit.bend, w)
+    assert found["barrier"] == {"test": 0.0, "train": 0.0}
+    assert found["loss_barrier"] == {"test": 0.0, "train": 0.0}
+    assert len(set(found["test_loss"])) == 1
+
+
+def test_a_fit_killed_in_the_middle_resumes_to_the_same_bend(tmp_path, monkeypatch):
+    t = _trainer(tmp_path)
+    w1, w2 = _trained(t, tmp_path / "a", 0, 10), _trained(t, tmp_path / "b", 1, 10)
+    whole = curves.BendFitter(t, _settings()).fit(w1, w2, str(tmp_path / "whole"))
+    assert whole.steps == 12 and len(whole.losses) == 3
+
+    class Killed(Exception):
+        pass
+
+    resume = curves.checkpoints.resume
+
+    def killed_after_step_8(checkpoint, out_dir, keep):
+        manager, restored = resume(checkpoint, out_dir, keep)
+        save = manager.save
+
+        def save_then_die(checkpoint_number):
+            save(checkpoint_number=checkpoint_number)
+            if checkpoint_number == 8:
+                raise Killed
+
+        manager.save = save_then_die
+        return manager, restored
+
+    monkeypatch.setattr(curves.checkpoints, "resume", killed_after_step_8)
+    with pytest.raises(Killed):
+        curves.BendFitter(t, _settings()).fit(w1, w2, str(tmp_path / "killed"))
+    monkeypatch.setattr(curves.checkpoints, "resume", resume)
+    # Another fitter (new variables, new optimizer) picks the fit up at step 8.
+    resumed = curves.BendFitter(t, _settings()).fit(w1, w2, str(tmp_path / "killed"))
+    assert [b.tobytes() for b in resumed.bend] == [b.tobytes() for b in whole.bend]
+    assert resumed.losses == whole.losses
+    # The bend moved off the midpoint (else the test above proves little).
+    mid = curves.midpoint(w1, w2)
+    assert any(not np.array_equal(a, b) for a, b in zip(mid, whole.bend))
+    # A finished fit is returned as it is, without training.
+    again = curves.BendFitter(t, _settings()).fit(w1, w2, str(tmp_path / "whole"))
+    assert [b.tobytes() for b in again.bend] == [b.tobytes() for b in whole.bend]
+
+
+def test_a_sparse_curve_keeps_pruned_weights_exactly_zero(tmp_path):
+    t = _trainer(tmp_path, hooks=wrappers.masked_training())
+    rng = np.random.default_rng(0)
+    masks = {name: (rng.random(w.shape) < 0.3).astype(np.float32)
+             for name, w in wrappers.weight_values(t.model).items()}
+    ends = []
+    for seed in (0, 1):
+        t.train(RunSpec(str(tmp_path / f"s{seed}"), 10, SgdNoise(seed, seed),
+                        FromSeed(seed, then=lambda tr: wrappers.set_masks(tr.model, masks))))
+        ends.append(interpolation.snapshot(interpolation.path_variables(t.model)))
+    w1, w2 = ends
+    fitter = curves.BendFitter(t, _settings(steps=8, lr=1e-2))
+    fit = fitter.fit(w1, w2, str(tmp_path / "c"))
+    pruned = {v.ref(): masks[name] == 0 for name, (v, _) in
+              wrappers.pruning_vars(t.model).items()}
+    variables = fitter.variables
+    checked = 0
+    for s in np.linspace(0, 1, 7):
+        for v, a, th, b in zip(variables, w1, fit.bend, w2, strict=True):
+            if v.ref() in pruned:
+                zero = pruned[v.ref()]
+                assert (th[zero] == 0).all() and (curves.point(a, th, b, float(s))[zero] == 0).all()
+                checked += int(zero.sum())
+    assert checked > 0
+    # ... and where unpruned, the bend did move.
+    assert any(not np.array_equal(m, b) for m, b in zip(curves.midpoint(w1, w2), fit.bend))
+
+
+def test_a_curve_of_a_batchnorm_network_recomputes_its_statistics(tmp_path):
+    t = _trainer(tmp_path, test_bn.TINY_BN)
+    w1, w2 = _trained(t, tmp_path / "a", 0, 10), _trained(t, tmp_path / "b", 1, 10)
+    fit = curves.BendFitter(t, _settings(steps=4)).fit(w1, w2, str(tmp_path / "c"))
+    evaluator = curves.curve_evaluator(t, 3, test_bn.BATCHES, NOISE)
+    assert evaluator.bn_mode == "recompute"
+    assert isinstance(evaluator.prepare, bn.BatchNormRecompute)
+    found = curves.evaluate(evaluator, w1, fit.bend, w2)
+    assert len(found["test_error"]) == 3
+    # The model holds W(1) = W₂ with statistics re-estimated there, not W₂'s own.
+    stats = bn.moving_statistics(t.model)
+    held = interpolation.snapshot(stats)
+    curves.assign(evaluator.variables, w1, fit.bend, w2, 1.0)
+    recomputed = bn.BatchNormRecompute(t, test_bn.BATCHES, NOISE)
+    recomputed()
+    assert all(np.array_equal(a, b) for a, b in zip(held, interpolation.snapshot(stats)))
+    own = [w2[i] for i, v in enumerate(evaluator.variables)
+           if any(v is s for s in stats)]
+    assert any(not np.array_equal(a, b) for a, b in zip(held, own))
+    # A network without BatchNorm is evaluated as the line is.
+    assert curves.curve_evaluator(_trainer(tmp_path / "l"), 3, 2, NOISE).prepare is None
+
+
+def test_a_fitted_curve_has_a_lower_loss_at_its_middle_than_the_line(tmp_path):
+    """Two networks trained from different inits: the line's middle is worse
+    than its ends; the fitted curve's middle is lower."""
+    t = _trainer(tmp_path)
+    w1, w2 = _trained(t, tmp_path / "a", 0), _trained(t, tmp_path / "b", 1)
+    evaluator = PathEvaluator(t, 3)
+    line = evaluator.curves(w1, w2)
+    fit = curves.BendFitter(t, _settings(steps=60, every=60, lr=1e-3)).fit(
+        w1, w2, str(tmp_path / "c"))
+    curve = curves.evaluate(evaluator, w1, fit.bend, w2)
+    assert line["train_loss"][1] > max(line["train_loss"][0], line["train_loss"][2])
+    assert curve["train_loss"][1] < line["train_loss"][1]
+    assert fit.losses[-1][1] < fit.losses[0][1]  # the loss along the curve fell
