@@ -213,3 +213,76 @@ def test_a_fitted_curve_has_a_lower_loss_at_its_middle_than_the_line(tmp_path):
     assert line["train_loss"][1] > max(line["train_loss"][0], line["train_loss"][2])
     assert curve["train_loss"][1] < line["train_loss"][1]
     assert fit.losses[-1][1] < fit.losses[0][1]  # the loss along the curve fell
+
+
+# -- the curve task in the instability analysis -----------------------------------------------
+
+ANALYSIS = ("--experiment=instability", "--rewind_steps=0", "--train_steps=16",
+            "--batch_size=20", "--eval_batch_size=50", "--train_eval_examples=100",
+            "--interpolation_points=3", "--steps_per_loop=4", "--checkpoint_every=8",
+            "--log_every=8", "--eval_every=0")
+CURVE = ("--curve", "--curve_steps=8", "--curve_checkpoint_every=4")
+
+
+def test_new_knobs_leave_existing_recipes_alone():
+    plain = parse_config(*ANALYSIS)
+    assert [s.section for s in plain.sections] == ["instability"]
+    assert plain.recipe_hash() == parse_config(*ANALYSIS, "--curve_steps=5").recipe_hash()
+    with_curve = parse_config(*ANALYSIS, *CURVE)
+    assert [s.section for s in with_curve.sections] == ["instability", "curve"]
+    assert with_curve.curve.rate(with_curve.schedule.learning_rate) == \
+        with_curve.schedule.learning_rate
+    assert with_curve.recipe_hash() != plain.recipe_hash()
+
+
+def test_a_finished_analysis_relaunched_with_curve_computes_only_the_curves(tmp_path):
+    from tests.test_instruments import file_times
+    from tests.test_tasks import assert_same_bits, reverse_order, run_one_by_one
+    from tf_lottery import rundir
+    from tf_lottery import experiments as registry
+    from tf_lottery.core import layout, records, store
+    from tf_lottery.experiments import instability
+    from tf_lottery.reporting import console
+    from tf_lottery.tasks import plan as plan_lib
+
+    root = str(tmp_path / "relaunched")
+    plain = parse_config(*ANALYSIS, model_dir=root)
+    rundir.claim(plain)
+    instability.instability(plain, tf.distribute.get_strategy(), tiny_pipeline(plain))
+    before = file_times(root)
+    c = parse_config(*ANALYSIS, *CURVE, model_dir=root)
+    rundir.claim(c, reopen=lambda added: plan_lib.reopen(instability.EXPERIMENT, c))
+    assert "curve" in rundir.recorded_config(root).recipe_dict()
+    result = instability.instability(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    after = file_times(root)
+    point = layout.rewind_point_dir(root, 0, 0)
+    kept = [p for p in before if "/child_" in p or "/pair_" in p or "/parent" in p]
+    assert kept and all(after[p] == before[p] for p in kept)  # nothing trained again
+    curve = store.read(layout.curve_file(point, 0, 1), records.CurveRecord, root)
+    assert curve.steps == 8 and len(curve.fit_loss) == 8 and curve.alphas == [0.0, 0.5, 1.0]
+    pair = result.rewind_steps[0].replicates[0].pairs[0]
+    assert curve.line_barrier == pair.barrier
+    assert [curve.error["test"][i] for i in (0, -1)] == [pair.error["test"][i] for i in (0, -1)]
+    assert result.rewind_steps[0].curve_barrier["test"].mean == curve.barrier["test"]
+    assert result.rewind_steps[0].replicates[0].curves == [curve]
+    assert "curve test barrier" in console.summary(result, root)
+    assert records.InstabilityResults.from_json(result.to_json(root), root) == result
+    assert any(".superseded-" in p for p in after)  # the old aggregates, set aside
+    # The same analysis with --curve from the start, task by task in reverse
+    # order, each in a fresh worker: the same bits.
+    tasks = parse_config(*ANALYSIS, *CURVE, model_dir=str(tmp_path / "tasks"))
+    rundir.claim(tasks)
+    graph = registry.plan(tasks)
+    assert sorted(t.kind for t in graph if t.kind == "curve") == ["curve"]
+    curve_task = next(t for t in graph if t.kind == "curve")
+    assert curve_task.cost_steps == 8 + plan_lib.plan(instability.EXPERIMENT, tasks)[
+        curve_task.deps[-1]].cost_steps
+    run_one_by_one(tasks, reverse_order(graph))
+    assert_same_bits(root, str(tmp_path / "tasks"))
+    bends = [tf.train.load_checkpoint(layout.final_checkpoint(layout.curve_dir(
+        layout.curve_file(layout.rewind_point_dir(r, 0, 0), 0, 1))))
+        for r in (root, str(tmp_path / "tasks"))]
+    names = [n for n in bends[0].get_variable_to_shape_map() if n.startswith("bend/")]
+    assert names
+    for n in names:
+        np.testing.assert_array_equal(bends[0].get_tensor(n), bends[1].get_tensor(n))

@@ -100,6 +100,7 @@ from tf_lottery.data.pipeline import Pipeline
 from tf_lottery.errors import ConfigError
 from tf_lottery.reporting import console
 from tf_lottery.tasks import cli as tasks_cli
+from tf_lottery.tasks import plan as plan_lib
 from tf_lottery.training import strategy as strategy_lib
 
 config_lib.define_flags()
@@ -214,7 +215,7 @@ def _run_claimed(config: config_lib.ExperimentConfig, run_experiment,
                  strategy: tf.distribute.Strategy | None,
                  pipeline: Pipeline | None) -> records.Results:
     model_dir = config.runtime.model_dir
-    rundir.claim(config)
+    rundir.claim(config, reopen=lambda added: _reopen(config, added))
     if strategy is not None:  # the Ray driver is one process: nothing to share
         chief.check_shared(strategy, layout.config_file(model_dir))
     startup.mark("claimed")
@@ -225,6 +226,14 @@ def _run_claimed(config: config_lib.ExperimentConfig, run_experiment,
         print(f"tf_lottery: {model_dir} is already complete; nothing to do.")
         return done
     return run_experiment(config, strategy, pipeline)
+
+
+def _reopen(config: config_lib.ExperimentConfig, added: tuple[str, ...]) -> None:
+    """A finished run relaunched with an add-on (``--curve``): its aggregates
+    are recomputed with the new pieces (``tasks.plan.reopen``)."""
+    moved = plan_lib.reopen(experiments.get(config.experiment), config)
+    logging.info("Relaunched with %s: %d aggregate record(s) set aside, to be recomputed "
+                 "with the new pieces.", ", ".join(added), len(moved))
 
 
 def _exit_on_sigterm(signum, frame) -> None:

@@ -10,9 +10,13 @@ is its ``results.json`` record's (``core.records``) to say.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+
+from absl import logging
 
 from tf_lottery import files, provenance
 from tf_lottery.config import ExperimentConfig, config_from_json, recipe_changes
+from tf_lottery.config.recipe import added_sections
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError, CorruptFileError
 from tf_lottery.models import registry as model_registry
@@ -80,13 +84,18 @@ def check(config: ExperimentConfig) -> bool:
     return True
 
 
-def claim(config: ExperimentConfig) -> None:
+def claim(config: ExperimentConfig,
+          reopen: Callable[[tuple[str, ...]], object] | None = None) -> None:
     """Creates ``model_dir`` for ``config`` or checks it already holds it.
 
     config.json is created exclusively (``files.create_json_exclusive``), so
     of several launches racing on a new model_dir (``--task`` launches hold
     no model_dir lease) exactly one writes it and the others compare their
-    recipe with it. The first launch's config.json stays.
+    recipe with it. The first launch's config.json stays, but for add-on
+    sections (``Section.addon``, e.g. ``--curve``) this launch turns on: they
+    are added to it, after ``reopen(sections)`` (the caller sets aside what
+    the new pieces change, e.g. the aggregates), so a launch killed in
+    between reopens again.
 
     Raises:
       ConfigError: the directory is unwritable, or holds a different recipe.
@@ -96,6 +105,7 @@ def claim(config: ExperimentConfig) -> None:
     model_dir = config.runtime.model_dir
     files.ensure_writable_dir(model_dir)
     if check(config):
+        _record_added(config, reopen)
         return  # Same recipe: resume.
     if config.model.architecture:
         # Before config.json: a config.json always has its architecture.json.
@@ -105,6 +115,23 @@ def claim(config: ExperimentConfig) -> None:
     created = {**json.loads(config.to_json()), provenance.KEY: provenance.provenance()}
     if not files.create_json_exclusive(path, created):
         check(config)  # another launch created it meanwhile: the same recipe?
+
+
+def _record_added(config: ExperimentConfig,
+                  reopen: Callable[[tuple[str, ...]], object] | None) -> None:
+    """Adds the add-on sections this launch turns on to config.json."""
+    path = layout.config_file(config.runtime.model_dir)
+    recorded = files.read_json(path)
+    added = added_sections(recorded, config) if isinstance(recorded, dict) else ()
+    if not added or not isinstance(recorded, dict):
+        return
+    if reopen is not None:
+        reopen(added)
+    recipe = config.recipe_dict()
+    files.write_json_atomic(path, {**recorded, **{s: recipe[s] for s in added},
+                                   "recipe_hash": config.recipe_hash()})
+    logging.info("%s: added %s to its config.json (a run relaunched with them).",
+                 config.runtime.model_dir, ", ".join(added))
 
 
 def _architecture(config: ExperimentConfig) -> model_registry.Architecture:

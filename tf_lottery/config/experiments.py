@@ -109,6 +109,48 @@ class InstabilityConfig(Section):
         "layer-wise path of --layerwise_barriers.", check=at_least(2), late=True)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CurveConfig(Section):
+    """Curve connectivity: a quadratic Bézier curve between every two children.
+
+    With ``enabled`` (``--curve``) every pair of children at every k also
+    gets a curve W₁ -> θ -> W₂ whose bend θ alone is trained for ``steps``
+    steps of the recipe's optimizer at ``learning_rate`` (0: the recipe's
+    ``--learning_rate``), on the recipe's training loss at a point t drawn
+    uniformly per step (``stability.curves``); it is evaluated at
+    ``--interpolation_points`` t's like the line, and its barrier is
+    reported beside the linear one. ``checkpoint_every`` steps the fit
+    saves θ and its optimizer state, so a killed fit resumes bit for bit.
+
+    An *add-on* section (``addon``): it only adds pieces beside finished
+    ones, so a run launched without it may be relaunched with ``--curve``
+    and only the curves are computed (``config.recipe_changes``).
+    """
+
+    section = "curve"
+    addon = True
+
+    enabled: bool = knob(
+        False,
+        "Curves: also fit a quadratic Bezier curve between every two children at "
+        "every k (only its bend is trained) and report its barrier beside the "
+        "line's; a finished run may be relaunched with it.", flag="curve", late=True)
+    steps: int = knob(
+        2000, "Curves: optimizer steps that fit each curve's bend.", flag="curve_steps",
+        check=at_least(1), late=True)
+    learning_rate: float = knob(
+        0.0, "Curves: learning rate of the bend's fit (the recipe's optimizer, "
+        "constant; 0: the recipe's --learning_rate).", flag="curve_learning_rate",
+        check=must(lambda v: v >= 0, "be >= 0 (0: the recipe's)"), late=True)
+    checkpoint_every: int = knob(
+        500, "Curves: steps between resume checkpoints of a bend's fit.",
+        flag="curve_checkpoint_every", check=at_least(1), late=True)
+
+    def rate(self, recipe_learning_rate: float) -> float:
+        """The fit's learning rate."""
+        return self.learning_rate or recipe_learning_rate
+
+
 def geometric_grid(train_steps: int, max_fraction: float, min_step: int = 1
                    ) -> tuple[int, ...]:
     """0 and ``min_step`` * 2^i for every i with the step <= ``max_fraction`` * T.
@@ -377,7 +419,8 @@ EXPERIMENTS = {e.name: e for e in (
     ExperimentSpec("train", "trains the recipe once, saving rewind checkpoints"),
     ExperimentSpec(
         "instability", "runs the instability analysis (children from each W_k, "
-        "interpolation, error barriers)", sections=(InstabilityConfig,)),
+        "interpolation, error barriers; with --curve, curves too)",
+        sections=(InstabilityConfig,), optional=((CurveConfig, "curve.enabled"),)),
     ExperimentSpec(
         "imp", "runs IMP with rewinding (levels, baselines and, with --instability, "
         "the instability analysis of each level's subnetwork; with "

@@ -112,6 +112,10 @@ class Section:
     # recipe (its hash, config.json) while at their default, so that those
     # runs keep their identity.
     optional: ClassVar[tuple[str, ...]] = ()
+    # An add-on section only adds pieces beside finished ones (curves beside
+    # pairs): a run recorded without it may be relaunched with it
+    # (``recipe.recipe_changes``); once recorded, it is compared as any other.
+    addon: ClassVar[bool] = False
     # Every section is a dataclass; declared so that type checkers know it.
     __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 

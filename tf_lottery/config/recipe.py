@@ -140,10 +140,12 @@ def config_from_json(text: str) -> ExperimentConfig:
                             sections=tuple(_build(cls, d[cls.section]) for cls in used))
 
 
-def diff_recipes(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted names of the recipe fields that differ between two dicts."""
+def diff_recipes(a: dict[str, Any], b: dict[str, Any], prefix: str = "",
+                 skip: tuple[str, ...] = ()) -> list[str]:
+    """Dotted names of the recipe fields that differ between two dicts (but
+    the top-level keys in ``skip``)."""
     out = []
-    for key in sorted(set(a) | set(b)):
+    for key in sorted((set(a) | set(b)) - set(skip)):
         va, vb = a.get(key), b.get(key)
         name = f"{prefix}{key}"
         if isinstance(va, dict) and isinstance(vb, dict):
@@ -176,7 +178,16 @@ def recipe_changes(recorded: Mapping[str, Any], config: ExperimentConfig) -> lis
         return out
 
     new = config.recipe_dict()
-    return diff_recipes(complete(recorded, new), complete(new, new))
+    return diff_recipes(complete(recorded, new), complete(new, new),
+                        skip=added_sections(recorded, config))
+
+
+def added_sections(recorded: Mapping[str, Any], config: ExperimentConfig) -> tuple[str, ...]:
+    """The add-on sections (``Section.addon``) that ``config`` uses and a run
+    directory's recorded ``config.json`` lacks: turned on by this launch
+    (``rundir.claim`` then records them)."""
+    return tuple(part.section for part in config.sections
+                 if part.addon and part.section not in recorded)
 
 
 def _defaults(cls: type[Section]) -> dict[str, Any]:

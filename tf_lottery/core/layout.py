@@ -150,6 +150,7 @@ def permanent_checkpoint(directory: str) -> str:
 # A damaged file is renamed, never deleted: <name>.<reason>-<UTC time>.
 CORRUPT = "corrupt"  # a summary that is recomputed
 DAMAGED = "damaged"  # a checkpoint's files, a resume state file
+SUPERSEDED = "superseded"  # an aggregate that a relaunch with an add-on recomputes
 
 
 def temporary(path: str, token: str) -> str:
@@ -322,6 +323,17 @@ def pair_file(point_dir: str, a: Number, b: Number) -> str:
 def pair_events_dir(pair_path: str) -> str:
     """The pair's TensorBoard path curves: its file's name without ``.json``."""
     return pair_path[:-len(".json")] if pair_path.endswith(".json") else pair_path
+
+
+def curve_file(point_dir: str, a: Number, b: Number) -> str:
+    """The fitted curve between children a and b (``--curve``), beside their pair."""
+    return os.path.join(point_dir, f"curve_{a}_{b}.json")
+
+
+def curve_dir(curve_path: str) -> str:
+    """The fit of a curve's bend (resume checkpoints, its final bend): the
+    curve's file without ``.json``."""
+    return curve_path.removesuffix(".json")
 
 
 # -- the IMP experiment -------------------------------------------------------------------

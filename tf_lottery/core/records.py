@@ -47,6 +47,11 @@ error barriers; its loss curves are there, its loss barrier is not. They
 stay within schema 2 because they only add keys: a reader of schema 2 that
 does not know them loses nothing it knew, which a bump to 3 would refuse.
 
+Also added within schema 2 with defaults (issue 26): curves between
+children (``CurveRecord``, ``--curve``), the ``curves`` and
+``curve_barrier`` of a rewind point's children and the ``curve_barrier``
+of a rewind point (None without ``--curve`` and in older records).
+
 Pure Python: no TensorFlow, no I/O (``store.py`` reads and writes them).
 """
 
@@ -297,6 +302,46 @@ class PairRecord(Record):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class CurveRecord(Record):
+    """``curve_<i>_<j>.json``: error and loss along the quadratic Bézier curve
+    W(t) = (1−t)²·W₁ + 2t(1−t)·θ + t²·W₂ between two networks, whose bend θ
+    was fitted (``stability.curves``; ``--curve``), and its barriers.
+
+    Attributes:
+      endpoints: the two checkpoints.
+      bend: the fitted θ's checkpoint (``<curve dir>/final/ckpt``); None
+        when both ends are the same network (the curve is the point).
+      bn_mode: 'recompute' for a network with BatchNorm (statistics
+        re-estimated at every point), else 'interpolate' (none to treat).
+      alphas: the t of each point (the line's α grid).
+      error, loss: split -> the curve, one value per t.
+      barrier, loss_barrier: split -> max_t − ½(ends), as the line's.
+      line_barrier: split -> the pair's linear error barrier, for reference.
+      steps, learning_rate: the fit's.
+      fit_loss: (step, mean training loss at W(t)) of each logged stretch
+        of the fit: how the fit went.
+    """
+
+    BY_SPLIT: ClassVar[tuple[str, ...]] = ("error", "loss")  # test_error, train_error, ...
+    status: str
+    endpoints: list[RecordPath]
+    bend: RecordPath | None
+    bn_mode: str
+    alphas: list[float]
+    error: dict[str, list[float]]
+    loss: dict[str, list[float]]
+    barrier: dict[str, float]
+    loss_barrier: dict[str, float]
+    line_barrier: dict[str, float] | None
+    steps: int
+    learning_rate: float
+    fit_loss: list[list[float]]
+    rewind_step: int | None = None
+    children: list[int] | None = None
+    wall_time_s: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ChildrenRecord(Record):
     """Children spawned from one W_k, the paths between every two of them, and
     the barrier over those pairs (mean ± std): ``analysis.children_record``.
@@ -309,6 +354,8 @@ class ChildrenRecord(Record):
     barrier: dict[str, Stat]
     aligned_barrier: dict[str, Stat] | None = None
     loss_barrier: dict[str, Stat] | None = None
+    curves: list[CurveRecord] | None = None
+    curve_barrier: dict[str, Stat] | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -346,6 +393,7 @@ class RewindPointRecord(Record):
     stable: bool
     aligned_barrier: dict[str, Aggregate] | None = None
     loss_barrier: dict[str, Aggregate] | None = None
+    curve_barrier: dict[str, Aggregate] | None = None
 
     migrate_v1 = staticmethod(_status_v1)
 

@@ -8,7 +8,8 @@ For every replicate r (an independent parent) and every rewind step k:
    train to T; the LR schedule continues from k and the optimizer state at k
    is restored or reset (``--child_optimizer_state``);
 3. every pair of children is evaluated at ``--interpolation_points`` points
-   of W(α) = (1−α)·W₁ + α·W₂ on the test set and the train subset;
+   of W(α) = (1−α)·W₁ + α·W₂ on the test set and the train subset (with
+   ``--curve``, also along a fitted curve between them: ``curve_pairs``);
 4. the error barrier of each pair, then mean ± std over pairs and replicates.
 
 Seeds (``toolkit.replicate_noise``, ``toolkit.child_noise``): replicate r's
@@ -35,6 +36,7 @@ the same results.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from absl import logging
@@ -42,7 +44,7 @@ from absl import logging
 from tf_lottery.config import ExperimentConfig, experiments
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import FieldError
-from tf_lottery.experiments import base, evaluation, instruments, toolkit
+from tf_lottery.experiments import base, curve_pairs, evaluation, instruments, toolkit
 from tf_lottery.experiments.base import Experiment, record_kind, run_kind
 from tf_lottery.experiments.toolkit import RESULTS, R, task_id
 from tf_lottery.reporting import console, tensorboard_figures
@@ -74,6 +76,9 @@ def plan(config: ExperimentConfig) -> list[Task]:
         for r in range(replicates):
             pieces += toolkit.children_tasks(config, layout.rewind_point_dir(R, r, k),
                                              (parents[r],), k, "child", "pair", replicate=r)
+            if curve_pairs.enabled(config):
+                pieces += toolkit.curve_tasks(config, layout.rewind_point_dir(R, r, k), k,
+                                              replicate=r)
         points.append(task_id(layout.rewind_point_file(R, k)))
         tasks += pieces
         for r in range(replicates) if config.instability.layerwise_barriers else ():
@@ -142,12 +147,18 @@ def run_rewind_point(worker: TaskWorker, task: Task) -> None:
     model_dir = config.runtime.model_dir
     replicates = []
     for r in range(config.instability.replicates):
-        point = evaluation.children_record(config, layout.rewind_point_dir(model_dir, r, k),
-                                toolkit.replicate_noise(config, r))
+        point_dir = layout.rewind_point_dir(model_dir, r, k)
+        point = evaluation.children_record(config, point_dir, toolkit.replicate_noise(config, r))
+        found, curve_barrier = (curve_pairs.point_curves(config, point_dir)
+                                if curve_pairs.enabled(config) else (None, None))
         replicates.append(records.ReplicateRecord(
             replicate=r, children=point.children, pairs=point.pairs, barrier=point.barrier,
-            aligned_barrier=point.aligned_barrier, loss_barrier=point.loss_barrier))
+            aligned_barrier=point.aligned_barrier, loss_barrier=point.loss_barrier,
+            curves=found, curve_barrier=curve_barrier))
     record = evaluation.rewind_record(config, k, replicates)
+    if curve_pairs.enabled(config):
+        record = dataclasses.replace(record, curve_barrier=curve_pairs.over_replicates(
+            [rep.curves or [] for rep in replicates]))
     summaries.write_barriers(model_dir, record)
     for rep in replicates:
         dashboards.write_rewind_point_session(
@@ -160,6 +171,10 @@ def run_rewind_point(worker: TaskWorker, task: Task) -> None:
     if record.loss_barrier is not None:
         logging.info("Rewind step k=%d: test loss barrier %.4f, train loss barrier %.4f", k,
                      record.loss_barrier["test"].mean, record.loss_barrier["train"].mean)
+    if record.curve_barrier is not None:
+        logging.info("Rewind step k=%d: curve test barrier %s, train barrier %s", k,
+                     console.cell(record.curve_barrier["test"].stat),
+                     console.cell(record.curve_barrier["train"].stat))
 
 
 def run_instability_results(worker: TaskWorker, task: Task) -> None:
@@ -223,6 +238,15 @@ def refresh_views(config: ExperimentConfig, task: Task) -> None:
         tensorboard_figures.refresh_figures(config.runtime.model_dir)
 
 
+def run_curve(worker: TaskWorker, task: Task) -> None:
+    """The fitted curve between two children of replicate r's W_k
+    (``curve_pairs.run_curve``), in the dense model."""
+    config = worker.config
+    r, k = task.arg("replicate"), task.arg("k")
+    curve_pairs.run_curve(worker, task, layout.rewind_point_dir(config.runtime.model_dir, r, k),
+                          evaluation.replicate_prefix(config, r), toolkit.trainer(worker))
+
+
 def run_layerwise_pair(worker: TaskWorker, task: Task) -> None:
     """A pair's layer-wise barriers (``instruments.run_layerwise_pair``), in
     the dense model."""
@@ -252,5 +276,5 @@ EXPERIMENT = Experiment(
      "child": run_kind(run_child), "pair": record_kind(run_pair),
      "rewind_point": record_kind(run_rewind_point),
      "instability_results": record_kind(run_instability_results),
-     "layerwise_pair": record_kind(run_layerwise_pair)},
+     "layerwise_pair": record_kind(run_layerwise_pair), "curve": record_kind(run_curve)},
     refresh=refresh_views, networks=NETWORKS)

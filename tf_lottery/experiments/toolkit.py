@@ -6,10 +6,10 @@ experiment, so a new experiment reuses them as they are:
 
 - **task ids and costs** (pure, no TensorFlow): ``task_id`` turns a layout
   path under ``R`` (the planned model_dir) into a task id; ``run_steps``,
-  ``pair_steps``, ``layerwise_steps`` estimate a task's cost in training
-  steps (see below); ``children_tasks`` and ``layerwise_tasks`` plan the
-  children of one starting point W_k, their pairs and their layer-wise
-  barriers;
+  ``pair_steps``, ``layerwise_steps``, ``curve_steps`` estimate a task's
+  cost in training steps (see below); ``children_tasks``, ``layerwise_tasks``
+  and ``curve_tasks`` plan the children of one starting point W_k, their
+  pairs, their layer-wise barriers and their curves;
 - **noise seeds**: ``replicate_init_seed``, ``replicate_noise`` (replicate
   r's seeds: the recipe's + r), ``child_noise`` (child i's SGD noise drawn
   from its parent's), ``recipe_noise`` (the recipe's own, which every IMP
@@ -38,6 +38,8 @@ Cost estimates (``cost_steps``), in training steps of the recipe's batch:
 - a pair evaluates ``--interpolation_points`` networks; with
   ``--bn_mode=recompute`` each point also runs ``--bn_recompute_batches``
   forward passes on training batches (a third of a step each);
+- a curve (``--curve``) fits its bend for ``--curve_steps`` steps, then
+  is evaluated as a pair's path;
 - an aggregate (a rewind point's record, a level's sparse instability, the
   results) only reads records: cost 0.
 
@@ -148,6 +150,24 @@ def layerwise_tasks(config: Any, point_dir: str, k: int, **args: Any) -> list[Ta
                  (task_id(layout.child_dir(point_dir, i)), task_id(layout.child_dir(point_dir, j))),
                  layerwise_steps(config), tuple({**args, "k": k, "pair": (i, j)}.items()))
             for i, j in pairs(n)]
+
+
+def curve_steps(config: Any) -> int:
+    """Estimated cost of one curve (``--curve``): the fit's steps, then its
+    evaluation at ``--interpolation_points`` t's (as a pair's path; BatchNorm
+    recomputation counted where ``--bn_mode=recompute``: whether the network
+    has BatchNorm is not known before it is built)."""
+    return config.curve.steps + pair_steps(config)
+
+
+def curve_tasks(config: Any, point_dir: str, k: int, **args: Any) -> list[Task]:
+    """The curve between every two children under ``point_dir`` (``--curve``):
+    each needs its two children and their pair (whose line it is set against)."""
+    return [Task(task_id(layout.curve_file(point_dir, i, j)), "curve",
+                 (task_id(layout.child_dir(point_dir, i)), task_id(layout.child_dir(point_dir, j)),
+                  task_id(layout.pair_file(point_dir, i, j))),
+                 curve_steps(config), tuple({**args, "k": k, "pair": (i, j)}.items()))
+            for i, j in pairs(config.instability.children)]
 
 
 # -- noise seeds ----------------------------------------------------------------------------

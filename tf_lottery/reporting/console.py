@@ -2,8 +2,9 @@
 of a finished run), from its ``results.json`` record alone.
 
 - instability: k -> test and train barrier -> stable? -> children's test
-  accuracy -> test and train loss barrier, then the row of independently
-  trained networks;
+  accuracy -> test and train loss barrier (-> with --curve, the fitted
+  curves' test and train barrier), then the row of independently trained
+  networks;
 - IMP: level -> density -> test accuracy -> each baseline's -> the sparse
   test barrier and whether it is stable;
 - train: the run's test and train accuracy.
@@ -79,9 +80,15 @@ def instability_table(results: records.InstabilityResults) -> str:
         b, lb = results.independent.barrier, results.independent.loss_barrier
         rows.append(["independent", cell(b["test"]), cell(b["train"]), NONE, NONE,
                      loss_cell(lb, "test"), loss_cell(lb, "train")])
-    stable = f"stable (test < {threshold_pct(threshold)})"
-    return _grid(["k", "test barrier", "train barrier", stable, "children's test accuracy",
-                  "test loss barrier", "train loss barrier"], rows)
+    header = ["k", "test barrier", "train barrier",
+              f"stable (test < {threshold_pct(threshold)})", "children's test accuracy",
+              "test loss barrier", "train loss barrier"]
+    if any(p.curve_barrier is not None for p in results.rewind_steps):  # --curve
+        header += ["curve test barrier", "curve train barrier"]
+        curves = [p.curve_barrier for p in results.rewind_steps]
+        for row, curve in zip(rows, curves + [None] * (len(rows) - len(curves)), strict=True):
+            row += [NONE, NONE] if curve is None else [cell(curve[s].stat) for s in layout.SPLITS]
+    return _grid(header, rows)
 
 
 def imp_table(results: records.ImpResults) -> str:

@@ -83,7 +83,7 @@ def run_task(experiment: Runnable, config: ExperimentConfig, task_id: str | None
     pipeline = compose.make_pipeline(config)
     with chief.writing_as(strategy, model_dir):
         files.ensure_writable_dir(model_dir)
-        rundir.claim(config)
+        rundir.claim(config, reopen=lambda _: plan_lib.reopen(experiment, config))
         chief.check_shared(strategy, layout.config_file(model_dir))
         worker = Worker(experiment, config, strategy, pipeline, force_unlock=force_unlock,
                         on_lost=_thread.interrupt_main)

@@ -16,7 +16,7 @@ from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout
 from tf_lottery.errors import ConfigError, CorruptFileError
 from tf_lottery.tasks.graph import Graph, Task
-from tf_lottery.tasks.kinds import RUN, Runnable, TaskKind
+from tf_lottery.tasks.kinds import RECORD, RUN, Runnable, TaskKind
 
 
 def plan(experiment: Runnable, config: ExperimentConfig) -> Graph:
@@ -49,6 +49,22 @@ def is_done(experiment: Runnable, config: ExperimentConfig, task: Task) -> bool:
     except CorruptFileError:
         return False
     return isinstance(record, dict) and record.get("status") == layout.COMPLETE
+
+
+def reopen(experiment: Runnable, config: ExperimentConfig) -> list[str]:
+    """Sets aside (``files.set_aside``, never deletes) the finished aggregates
+    of the graph: its record tasks that cost nothing, which only read their
+    dependencies' records (a rewind point's record, results.json). A
+    relaunch that adds pieces (an add-on section such as ``--curve``) calls
+    it, so that they are recomputed with the new pieces. Returns what was
+    set aside."""
+    moved = []
+    for task in plan(experiment, config):
+        if (task.cost_steps == 0 and kind_of(experiment, task).output == RECORD
+                and is_done(experiment, config, task)):
+            moved.append(files.set_aside(output_file(experiment, config, task),
+                                         layout.SUPERSEDED))
+    return moved
 
 
 class UnknownTaskError(ConfigError):
