@@ -6,9 +6,17 @@ import tensorflow as tf
 
 from tests import test_bn
 from tests.conftest import parse_config, tiny_pipeline
+from tests.test_instruments import file_times, summary_scalars
+from tests.test_tasks import assert_same_bits, reverse_order, run_one_by_one
+from tf_lottery import experiments as registry
+from tf_lottery import report, rundir
+from tf_lottery.core import layout, records, store
+from tf_lottery.experiments import instability
 from tf_lottery.pruning import wrappers
+from tf_lottery.reporting import console
 from tf_lottery.stability import bn, curves, interpolation
 from tf_lottery.stability.path_evaluator import PathEvaluator
+from tf_lottery.tasks import plan as plan_lib
 from tf_lottery.training.trainer import FromSeed, RunSpec, SgdNoise, Trainer
 
 # float32's unit roundoff. The curve with the midpoint bend, W₁ + 2t(1−t)(θ−W₁) +
@@ -103,7 +111,8 @@ def test_a_curve_between_a_network_and_itself_is_the_point(tmp_path):
     t = _trainer(tmp_path)
     w = _trained(t, tmp_path / "a", 0, 10)
     fit = curves.BendFitter(t, _settings()).fit(w, [x.copy() for x in w], str(tmp_path / "c"))
-    assert fit.steps == 0 and all(b.tobytes() == a.tobytes() for a, b in zip(w, fit.bend))
+    assert fit.steps == 0
+    assert all(b.tobytes() == a.tobytes() for a, b in zip(w, fit.bend, strict=True))
     found = curves.evaluate(PathEvaluator(t, 4), w, fit.bend, w)
     assert found["barrier"] == {"test": 0.0, "train": 0.0}
     assert found["loss_barrier"] == {"test": 0.0, "train": 0.0}
@@ -143,7 +152,7 @@ def test_a_fit_killed_in_the_middle_resumes_to_the_same_bend(tmp_path, monkeypat
     assert resumed.losses == whole.losses
     # The bend moved off the midpoint (else the test above proves little).
     mid = curves.midpoint(w1, w2)
-    assert any(not np.array_equal(a, b) for a, b in zip(mid, whole.bend))
+    assert any(not np.array_equal(a, b) for a, b in zip(mid, whole.bend, strict=True))
     # A finished fit is returned as it is, without training.
     again = curves.BendFitter(t, _settings()).fit(w1, w2, str(tmp_path / "whole"))
     assert [b.tobytes() for b in again.bend] == [b.tobytes() for b in whole.bend]
@@ -174,7 +183,8 @@ def test_a_sparse_curve_keeps_pruned_weights_exactly_zero(tmp_path):
                 checked += int(zero.sum())
     assert checked > 0
     # ... and where unpruned, the bend did move.
-    assert any(not np.array_equal(m, b) for m, b in zip(curves.midpoint(w1, w2), fit.bend))
+    mid = curves.midpoint(w1, w2)
+    assert any(not np.array_equal(m, b) for m, b in zip(mid, fit.bend, strict=True))
 
 
 def test_a_curve_of_a_batchnorm_network_recomputes_its_statistics(tmp_path):
@@ -192,10 +202,11 @@ def test_a_curve_of_a_batchnorm_network_recomputes_its_statistics(tmp_path):
     curves.assign(evaluator.variables, w1, fit.bend, w2, 1.0)
     recomputed = bn.BatchNormRecompute(t, test_bn.BATCHES, NOISE)
     recomputed()
-    assert all(np.array_equal(a, b) for a, b in zip(held, interpolation.snapshot(stats)))
+    again = interpolation.snapshot(stats)
+    assert all(np.array_equal(a, b) for a, b in zip(held, again, strict=True))
     own = [w2[i] for i, v in enumerate(evaluator.variables)
            if any(v is s for s in stats)]
-    assert any(not np.array_equal(a, b) for a, b in zip(held, own))
+    assert any(not np.array_equal(a, b) for a, b in zip(held, own, strict=True))
     # A network without BatchNorm is evaluated as the line is.
     assert curves.curve_evaluator(_trainer(tmp_path / "l"), 3, 2, NOISE).prepare is None
 
@@ -236,15 +247,6 @@ def test_new_knobs_leave_existing_recipes_alone():
 
 
 def test_a_finished_analysis_relaunched_with_curve_computes_only_the_curves(tmp_path):
-    from tests.test_instruments import file_times
-    from tests.test_tasks import assert_same_bits, reverse_order, run_one_by_one
-    from tf_lottery import rundir
-    from tf_lottery import experiments as registry
-    from tf_lottery.core import layout, records, store
-    from tf_lottery.experiments import instability
-    from tf_lottery.reporting import console
-    from tf_lottery.tasks import plan as plan_lib
-
     root = str(tmp_path / "relaunched")
     plain = parse_config(*ANALYSIS, model_dir=root)
     rundir.claim(plain)
@@ -268,6 +270,11 @@ def test_a_finished_analysis_relaunched_with_curve_computes_only_the_curves(tmp_
     assert "curve test barrier" in console.summary(result, root)
     assert records.InstabilityResults.from_json(result.to_json(root), root) == result
     assert any(".superseded-" in p for p in after)  # the old aggregates, set aside
+    tb = summary_scalars(layout.summary_run(root, layout.CURVE_RUN))
+    assert tb[layout.paper_barrier_tag("test")] == {
+        0: pytest.approx(100 * curve.barrier["test"])}
+    drawn = report.build(root)
+    assert layout.CURVES_FIGURE in drawn.figures and layout.CURVES_FIGURE in drawn.markdown
     # The same analysis with --curve from the start, task by task in reverse
     # order, each in a fresh worker: the same bits.
     tasks = parse_config(*ANALYSIS, *CURVE, model_dir=str(tmp_path / "tasks"))

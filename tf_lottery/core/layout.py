@@ -83,6 +83,7 @@ DENSE_RUN = "dense"
 THRESHOLD_RUN = "threshold"
 DENSE_REFERENCE_RUN = "dense_reference"
 MATCHING_RUN = "matching"
+CURVE_RUN = "curve"  # --curve: the fitted curves' barrier beside the line's
 
 # tasks (tasks/): each task's lease, apart from every output
 LEASES_DIR = "leases"
@@ -94,6 +95,7 @@ INSTRUMENTS_FIGURE = "layerwise_k{k}.png"  # one bar chart per rewind step
 IMP_LAYERWISE_FIGURE = "layerwise_level{level}.png"  # one per IMP level (sparse instability)
 LEVEL_BARRIERS_FIGURE = "imp_level_barriers.png"
 ONSET_FIGURE = "onset.png"
+CURVES_FIGURE = "curves.png"  # --curve: error along curves and lines, barrier vs k
 
 # report (default --out: <model_dir>/report)
 REPORT_DIR = "report"
@@ -535,6 +537,12 @@ def loss_barrier_tag(split: str, std: bool = False) -> str:
     """Mean (or std) loss barrier over pairs and replicates, against k
     (beside ``barrier_tag``'s error barrier, the paper's criterion)."""
     return f"loss_barrier/{split}" + ("_std" if std else "")
+
+
+def curve_barrier_tag(split: str, std: bool = False) -> str:
+    """Mean (or std) barrier of the fitted curves (``--curve``) over pairs
+    and replicates, against k (beside ``barrier_tag``'s linear one)."""
+    return f"curve_barrier/{split}" + ("_std" if std else "")
 
 
 def aligned_path_tag(k: Number | None, name: str) -> str:

@@ -129,9 +129,16 @@ def write_barriers(model_dir: str, record: records.RewindPointRecord) -> None:
             loss = record.loss_barrier[split]
             scalars[layout.loss_barrier_tag(split)] = [(k, loss.mean)]
             scalars[layout.loss_barrier_tag(split, std=True)] = [(k, loss.std or 0.0)]
+        if record.curve_barrier is not None:
+            curve = record.curve_barrier[split]
+            scalars[layout.curve_barrier_tag(split)] = [(k, curve.mean)]
+            scalars[layout.curve_barrier_tag(split, std=True)] = [(k, curve.std or 0.0)]
         if pairs:
             scalars[layout.mean_path_tag(k, split)] = _mean_path(pairs, split)
     tensorboard.write_scalars(layout.summary_dir(model_dir), scalars)
+    if record.curve_barrier is not None:
+        paper.write_curve_barrier(model_dir, k, {s: record.curve_barrier[s].mean
+                                                 for s in SPLITS})
     paper.write_rewind_point(
         model_dir, k, {s: record.barrier[s].mean for s in SPLITS},
         {s: record.barrier[s].std or 0.0 for s in SPLITS},

@@ -163,6 +163,15 @@ def write_rewind_point(model_dir: str, k: int, barrier: Mapping[str, float],
             layout.paper_path_tag(s): _pct(paths[s]) for s in SPLITS})
 
 
+def write_curve_barrier(model_dir: str, k: int, barrier: Mapping[str, float]) -> None:
+    """With ``--curve``: the fitted curves' mean barrier at k in the run
+    ``curve``, under the dense barrier's tag, so that each barrier chart
+    draws it beside the line's (and the threshold) in a colour of its own."""
+    tensorboard.write_scalars(_run(model_dir, layout.CURVE_RUN), {
+        tag: points for s in SPLITS
+        for tag, points in _copied(layout.paper_barrier_tag(s), [(k, barrier[s])]).items()})
+
+
 def write_independent(model_dir: str, barrier: Mapping[str, float],
                       rewind_steps: Sequence[int], paths: Mapping[str, Points]) -> None:
     """The independent networks' barrier at every k and their mean path, in
