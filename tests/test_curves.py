@@ -1,5 +1,10 @@
 """Quadratic Bézier curves between two networks: the point, the fitted bend, the curve."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -293,3 +298,46 @@ def test_a_finished_analysis_relaunched_with_curve_computes_only_the_curves(tmp_
     assert names
     for n in names:
         np.testing.assert_array_equal(bends[0].get_tensor(n), bends[1].get_tensor(n))
+
+
+# -- the command line -------------------------------------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def curve_cli(*args):
+    return subprocess.run([sys.executable, "-m", "tests.mock_curve", "--dataset=mnist",
+                           "--train_steps=10", "--batch_size=20", "--eval_batch_size=50",
+                           "--train_eval_examples=100", "--interpolation_points=3", *args],
+                          cwd=ROOT, text=True, capture_output=True)
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
+    out = curve_cli(f"--checkpoint_a={tmp_path / 'nothing'}",
+                    f"--checkpoint_b={tmp_path / 'nothing'}")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1:] == [
+        f"tf_lottery.curve: error: --checkpoint_a={tmp_path / 'nothing'}: no such checkpoint "
+        "(give its prefix, e.g. <run>/final/ckpt, whose .index file exists)"]
+
+
+@pytest.mark.slow
+def test_cli_fits_a_curve_between_two_checkpoints_and_resumes_finished(tmp_path):
+    from tf_lottery.models import registry
+
+    ends = []
+    for seed in (0, 1):
+        model = registry.build_model("lenet_300_100", 10, (28, 28, 1), init_seed=seed)
+        ends.append(tf.train.Checkpoint(model=model).write(str(tmp_path / f"n{seed}" / "ckpt")))
+    args = (f"--checkpoint_a={ends[0]}", f"--checkpoint_b={ends[1]}", "--curve_steps=6",
+            "--curve_checkpoint_every=3", f"--curve_out={tmp_path / 'out'}")
+    out = curve_cli(*args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "line barrier: test" in out.stdout and "curve barrier: test" in out.stdout
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["curve"]["steps"] == 6
+    record = store.read(str(tmp_path / "out" / "curve.json"), records.CurveRecord,
+                        str(tmp_path / "out"))
+    assert record.barrier == summary["curve"]["barrier"] and record.bend
+    again = curve_cli(*args)  # finished: printed again, nothing recomputed
+    assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1]) == summary
