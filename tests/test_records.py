@@ -183,6 +183,19 @@ def instruments():
             dataclasses.replace(instability_results_with_loss(), layerwise=[summary])]
 
 
+def curve_record():
+    """A fitted curve (issue 26, ``--curve``), as a rewind point embeds it."""
+    point_dir = layout.rewind_point_dir(M, 0, 10)
+    path = pair(point_dir, k=10)
+    return records.CurveRecord(
+        status="complete", endpoints=path.endpoints,
+        bend=layout.final_checkpoint(layout.curve_dir(layout.curve_file(point_dir, 0, 1))),
+        bn_mode="interpolate", alphas=path.alphas, error=path.error, loss=path.loss,
+        barrier=LOSS, loss_barrier=LOSS, line_barrier=LOSS, steps=100, learning_rate=0.01,
+        fit_loss=[[50.0, 0.5], [100.0, 0.25]], rewind_step=10, children=[0, 1],
+        wall_time_s=1.5)
+
+
 def test_every_record_class_round_trips():
     """Each class of records.py, met somewhere in these records, reads back
     equal from its JSON, and so does each of them (nested or not)."""
@@ -205,7 +218,7 @@ def test_every_record_class_round_trips():
             for v in value.values():
                 visit(v)
 
-    for record in (*instruments(), imp_results(), run_record(M),
+    for record in (*instruments(), curve_record(), imp_results(), run_record(M),
                    records.CheckpointMarker(10, layout.rewind_checkpoint(M, 10))):
         visit(record)
     every = {c for c in vars(records).values() if isinstance(c, type)
