@@ -16,6 +16,7 @@ from tests.test_tasks import assert_same_bits, reverse_order, run_one_by_one
 from tf_lottery import experiments as registry
 from tf_lottery import report, rundir
 from tf_lottery.core import layout, records, store
+from tf_lottery.errors import ConfigError
 from tf_lottery.experiments import instability
 from tf_lottery.pruning import wrappers
 from tf_lottery.reporting import console
@@ -249,6 +250,10 @@ def test_new_knobs_leave_existing_recipes_alone():
     assert with_curve.curve.rate(with_curve.schedule.learning_rate) == \
         with_curve.schedule.learning_rate
     assert with_curve.recipe_hash() != plain.recipe_hash()
+    with pytest.raises(ConfigError, match="--curve in IMP .* add --instability$"):
+        parse_config("--experiment=imp", "--train_steps=16", *CURVE)
+    sparse = parse_config("--experiment=imp", "--train_steps=16", "--instability", *CURVE)
+    assert [s.section for s in sparse.sections] == ["pruning", "instability", "curve"]
 
 
 def test_a_finished_analysis_relaunched_with_curve_computes_only_the_curves(tmp_path):
@@ -341,3 +346,33 @@ def test_cli_fits_a_curve_between_two_checkpoints_and_resumes_finished(tmp_path)
     assert record.barrier == summary["curve"]["barrier"] and record.bend
     again = curve_cli(*args)  # finished: printed again, nothing recomputed
     assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1]) == summary
+
+
+@pytest.mark.slow
+def test_curves_of_imp_sparse_instability_keep_the_level_mask(tmp_path):
+    from tests.test_instruments import config as instruments_config
+    from tests.test_instruments import run as run_experiment
+    from tf_lottery.experiments import imp
+    from tf_lottery.pruning import masks
+
+    c = instruments_config(tmp_path, "--experiment=imp", "--imp_levels=1", "--rewind_step=0",
+                           "--instability", "--imp_instability_levels=1", *CURVE)
+    result = run_experiment(imp.imp, c)
+    level = result.levels[1]
+    point = layout.sparse_instability_dir(str(tmp_path), 1)
+    curve = store.read(layout.curve_file(point, 0, 1), records.CurveRecord, str(tmp_path))
+    assert level.instability.curves == [curve]
+    assert level.instability.curve_barrier["test"].mean == curve.barrier["test"]
+    # The bend keeps the level's zeros, so every point of the curve does.
+    mask = masks.load(layout.mask_file(layout.level_dir(str(tmp_path), 1)))
+    assert 0 < masks.density(mask) < 1
+    bend = tf.train.load_checkpoint(curve.bend)
+    trainer = imp.make_trainer(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    zeros = 0
+    for name, (weight, _) in wrappers.pruning_vars(trainer.model).items():
+        index = next(i for i, v in enumerate(trainer.model.trainable_variables) if v is weight)
+        theta = bend.get_tensor(f"bend/{index}/.ATTRIBUTES/VARIABLE_VALUE")
+        pruned = mask[name] == 0
+        assert (theta[pruned] == 0).all() and (theta[~pruned] != 0).any()
+        zeros += int(pruned.sum())
+    assert zeros > 0

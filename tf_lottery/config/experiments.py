@@ -113,7 +113,8 @@ class InstabilityConfig(Section):
 class CurveConfig(Section):
     """Curve connectivity: a quadratic Bézier curve between every two children.
 
-    With ``enabled`` (``--curve``) every pair of children at every k also
+    With ``enabled`` (``--curve``) every pair of children at every k (in
+    IMP: of every analysed level's sparse instability) also
     gets a curve W₁ -> θ -> W₂ whose bend θ alone is trained for ``steps``
     steps of the recipe's optimizer at ``learning_rate`` (0: the recipe's
     ``--learning_rate``), on the recipe's training loss at a point t drawn
@@ -149,6 +150,12 @@ class CurveConfig(Section):
     def rate(self, recipe_learning_rate: float) -> float:
         """The fit's learning rate."""
         return self.learning_rate or recipe_learning_rate
+
+    def validate_in(self, config: Any) -> None:
+        pruning = next((s for s in config.sections if s.section == "pruning"), None)
+        if self.enabled and pruning is not None and not pruning.instability:
+            raise FieldError("curve.enabled", "in IMP fits curves between the children of "
+                             "its sparse instability: add {pruning.instability}")
 
 
 def geometric_grid(train_steps: int, max_fraction: float, min_step: int = 1
@@ -413,7 +420,8 @@ class ExperimentSpec:
 
 
 _IMP_OPTIONAL = ((InstabilityConfig, "pruning.instability"),
-                 (InstabilityConfig, "pruning.level_barriers"))
+                 (InstabilityConfig, "pruning.level_barriers"),
+                 (CurveConfig, "curve.enabled"))
 
 EXPERIMENTS = {e.name: e for e in (
     ExperimentSpec("train", "trains the recipe once, saving rewind checkpoints"),

@@ -61,7 +61,7 @@ from tf_lottery import chief
 from tf_lottery.config import ExperimentConfig, experiments
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
-from tf_lottery.experiments import evaluation, instruments, levels, toolkit
+from tf_lottery.experiments import curve_pairs, evaluation, instruments, levels, toolkit
 from tf_lottery.experiments.base import Experiment, Networks, record_kind, run_kind
 from tf_lottery.experiments.toolkit import RESULTS, R, task_id
 from tf_lottery.pruning import branches, wrappers
@@ -139,6 +139,8 @@ def sparse_instability_tasks(config: Any, n: int, network: str, dense: str,
                                     **args)
     if config.instability.layerwise_barriers:
         pieces += toolkit.layerwise_tasks(config, point_dir, k, **args)
+    if curve_pairs.enabled(config):
+        pieces += toolkit.curve_tasks(config, point_dir, k, **args)
     return [*pieces, Task(task_id(layout.sparse_instability_file(R, n, baseline)),
                           "sparse_instability", (network, *(t.id for t in pieces)), 0,
                           tuple(args.items()))]
@@ -311,18 +313,31 @@ def run_sparse_instability(worker: TaskWorker, task: Task) -> None:
     model_dir, k = config.runtime.model_dir, config.pruning.rewind_step
     point_dir = _sparse_dir(config, level, branch)
     point = evaluation.children_record(config, point_dir, toolkit.recipe_noise(config))
+    found, curve_barrier = (curve_pairs.point_curves(config, point_dir)
+                            if curve_pairs.enabled(config) else (None, None))
     record = records.SparseInstabilityRecord(
         status=layout.COMPLETE, rewind_step=k, children=point.children,
         pairs=point.pairs, barrier=point.barrier, aligned_barrier=point.aligned_barrier,
         loss_barrier=point.loss_barrier, stable=barrier.is_stable(point.barrier["test"].mean,
                                  config.instability.stability_threshold),
         layerwise=(instruments.point_layerwise(config, k, [point_dir])
-                   if config.instability.layerwise_barriers else None))
+                   if config.instability.layerwise_barriers else None),
+        curves=found, curve_barrier=curve_barrier)
     store.write(_sparse_file(model_dir, level, branch), record, model_dir)
     _summarize(config, levels.level_record(config, level), branch, record, instability=True)
     logging.info("%stest barrier %.4f at k=%d (%s)", _sparse_prefix(level, branch),
                  record.barrier["test"].mean, record.rewind_step,
                  "stable" if record.stable else "unstable")
+
+
+def run_sparse_curve(worker: TaskWorker, task: Task) -> None:
+    """The fitted curve between two sparse-instability children of level L
+    (or of a baseline), in the masked model: the bend's gradient is masked,
+    so every point of the curve keeps the network's zeros."""
+    config, level, branch = worker.config, task.arg("level"), _sparse_branch(task)
+    curve_pairs.run_curve(worker, task, _sparse_dir(config, level, branch),
+                          _sparse_prefix(level, branch), levels.masked_trainer(worker),
+                          key="masked")
 
 
 def run_layerwise_pair(worker: TaskWorker, task: Task) -> None:
@@ -416,7 +431,7 @@ KINDS = {
     "sparse_instability": record_kind(run_sparse_instability),
     "imp_results": record_kind(run_imp_results),
     "level_path": record_kind(instruments.run_level_path),
-    "layerwise_pair": record_kind(run_layerwise_pair)}
+    "layerwise_pair": record_kind(run_layerwise_pair), "curve": record_kind(run_sparse_curve)}
 
 def _sparsest_level(model_dir: str) -> int:
     level = 0
