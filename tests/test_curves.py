@@ -248,7 +248,8 @@ def test_new_knobs_leave_existing_recipes_alone():
     with_curve = parse_config(*ANALYSIS, *CURVE)
     assert [s.section for s in with_curve.sections] == ["instability", "curve"]
     assert with_curve.curve.rate(with_curve.schedule.learning_rate) == \
-        with_curve.schedule.learning_rate
+        0.25 * with_curve.schedule.learning_rate
+    assert parse_config(*ANALYSIS, *CURVE, "--curve_learning_rate=0.5").curve.rate(0.1) == 0.5
     assert with_curve.recipe_hash() != plain.recipe_hash()
     with pytest.raises(ConfigError, match="--curve in IMP .* add --instability$"):
         parse_config("--experiment=imp", "--train_steps=16", *CURVE)

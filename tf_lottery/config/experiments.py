@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from tf_lottery.config import branches
 from tf_lottery.config.knobs import (
@@ -116,7 +116,7 @@ class CurveConfig(Section):
     With ``enabled`` (``--curve``) every pair of children at every k (in
     IMP: of every analysed level's sparse instability) also
     gets a curve W₁ -> θ -> W₂ whose bend θ alone is trained for ``steps``
-    steps of the recipe's optimizer at ``learning_rate`` (0: the recipe's
+    steps of the recipe's optimizer at ``learning_rate`` (0: a quarter of the recipe's
     ``--learning_rate``), on the recipe's training loss at a point t drawn
     uniformly per step (``stability.curves``); it is evaluated at
     ``--interpolation_points`` t's like the line, and its barrier is
@@ -137,19 +137,26 @@ class CurveConfig(Section):
         "every k (only its bend is trained) and report its barrier beside the "
         "line's; a finished run may be relaunched with it.", flag="curve", late=True)
     steps: int = knob(
-        2000, "Curves: optimizer steps that fit each curve's bend.", flag="curve_steps",
+        4000, "Curves: optimizer steps that fit each curve's bend.", flag="curve_steps",
         check=at_least(1), late=True)
     learning_rate: float = knob(
         0.0, "Curves: learning rate of the bend's fit (the recipe's optimizer, "
-        "constant; 0: the recipe's --learning_rate).", flag="curve_learning_rate",
-        check=must(lambda v: v >= 0, "be >= 0 (0: the recipe's)"), late=True)
+        "constant; 0: a quarter of the recipe's --learning_rate).",
+        flag="curve_learning_rate", check=must(lambda v: v >= 0, "be >= 0 (0: a quarter "
+                                               "of the recipe's)"), late=True)
     checkpoint_every: int = knob(
         500, "Curves: steps between resume checkpoints of a bend's fit.",
         flag="curve_checkpoint_every", check=at_least(1), late=True)
 
+    # The default learning rate of a fit, as a fraction of the recipe's: on
+    # LeNet-300-100 / Fashion-MNIST at k=0 (docs/connectivity.md) the recipe's
+    # own rate left a noise floor that 4x the steps or a quarter of the rate
+    # (at half those steps) removed.
+    DEFAULT_RATE_FRACTION: ClassVar[float] = 0.25
+
     def rate(self, recipe_learning_rate: float) -> float:
         """The fit's learning rate."""
-        return self.learning_rate or recipe_learning_rate
+        return self.learning_rate or self.DEFAULT_RATE_FRACTION * recipe_learning_rate
 
     def validate_in(self, config: Any) -> None:
         pruning = next((s for s in config.sections if s.section == "pruning"), None)
