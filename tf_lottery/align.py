@@ -54,6 +54,17 @@ def with_path_knobs(config: config_lib.ExperimentConfig) -> config_lib.Experimen
     return dataclasses.replace(config, sections=(*config.sections, section))
 
 
+def require_checkpoints() -> None:
+    """--checkpoint_a and --checkpoint_b are given; --model_dir defaults to
+    --checkpoint_b's directory (the recipe's flags need one; nothing is
+    written there)."""
+    for flag in ("checkpoint_a", "checkpoint_b"):
+        if not FLAGS[flag].value:
+            raise ConfigError(f"--{flag} is required: a checkpoint prefix")
+    if not FLAGS.model_dir:
+        FLAGS.model_dir = os.path.dirname(FLAGS.checkpoint_b) or "."
+
+
 def run(config: config_lib.ExperimentConfig) -> dict:
     """Builds the recipe's trainer (pruning wrappers for IMP runs) and aligns."""
     strategy = strategy_lib.make_strategy(config.runtime)
@@ -82,11 +93,7 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.INFO)
     try:
-        for flag in ("checkpoint_a", "checkpoint_b"):
-            if not FLAGS[flag].value:
-                raise ConfigError(f"--{flag} is required: a checkpoint prefix")
-        if not FLAGS.model_dir:
-            FLAGS.model_dir = os.path.dirname(FLAGS.checkpoint_b) or "."
+        require_checkpoints()
         results = run(with_path_knobs(config_lib.config_from_flags()))
     except ConfigError as e:
         print(f"tf_lottery.align: error: {e}", file=sys.stderr)

@@ -100,11 +100,7 @@ def main(argv: list[str]) -> int:
         return 2
     logging.set_verbosity(logging.INFO)
     try:
-        for flag in ("checkpoint_a", "checkpoint_b"):
-            if not FLAGS[flag].value:
-                raise ConfigError(f"--{flag} is required: a checkpoint prefix")
-        if not FLAGS.model_dir:
-            FLAGS.model_dir = os.path.dirname(FLAGS.checkpoint_b) or "."
+        align.require_checkpoints()
         out_dir = FLAGS.curve_out or os.path.join(os.path.dirname(FLAGS.checkpoint_b) or ".",
                                                   "curve")
         line, curve = run(with_curve_knobs(config_lib.config_from_flags()),
