@@ -45,7 +45,8 @@ def describe(task: Task) -> str:
         return f"child {args['child']}{at}"
     if "pair" in args:
         i, j = args["pair"]
-        what = "layer-wise barriers of pair" if task.kind == "layerwise_pair" else "pair"
+        what = {"layerwise_pair": "layer-wise barriers of pair",
+                "curve": "fitted curve of pair"}.get(task.kind, "pair")
         return f"{what} ({i},{j}){at}"
     if "replicates" in args:
         a, b = args["replicates"]
