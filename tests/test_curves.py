@@ -23,6 +23,7 @@ from tf_lottery.reporting import console
 from tf_lottery.stability import bn, curves, interpolation
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.tasks import plan as plan_lib
+from tf_lottery.tasks.progress import describe
 from tf_lottery.training.trainer import FromSeed, RunSpec, SgdNoise, Trainer
 
 # float32's unit roundoff. The curve with the midpoint bend, W₁ + 2t(1−t)(θ−W₁) +
@@ -255,6 +256,9 @@ def test_new_knobs_leave_existing_recipes_alone():
         parse_config("--experiment=imp", "--train_steps=16", *CURVE)
     sparse = parse_config("--experiment=imp", "--train_steps=16", "--instability", *CURVE)
     assert [s.section for s in sparse.sections] == ["pruning", "instability", "curve"]
+    graph = registry.plan(with_curve)
+    assert describe(graph["replicate_0/k_000000000/curve_0_1"]) == \
+        "fitted curve of pair (0,1) of replicate 0, k=0"
 
 
 def test_a_finished_analysis_relaunched_with_curve_computes_only_the_curves(tmp_path):
