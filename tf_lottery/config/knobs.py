@@ -112,6 +112,11 @@ class Section:
     # recipe (its hash, config.json) while at their default, so that those
     # runs keep their identity.
     optional: ClassVar[tuple[str, ...]] = ()
+    # A section whose knobs only add evaluation pieces to a run and change none
+    # already computed: left out of the recipe (its hash, config.json, the
+    # relaunch check), so a finished run relaunched with other values computes
+    # only the pieces they add.
+    measures_only: ClassVar[bool] = False
     # Every section is a dataclass; declared so that type checkers know it.
     __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 

@@ -324,6 +324,17 @@ def pair_events_dir(pair_path: str) -> str:
     return pair_path[:-len(".json")] if pair_path.endswith(".json") else pair_path
 
 
+def plane_file(point_dir: str, plane: str) -> str:
+    """The error surface in the plane ``plane`` (``--plane``) of a rewind
+    point's networks."""
+    return os.path.join(point_dir, f"plane_{plane}.json")
+
+
+def centroid_file(point_dir: str) -> str:
+    """The centroid of a rewind point's children (``--centroid``)."""
+    return os.path.join(point_dir, "centroid.json")
+
+
 # -- the IMP experiment -------------------------------------------------------------------
 
 def layerwise_file(point_dir: str, a: Number, b: Number) -> str:
@@ -744,6 +755,12 @@ def _trees() -> dict[str, list[Entry]]:
             (_rel(layerwise_file(point, "<i>", "<j>")),
              ["--layerwise_barriers: each layer group's path (it alone",
               "moves, the rest stay at child <i>) and barrier"]),
+            (_rel(plane_file(point, "<plane>")),
+             ["--plane: error and loss on a grid in the plane through",
+              "three networks (W_k or child 1 aligned, children 0, 1)"]),
+            (_rel(centroid_file(point)),
+             ["--centroid: the average of all children, raw and",
+              "aligned to child 0; its error and gap to the children's"]),
             (_rel(independent_pair_file(M, "<r1>", "<r2>")),
              ["parents of two replicates (R >= 2); curves in",
               f"{_rel(pair_events_dir(independent_pair_file(M, '<r1>', '<r2>')), True)} as "
