@@ -11,7 +11,7 @@ import tensorflow as tf
 from tests import test_bn
 from tests.conftest import parse_config, tiny_pipeline
 from tests.test_instability import FLAGS
-from tf_lottery import experiments, main
+from tf_lottery import experiments, main, rundir
 from tf_lottery.core import layout, records, store
 from tf_lottery.experiments import instability, surface, toolkit
 from tf_lottery.models import permutation
@@ -189,6 +189,7 @@ def finished(tmp_path_factory):
     root = tmp_path_factory.mktemp("surface")
     plain = parse_config(*FLAGS, "--rewind_steps=10", "--children=3",
                          model_dir=str(root / "inline"))
+    rundir.claim(plain)  # config.json, as a launch writes it (the report reads it)
     instability.instability(plain, tf.distribute.get_strategy(), tiny_pipeline(plain))
     shutil.copytree(root / "inline", root / "tasks")
     c = _config(root / "inline")
@@ -248,3 +249,20 @@ def test_a_finished_piece_is_not_recomputed_and_tasks_give_the_same_bits(finishe
     theirs = store.read(layout.results_file(str(root / "tasks")), records.InstabilityResults,
                         str(root / "tasks"))
     assert theirs.centroid == results.centroid
+
+
+def test_the_report_console_and_tensorboard_show_them(finished):
+    from tests.test_instability import scalars
+    from tf_lottery import report
+    from tf_lottery.reporting import console
+
+    root, _, _, results = finished
+    built = report.build(str(root / "inline"))
+    assert {"plane_parent_k10.png", "barrier_matrix_k10.png", "centroid.png"} <= set(
+        built.figures)
+    table = console.summary(results, str(root / "inline"))
+    assert "centroid test gap (raw / aligned)" in table.splitlines()[1]
+    (summary,) = results.centroid
+    found, _ = scalars(layout.summary_run(str(root / "inline"), layout.ALIGNED_CENTROID_RUN))
+    assert found[layout.centroid_gap_tag("test")] == {
+        10: pytest.approx(100 * summary.aligned_gap["test"].mean, rel=1e-6)}

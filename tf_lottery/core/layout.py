@@ -83,6 +83,8 @@ DENSE_RUN = "dense"
 THRESHOLD_RUN = "threshold"
 DENSE_REFERENCE_RUN = "dense_reference"
 MATCHING_RUN = "matching"
+CENTROID_RUN = "centroid"  # --centroid: the raw centroid's gap against k
+ALIGNED_CENTROID_RUN = "centroid_aligned"  # and the aligned one's
 
 # tasks (tasks/): each task's lease, apart from every output
 LEASES_DIR = "leases"
@@ -91,6 +93,9 @@ LEASES_DIR = "leases"
 LEVEL_PATHS_DIR = "level_paths"
 ONSET_IMP_DIR = "imp"  # --onset_level=L: IMP levels 0..L, a model_dir of their own
 INSTRUMENTS_FIGURE = "layerwise_k{k}.png"  # one bar chart per rewind step
+PLANE_FIGURE = "plane_{plane}_k{k}{replicate}.png"  # --plane: a contour per k (and replicate)
+BARRIER_MATRIX_FIGURE = "barrier_matrix_k{k}.png"  # N >= 3 children: pairwise heat map
+CENTROID_FIGURE = "centroid.png"  # --centroid: gap vs k beside the pairwise barrier
 IMP_LAYERWISE_FIGURE = "layerwise_level{level}.png"  # one per IMP level (sparse instability)
 LEVEL_BARRIERS_FIGURE = "imp_level_barriers.png"
 ONSET_FIGURE = "onset.png"
@@ -567,6 +572,12 @@ def paper_barrier_tag(split: str, independent: bool = False, std: bool = False) 
     ``INDEPENDENT_RUN``; ``THRESHOLD_RUN`` holds the threshold under both."""
     return pct_tag(f"{'independent_' if independent else ''}{split}_barrier"
                    f"{'_std' if std else ''}")
+
+
+def centroid_gap_tag(split: str) -> str:
+    """The centroid's error gap to its children's mean error, in percent
+    against k: raw in ``CENTROID_RUN``, aligned in ``ALIGNED_CENTROID_RUN``."""
+    return pct_tag(f"{split}_centroid_gap")
 
 
 def paper_path_tag(split: str, independent: bool = False) -> str:

@@ -215,6 +215,8 @@ def run_instability_results(worker: TaskWorker, task: Task) -> None:
         layerwise=layerwise,
         centroid=surface.summarize(config) if config.surface.centroid else None,
     )
+    if results.centroid:
+        surface.write_centroid(model_dir, results.centroid)
     store.write(layout.results_file(model_dir), results, model_dir)
     tensorboard_figures.refresh_figures(model_dir)
 

@@ -38,6 +38,7 @@ from tf_lottery.experiments.toolkit import EVAL_COST, task_id
 from tf_lottery.models import permutation
 from tf_lottery.stability import aligned_paths, barrier, bn, centroid, plane
 from tf_lottery.stability.path_evaluator import PathEvaluator
+from tf_lottery.summaries import paper
 from tf_lottery.tasks.graph import Task
 from tf_lottery.tasks.kinds import TaskWorker
 from tf_lottery.training.trainer import SgdNoise
@@ -232,6 +233,13 @@ def summarize(config: ExperimentConfig) -> list[records.CentroidSummaryRecord]:
             aligned_error={s: stat([c.aligned.error[s] for c in found]) for s in SPLITS},
             aligned_gap={s: stat([c.aligned.gap[s] for c in found]) for s in SPLITS}))
     return out
+
+
+def write_centroid(model_dir: str, found: list[records.CentroidSummaryRecord]) -> None:
+    """The centroids' gaps against k, in percent, into the paper's charts' runs."""
+    paper.write_centroid(model_dir, [
+        (c.rewind_step, {s: c.gap[s].mean for s in SPLITS},
+         {s: c.aligned_gap[s].mean for s in SPLITS}) for c in found])
 
 
 # -- task kinds ------------------------------------------------------------------------------

@@ -67,6 +67,8 @@ def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def instability_table(results: records.InstabilityResults) -> str:
     threshold = results.settings.stability_threshold
     rows = []
+    # --centroid: the centroid's test error gap to its children's, raw / aligned
+    centroids = {c.rewind_step: c for c in results.centroid or ()}
     for point in results.rewind_steps:
         children = [c.metrics.test_accuracy for rep in point.replicates for c in rep.children]
         loss = None if point.loss_barrier is None else {
@@ -75,13 +77,18 @@ def instability_table(results: records.InstabilityResults) -> str:
                      cell(point.barrier["train"]), "yes" if point.stable else "no",
                      pct(sum(children) / len(children)) if children else NONE,
                      loss_cell(loss, "test"), loss_cell(loss, "train")])
+        found = centroids.get(point.rewind_step)
+        if centroids:
+            rows[-1].append(NONE if found is None else
+                            f"{cell(found.gap['test'])} / {cell(found.aligned_gap['test'])}")
     if results.independent is not None:
         b, lb = results.independent.barrier, results.independent.loss_barrier
         rows.append(["independent", cell(b["test"]), cell(b["train"]), NONE, NONE,
-                     loss_cell(lb, "test"), loss_cell(lb, "train")])
+                     loss_cell(lb, "test"), loss_cell(lb, "train")] + [NONE] * bool(centroids))
     stable = f"stable (test < {threshold_pct(threshold)})"
     return _grid(["k", "test barrier", "train barrier", stable, "children's test accuracy",
-                  "test loss barrier", "train loss barrier"], rows)
+                  "test loss barrier", "train loss barrier",
+                  *["centroid test gap (raw / aligned)"] * bool(centroids)], rows)
 
 
 def imp_table(results: records.ImpResults) -> str:
