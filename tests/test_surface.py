@@ -266,3 +266,13 @@ def test_the_report_console_and_tensorboard_show_them(finished):
     found, _ = scalars(layout.summary_run(str(root / "inline"), layout.ALIGNED_CENTROID_RUN))
     assert found[layout.centroid_gap_tag("test")] == {
         10: pytest.approx(100 * summary.aligned_gap["test"].mean, rel=1e-6)}
+
+
+def test_results_are_current_unless_they_lack_what_is_asked(tmp_path):
+    plain = parse_config(*FLAGS, model_dir=str(tmp_path))
+    asked = _config(tmp_path)
+    old = {"settings": {}, "centroid": None}  # a results.json from before issue 26
+    assert surface.results_current(plain, old) and not surface.results_current(asked, old)
+    done = {"settings": {"plane": "parent"}, "centroid": [{}]}
+    assert surface.results_current(asked, done) and surface.results_current(plain, done)
+    assert not surface.results_current(_config(tmp_path, "--plane=aligned"), done)

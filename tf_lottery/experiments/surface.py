@@ -98,8 +98,12 @@ def plane_current(config: ExperimentConfig, record: Mapping[str, Any]) -> bool:
 
 
 def results_current(config: ExperimentConfig, record: Mapping[str, Any]) -> bool:
-    """A results.json holds the centroids ``--centroid`` asks for."""
-    return not config.surface.centroid or record.get("centroid") is not None
+    """A results.json names the plane ``--plane`` asks for (the report draws
+    the planes its settings name) and holds the centroids ``--centroid``
+    asks for; a relaunch without them asks for nothing new."""
+    sc, settings = config.surface, record.get("settings") or {}
+    return ((sc.plane == "none" or settings.get("plane") == sc.plane)
+            and (not sc.centroid or record.get("centroid") is not None))
 
 
 # -- planes ----------------------------------------------------------------------------------

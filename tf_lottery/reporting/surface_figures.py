@@ -18,12 +18,14 @@ figures as images: ``reporting.tensorboard_figures``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from tf_lottery.config.experiments import PLANES
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.errors import CorruptFileError
@@ -128,11 +130,10 @@ def centroid(result: records.InstabilityResults) -> Figure:
 
 
 def _planes(path: str, result: records.InstabilityResults) -> list[tuple[str, Figure]]:
-    which = result.settings.plane
-    if which == "none":
-        return []
+    """Every plane stored beside the run's rewind points (a relaunch with
+    another --plane adds one; the earlier ones stay and are drawn too)."""
     out = []
-    for point in result.rewind_steps:
+    for point, which in itertools.product(result.rewind_steps, PLANES[1:]):
         for r in range(result.settings.replicates):
             file = layout.plane_file(layout.rewind_point_dir(path, r, point.rewind_step), which)
             try:
