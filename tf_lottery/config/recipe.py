@@ -98,8 +98,10 @@ class ExperimentConfig:
         return json.dumps(
             {"recipe_hash": self.recipe_hash(), **self.recipe_dict(),
              # Not recipe, but what a task run elsewhere must know (the config
-             # round-trips: Ray workers, ``--task`` launches).
-             **{p.section: _fields(p) for p in self.sections if p.measures_only},
+             # round-trips: Ray workers); at its defaults left out, so the
+             # config.json of a run that does not use it is as it was.
+             **{p.section: _fields(p) for p in self.sections
+                if p.measures_only and p != type(p)()},
              "runtime": dataclasses.asdict(self.runtime)},
             indent=2,
             sort_keys=True,
