@@ -62,8 +62,9 @@ def plane(found: records.PlaneRecord) -> Figure:
         ax.annotate(f"{name} ({100 * own:.1f} %)", (x, y), textcoords="offset points",
                     xytext=(6, 6), fontsize=8, color="black",
                     bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.7})
-    ax.set_xlabel("distance along child direction (weight space)")
-    ax.set_ylabel("orthogonal distance")
+    a, b, c = found.networks
+    ax.set_xlabel(f"along {a} → {b} (distance in weight space)")
+    ax.set_ylabel(f"orthogonal, towards {c}")
     ax.set_aspect("equal")
     ax.set_title(f"plane '{found.plane}' at k = {found.rewind_step} "
                  f"({found.grid}×{found.grid} grid)", fontsize=10)
