@@ -50,19 +50,26 @@ def plane(found: records.PlaneRecord) -> Figure:
     """Filled contours of the test error with the three networks marked."""
     fig, (ax,) = _new(5.6, 4.4)
     error = 100 * np.asarray(found.error["test"])
-    top = float(np.percentile(error, 95))  # a far corner's chance-level error would
-    levels = np.linspace(float(error.min()), max(top, float(error.min()) + 1e-6), 16)
-    filled = ax.contourf(found.xs, found.ys, np.minimum(error, levels[-1]), levels=levels,
+    # Levels packed towards the minimum (quadratic spacing): a barrier of a few
+    # percent between trained networks stays visible beside an untrained
+    # network's chance-level error; capped at the 95th percentile.
+    low = float(error.min())
+    top = max(float(np.percentile(error, 95)), low + 1e-6)
+    levels = low + (top - low) * np.linspace(0, 1, 16) ** 2
+    filled = ax.contourf(found.xs, found.ys, np.minimum(error, top), levels=levels,
                          cmap="viridis_r")
-    ax.contour(found.xs, found.ys, error, levels=levels[::3], colors="white", linewidths=0.5)
-    fig.colorbar(filled, ax=ax, label=f"test error (%), capped at {levels[-1]:.1f}")
+    ax.contour(found.xs, found.ys, error, levels=levels[1:8], colors="white",
+               linewidths=0.5)
+    fig.colorbar(filled, ax=ax, label=f"test error (%), capped at {top:.1f}",
+                 format="%.1f")
     for (x, y), name, marker, own in zip(found.coordinates, found.networks, MARKERS,
                                          found.network_error["test"], strict=True):
+        name = name.replace("W_k", f"W_{found.rewind_step}")
         ax.plot(x, y, marker, color="white", markeredgecolor="black", markersize=8)
         ax.annotate(f"{name} ({100 * own:.1f} %)", (x, y), textcoords="offset points",
                     xytext=(6, 6), fontsize=8, color="black",
                     bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.7})
-    a, b, c = found.networks
+    a, b, c = (n.replace("W_k", f"W_{found.rewind_step}") for n in found.networks)
     ax.set_xlabel(f"along {a} → {b} (distance in weight space)")
     ax.set_ylabel(f"orthogonal, towards {c}")
     ax.set_aspect("equal")
