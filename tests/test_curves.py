@@ -244,10 +244,10 @@ CURVE = ("--curve", "--curve_steps=8", "--curve_checkpoint_every=4")
 
 def test_new_knobs_leave_existing_recipes_alone():
     plain = parse_config(*ANALYSIS)
-    assert [s.section for s in plain.sections] == ["instability"]
+    assert [s.section for s in plain.sections] == ["instability", "surface"]
     assert plain.recipe_hash() == parse_config(*ANALYSIS, "--curve_steps=5").recipe_hash()
     with_curve = parse_config(*ANALYSIS, *CURVE)
-    assert [s.section for s in with_curve.sections] == ["instability", "curve"]
+    assert [s.section for s in with_curve.sections] == ["instability", "surface", "curve"]
     assert with_curve.curve.rate(with_curve.schedule.learning_rate) == \
         0.25 * with_curve.schedule.learning_rate
     assert parse_config(*ANALYSIS, *CURVE, "--curve_learning_rate=0.5").curve.rate(0.1) == 0.5

@@ -196,6 +196,31 @@ def curve_record():
         wall_time_s=1.5)
 
 
+def surface():
+    """A plane, a centroid and results that summarize centroids (issue 26)."""
+    point_dir = layout.rewind_point_dir(M, 0, 10)
+    ends = [layout.final_checkpoint(layout.child_dir(point_dir, c)) for c in (0, 1)]
+    matching = records.MatchingRecord(iterations=2, converged=True, objective=[1.0, 2.0],
+                                      groups=2, seed=0, wall_time_s=0.1)
+    grid = {"test": [[0.1, 0.2], [0.3, 0.4]], "train": [[0.1, 0.1], [0.2, 0.2]]}
+    plane = records.PlaneRecord(
+        status="complete", plane="aligned", rewind_step=10, replicate=0,
+        networks=["child 0", "child 1", "child 1 aligned"], endpoints=[*ends, ends[1]],
+        coordinates=[[0.0, 0.0], [2.0, 0.0], [1.0, 1.5]], xs=[-0.5, 2.5], ys=[-0.3, 1.8],
+        error=grid, loss=grid, network_error={"test": [0.1, 0.1, 0.1],
+                                              "train": [0.0, 0.0, 0.0]},
+        bn_mode="interpolate", grid=2, margin=0.2, matching=matching, wall_time_s=1.0)
+    split = {"test": 0.1, "train": 0.05}
+    metric = records.CentroidMetrics(error=split, loss=split, gap=split)
+    centroid = records.CentroidRecord(
+        status="complete", rewind_step=10, replicate=0, endpoints=ends,
+        children_error=split, bn_recomputed=False, raw=metric, aligned=metric,
+        matching=[matching], wall_time_s=1.0)
+    summary = records.CentroidSummaryRecord(rewind_step=10, children_error=STAT, error=STAT,
+                                            gap=STAT, aligned_error=STAT, aligned_gap=STAT)
+    return [plane, centroid, dataclasses.replace(instability_results(), centroid=[summary])]
+
+
 def test_every_record_class_round_trips():
     """Each class of records.py, met somewhere in these records, reads back
     equal from its JSON, and so does each of them (nested or not)."""
@@ -218,7 +243,7 @@ def test_every_record_class_round_trips():
             for v in value.values():
                 visit(v)
 
-    for record in (*instruments(), curve_record(), imp_results(), run_record(M),
+    for record in (*instruments(), curve_record(), *surface(), imp_results(), run_record(M),
                    records.CheckpointMarker(10, layout.rewind_checkpoint(M, 10))):
         visit(record)
     every = {c for c in vars(records).values() if isinstance(c, type)

@@ -220,7 +220,7 @@ def _run_claimed(config: config_lib.ExperimentConfig, run_experiment,
         chief.check_shared(strategy, layout.config_file(model_dir))
     startup.mark("claimed")
     done = rundir.results(model_dir)
-    if done is not None and layout.is_complete(done):
+    if done is not None and layout.is_complete(done) and not _asks_for_more(config):
         logging.info("%s is complete; nothing to do (results in %s).",
                      model_dir, layout.results_file(model_dir))
         print(f"tf_lottery: {model_dir} is already complete; nothing to do.")
@@ -234,6 +234,18 @@ def _reopen(config: config_lib.ExperimentConfig, added: tuple[str, ...]) -> None
     moved = plan_lib.reopen(experiments.get(config.experiment), config)
     logging.info("Relaunched with %s: %d aggregate record(s) set aside, to be recomputed "
                  "with the new pieces.", ", ".join(added), len(moved))
+
+
+def _asks_for_more(config: config_lib.ExperimentConfig) -> bool:
+    """Whether a complete results.json lacks what this launch's evaluation-only
+    knobs ask for (``TaskKind.current``): a finished run relaunched with them
+    computes the new pieces and its results again."""
+    experiment = experiments.get(config.experiment)
+    results = layout.task_id(layout.results_file("<m>"), "<m>")
+    found = [t for t in experiment.planner(config) if t.id == results]
+    current = experiment.kinds[found[0].kind].current if found else None
+    record = files.read_json(layout.results_file(config.runtime.model_dir))
+    return current is not None and isinstance(record, dict) and not current(config, record)
 
 
 def _exit_on_sigterm(signum, frame) -> None:

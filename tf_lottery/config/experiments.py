@@ -165,6 +165,46 @@ class CurveConfig(Section):
                              "its sparse instability: add {pruning.instability}")
 
 
+PLANES = ("none", "parent", "aligned")  # which three networks --plane spans (SurfaceConfig)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SurfaceConfig(Section):
+    """Beyond the line: planes through three networks, centroids of all children.
+
+    ``plane`` picks the three networks of each (replicate, k)'s plane:
+    'parent' = (W_k, child 0, child 1), 'aligned' = (child 0, child 1,
+    child 1 aligned to child 0); ``plane_grid`` points per side, and
+    ``plane_margin`` times the three networks' span beyond them on every
+    side (``stability.plane``). ``centroid`` adds, per (replicate, k), the
+    plain average of all children, raw and aligned to child 0 by weight
+    matching (``stability.centroid``), and its gap to the children's mean
+    error. Evaluation only: these knobs add pieces and change none, so the
+    section is left out of the recipe (``measures_only``) and a finished
+    run relaunched with them computes only the new pieces.
+    """
+
+    section = "surface"
+    measures_only = True
+
+    plane: str = knob(
+        "none",
+        "Surface: error on a grid in the plane through three networks per rewind step: "
+        "'parent' (W_k, child 0, child 1) or 'aligned' (child 0, child 1, child 1 "
+        "aligned to child 0 by weight matching).", choices=PLANES, late=True)
+    plane_grid: int = knob(
+        21, "Surface: grid points per side of --plane's grid (it evaluates the square "
+        "of this many networks).", check=at_least(2), late=True)
+    plane_margin: float = knob(
+        0.2, "Surface: --plane's grid extends this fraction of the three networks' span "
+        "beyond them on every side.", check=must(lambda v: v >= 0, "be >= 0"), late=True)
+    centroid: bool = knob(
+        False,
+        "Surface: also the plain average of all children of each W_k (raw and aligned "
+        "to child 0 by weight matching), its error and its gap to the children's mean "
+        "error (BatchNorm statistics re-estimated).", late=True)
+
+
 def geometric_grid(train_steps: int, max_fraction: float, min_step: int = 1
                    ) -> tuple[int, ...]:
     """0 and ``min_step`` * 2^i for every i with the step <= ``max_fraction`` * T.
@@ -435,7 +475,8 @@ EXPERIMENTS = {e.name: e for e in (
     ExperimentSpec(
         "instability", "runs the instability analysis (children from each W_k, "
         "interpolation, error barriers; with --curve, curves too)",
-        sections=(InstabilityConfig,), optional=((CurveConfig, "curve.enabled"),)),
+        sections=(InstabilityConfig, SurfaceConfig),
+        optional=((CurveConfig, "curve.enabled"),)),
     ExperimentSpec(
         "imp", "runs IMP with rewinding (levels, baselines and, with --instability, "
         "the instability analysis of each level's subnetwork; with "

@@ -116,6 +116,11 @@ class Section:
     # pairs): a run recorded without it may be relaunched with it
     # (``recipe.recipe_changes``); once recorded, it is compared as any other.
     addon: ClassVar[bool] = False
+    # A section whose knobs only add evaluation pieces to a run and change none
+    # already computed: left out of the recipe (its hash, config.json, the
+    # relaunch check), so a finished run relaunched with other values computes
+    # only the pieces they add.
+    measures_only: ClassVar[bool] = False
     # Every section is a dataclass; declared so that type checkers know it.
     __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 

@@ -74,7 +74,7 @@ class ExperimentConfig:
         """The fields that determine results (everything but ``runtime``)."""
         d: dict[str, Any] = {"experiment": self.experiment}
         for part in self.parts():
-            if part is not self.runtime:
+            if part is not self.runtime and not part.measures_only:
                 d[part.section] = _fields(part)
         return d
 
@@ -86,7 +86,7 @@ class ExperimentConfig:
         """
         recipe = self.recipe_dict()
         for part in self.parts():
-            if part is self.runtime:
+            if part is self.runtime or part.measures_only:
                 continue
             for field, declared, _ in declarations(type(part)):
                 if declared.late and getattr(part, field.name) == field.default:
@@ -97,6 +97,11 @@ class ExperimentConfig:
     def to_json(self) -> str:
         return json.dumps(
             {"recipe_hash": self.recipe_hash(), **self.recipe_dict(),
+             # Not recipe, but what a task run elsewhere must know (the config
+             # round-trips: Ray workers); at its defaults left out, so the
+             # config.json of a run that does not use it is as it was.
+             **{p.section: _fields(p) for p in self.sections
+                if p.measures_only and p != type(p)()},
              "runtime": dataclasses.asdict(self.runtime)},
             indent=2,
             sort_keys=True,
@@ -137,7 +142,8 @@ def config_from_json(text: str) -> ExperimentConfig:
     used = spec.section_types(lambda switch: _dig(d, switch)) if spec else ()
     common: dict[str, Any] = {cls.section: _build(cls, d[cls.section]) for cls in COMMON}
     return ExperimentConfig(experiment=d["experiment"], **common,
-                            sections=tuple(_build(cls, d[cls.section]) for cls in used))
+                            sections=tuple(_build(cls, d.get(cls.section, {}))
+                                           for cls in used))
 
 
 def diff_recipes(a: dict[str, Any], b: dict[str, Any], prefix: str = "",
@@ -201,6 +207,6 @@ def recipe_fields() -> list[str]:
     out = ["experiment"]
     recipe: tuple[type[Section], ...] = (ModelConfig, DataConfig, OptimizerConfig,
                                          ScheduleConfig, TrainConfig)
-    for cls in (*recipe, *experiments.section_types()):
+    for cls in (*recipe, *(c for c in experiments.section_types() if not c.measures_only)):
         out += [f"{cls.section}.{f.name}" for f in dataclasses.fields(cls)]
     return out

@@ -84,6 +84,8 @@ THRESHOLD_RUN = "threshold"
 DENSE_REFERENCE_RUN = "dense_reference"
 MATCHING_RUN = "matching"
 CURVE_RUN = "curve"  # --curve: the fitted curves' barrier beside the line's
+CENTROID_RUN = "centroid"  # --centroid: the raw centroid's gap against k
+ALIGNED_CENTROID_RUN = "centroid_aligned"  # and the aligned one's
 
 # tasks (tasks/): each task's lease, apart from every output
 LEASES_DIR = "leases"
@@ -92,6 +94,9 @@ LEASES_DIR = "leases"
 LEVEL_PATHS_DIR = "level_paths"
 ONSET_IMP_DIR = "imp"  # --onset_level=L: IMP levels 0..L, a model_dir of their own
 INSTRUMENTS_FIGURE = "layerwise_k{k}.png"  # one bar chart per rewind step
+PLANE_FIGURE = "plane_{plane}_k{k}{replicate}.png"  # --plane: a contour per k (and replicate)
+BARRIER_MATRIX_FIGURE = "barrier_matrix_k{k}.png"  # N >= 3 children: pairwise heat map
+CENTROID_FIGURE = "centroid.png"  # --centroid: gap vs k beside the pairwise barrier
 IMP_LAYERWISE_FIGURE = "layerwise_level{level}.png"  # one per IMP level (sparse instability)
 LEVEL_BARRIERS_FIGURE = "imp_level_barriers.png"
 ONSET_FIGURE = "onset.png"
@@ -338,6 +343,17 @@ def curve_dir(curve_path: str) -> str:
     return curve_path.removesuffix(".json")
 
 
+def plane_file(point_dir: str, plane: str) -> str:
+    """The error surface in the plane ``plane`` (``--plane``) of a rewind
+    point's networks."""
+    return os.path.join(point_dir, f"plane_{plane}.json")
+
+
+def centroid_file(point_dir: str) -> str:
+    """The centroid of a rewind point's children (``--centroid``)."""
+    return os.path.join(point_dir, "centroid.json")
+
+
 # -- the IMP experiment -------------------------------------------------------------------
 
 def layerwise_file(point_dir: str, a: Number, b: Number) -> str:
@@ -578,6 +594,12 @@ def paper_barrier_tag(split: str, independent: bool = False, std: bool = False) 
                    f"{'_std' if std else ''}")
 
 
+def centroid_gap_tag(split: str) -> str:
+    """The centroid's error gap to its children's mean error, in percent
+    against k: raw in ``CENTROID_RUN``, aligned in ``ALIGNED_CENTROID_RUN``."""
+    return pct_tag(f"{split}_centroid_gap")
+
+
 def paper_path_tag(split: str, independent: bool = False) -> str:
     """A mean path's error in percent against α × ``PATH_STEPS``: each k's in
     its own run (``k_name``), each IMP level's sparse path in its own
@@ -750,6 +772,9 @@ def _trees() -> dict[str, list[Entry]]:
             (_rel(summary_run(M, THRESHOLD_RUN), True),
              ["the stability threshold (%) at the first and last k, under",
               "each barrier tag in percent it is drawn beside"]),
+            (_rel(summary_run(M, CENTROID_RUN), True),
+             [f"--centroid: {centroid_gap_tag(both)} (and /copy) against k;",
+              f"the aligned centroid's in {_rel(summary_run(M, ALIGNED_CENTROID_RUN), True)}"]),
             (_rel(summary_run(M, k_name("<k>")), True),
              [f"{paper_path_tag(both)}: the mean path at k, against",
               f"α × {PATH_STEPS} (a run per k, a colour per k)"]),
@@ -773,6 +798,12 @@ def _trees() -> dict[str, list[Entry]]:
               "loss barriers, the pair's linear barrier, the fit's loss"]),
             (_rel(curve_dir(curve_file(point, "<i>", "<j>")), True),
              ["the fit of its bend: resume checkpoints, final/ckpt (θ)"]),
+            (_rel(plane_file(point, "<plane>")),
+             ["--plane: error and loss on a grid in the plane through",
+              "three networks (W_k or child 1 aligned, children 0, 1)"]),
+            (_rel(centroid_file(point)),
+             ["--centroid: the average of all children, raw and",
+              "aligned to child 0; its error and gap to the children's"]),
             (_rel(independent_pair_file(M, "<r1>", "<r2>")),
              ["parents of two replicates (R >= 2); curves in",
               f"{_rel(pair_events_dir(independent_pair_file(M, '<r1>', '<r2>')), True)} as "

@@ -51,6 +51,9 @@ Also added within schema 2 with defaults (issue 26): curves between
 children (``CurveRecord``, ``--curve``), the ``curves`` and
 ``curve_barrier`` of a rewind point's children and the ``curve_barrier``
 of a rewind point (None without ``--curve`` and in older records).
+Also added within schema 2 with defaults (issue 26): the instability
+results' ``centroid`` summaries and settings' ``plane`` and ``centroid``;
+new records for planes (``PlaneRecord``) and centroids (``CentroidRecord``).
 
 Pure Python: no TensorFlow, no I/O (``store.py`` reads and writes them).
 """
@@ -422,6 +425,98 @@ class InstabilitySettings(Value):
     train_eval_examples: int
     align: str = "none"
     child_noise: str = "both"
+    plane: str = "none"
+    centroid: bool = False
+
+
+# -- beyond the line: planes and centroids (issue 26) ---------------------------------------
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PlaneRecord(Record):
+    """``plane_<plane>.json`` beside a rewind point's children: error and
+    loss on a grid in the plane through three networks (``stability.plane``).
+
+    Attributes:
+      plane: which three (``--plane``: 'parent', 'aligned').
+      networks: their labels, in order (a, b, c: the plane's origin, its
+        first axis' direction, the third).
+      endpoints: their checkpoints (for 'aligned', c is b's checkpoint,
+        aligned to a before it is placed).
+      coordinates: each network's (x, y); x along b − a, distances are
+        L2 distances between weight vectors.
+      xs, ys: the grid's coordinates; error, loss: split -> [iy][ix] values.
+      network_error: split -> each network's error at its own coordinates
+        (evaluated through the plane, not from its run's record).
+      grid, margin: ``--plane_grid``, ``--plane_margin``.
+      matching: the alignment of c ('aligned' only).
+    """
+
+    BY_SPLIT: ClassVar[tuple[str, ...]] = ("error", "loss", "network_error")
+    status: str
+    plane: str
+    rewind_step: int
+    replicate: int
+    networks: list[str]
+    endpoints: list[RecordPath]
+    coordinates: list[list[float]]
+    xs: list[float]
+    ys: list[float]
+    error: dict[str, list[list[float]]]
+    loss: dict[str, list[list[float]]]
+    network_error: dict[str, list[float]]
+    bn_mode: str
+    grid: int
+    margin: float
+    matching: MatchingRecord | None = None
+    wall_time_s: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CentroidMetrics(Value):
+    """A centroid's error and loss, and its error gap to the children's mean
+    (split -> value)."""
+
+    error: dict[str, float]
+    loss: dict[str, float]
+    gap: dict[str, float]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CentroidRecord(Record):
+    """``centroid.json`` beside a rewind point's children: the plain average
+    of all N children, raw and with children 2..N aligned to child 1
+    (``stability.centroid``).
+
+    Attributes:
+      endpoints: the children's checkpoints.
+      children_error: split -> the children's mean final error.
+      bn_recomputed: the centroid's BatchNorm statistics were re-estimated.
+      matching: one per aligned child (children 2..N).
+    """
+
+    status: str
+    rewind_step: int
+    replicate: int
+    endpoints: list[RecordPath]
+    children_error: dict[str, float]
+    bn_recomputed: bool
+    raw: CentroidMetrics
+    aligned: CentroidMetrics
+    matching: list[MatchingRecord]
+    wall_time_s: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CentroidSummaryRecord(Value):
+    """Rewind step k's centroids over replicates: split -> mean ± std of the
+    children's error, each centroid's error and its gap."""
+
+    rewind_step: int
+    children_error: dict[str, Stat]
+    error: dict[str, Stat]
+    gap: dict[str, Stat]
+    aligned_error: dict[str, Stat]
+    aligned_gap: dict[str, Stat]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -437,6 +532,7 @@ class InstabilityResults(Record):
     table: str
     wall_time_s_last_session: float | None = None
     layerwise: "list[LayerwiseSummaryRecord] | None" = None
+    centroid: list[CentroidSummaryRecord] | None = None
 
 
 # -- IMP ----------------------------------------------------------------------------------------

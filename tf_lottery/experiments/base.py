@@ -30,9 +30,11 @@ def run_kind(run: Callable[[TaskWorker, Task], None]) -> TaskKind:
     return TaskKind(run, RUN)
 
 
-def record_kind(run: Callable[[TaskWorker, Task], None]) -> TaskKind:
-    """A kind whose output is one record file."""
-    return TaskKind(run, RECORD)
+def record_kind(run: Callable[[TaskWorker, Task], None],
+                current: Callable[[ExperimentConfig, Mapping[str, Any]], bool] | None = None
+                ) -> TaskKind:
+    """A kind whose output is one record file (``current``: see ``TaskKind``)."""
+    return TaskKind(run, RECORD, current)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,7 +44,7 @@ from absl import logging
 from tf_lottery.config import ExperimentConfig, experiments
 from tf_lottery.core import layout, records, store
 from tf_lottery.errors import FieldError
-from tf_lottery.experiments import base, curve_pairs, evaluation, instruments, toolkit
+from tf_lottery.experiments import base, curve_pairs, evaluation, instruments, surface, toolkit
 from tf_lottery.experiments.base import Experiment, record_kind, run_kind
 from tf_lottery.experiments.toolkit import RESULTS, R, task_id
 from tf_lottery.reporting import console, tensorboard_figures
@@ -84,10 +84,12 @@ def plan(config: ExperimentConfig) -> list[Task]:
         for r in range(replicates) if config.instability.layerwise_barriers else ():
             tasks += toolkit.layerwise_tasks(config, layout.rewind_point_dir(R, r, k), k,
                                              replicate=r)
+        for r in range(replicates):
+            tasks += surface.tasks(config, layout.rewind_point_dir(R, r, k), parents[r], k, r)
         tasks.append(Task(points[-1], "rewind_point", tuple(t.id for t in pieces), 0,
                           (("k", k),)))
     independent = [t.id for t in tasks if t.kind == "independent_pair"]
-    layerwise = [t.id for t in tasks if t.kind == "layerwise_pair"]
+    layerwise = [t.id for t in tasks if t.kind in ("layerwise_pair", "plane", "centroid")]
     tasks.append(Task(RESULTS, "instability_results",
                       (*parents, *independent, *points, *layerwise), 0))
     return tasks
@@ -218,14 +220,18 @@ def run_instability_results(worker: TaskWorker, task: Task) -> None:
             stability_threshold=ic.stability_threshold, bn_mode=ic.bn_mode,
             replicates=ic.replicates, child_optimizer_state=ic.child_optimizer_state,
             train_eval_examples=config.data.train_eval_examples, align=ic.align,
-            child_noise=ic.child_noise),
+            child_noise=ic.child_noise, plane=config.surface.plane,
+            centroid=config.surface.centroid),
         parents=parents,
         rewind_steps=points,
         independent=independent,
         table=table,
         wall_time_s_last_session=plan_lib.recorded_seconds(EXPERIMENT, config, worker.graph),
         layerwise=layerwise,
+        centroid=surface.summarize(config) if config.surface.centroid else None,
     )
+    if results.centroid:
+        surface.write_centroid(model_dir, results.centroid)
     store.write(layout.results_file(model_dir), results, model_dir)
     tensorboard_figures.refresh_figures(model_dir)
 
@@ -275,6 +281,8 @@ EXPERIMENT = Experiment(
     {"parent": run_kind(run_parent), "independent_pair": record_kind(run_independent_pair),
      "child": run_kind(run_child), "pair": record_kind(run_pair),
      "rewind_point": record_kind(run_rewind_point),
-     "instability_results": record_kind(run_instability_results),
-     "layerwise_pair": record_kind(run_layerwise_pair), "curve": record_kind(run_curve)},
+     "instability_results": record_kind(run_instability_results, surface.results_current),
+     "layerwise_pair": record_kind(run_layerwise_pair), "curve": record_kind(run_curve),
+     "plane": record_kind(surface.run_plane, surface.plane_current),
+     "centroid": record_kind(surface.run_centroid)},
     refresh=refresh_views, networks=NETWORKS)

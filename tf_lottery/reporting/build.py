@@ -32,6 +32,7 @@ from tf_lottery.reporting import (
     instrument_figures,
     markdown,
     summary,
+    surface_figures,
 )
 from tf_lottery.reporting.collect import Path
 
@@ -126,6 +127,7 @@ def build(model_dir: str, matching_tolerance: float = 0.005,
     figs.update(aligned.figures)
     instruments = instrument_figures.figures([e.path for e in experiments])
     instruments.update(curve_figures.figures([e.path for e in experiments]))  # --curve
+    instruments.update(surface_figures.figures([e.path for e in experiments]))
     figs.update({name: fig for name, (fig, _) in instruments.items()})
     missing = unreadable + [m for e in experiments for m in e.missing]
     described = {name: FIGURE_TEXT.get(name, "") for name in figs} | aligned.described

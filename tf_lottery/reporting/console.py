@@ -68,6 +68,8 @@ def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def instability_table(results: records.InstabilityResults) -> str:
     threshold = results.settings.stability_threshold
     rows = []
+    # --centroid: the centroid's test error gap to its children's, raw / aligned
+    centroids = {c.rewind_step: c for c in results.centroid or ()}
     for point in results.rewind_steps:
         children = [c.metrics.test_accuracy for rep in point.replicates for c in rep.children]
         loss = None if point.loss_barrier is None else {
@@ -76,13 +78,18 @@ def instability_table(results: records.InstabilityResults) -> str:
                      cell(point.barrier["train"]), "yes" if point.stable else "no",
                      pct(sum(children) / len(children)) if children else NONE,
                      loss_cell(loss, "test"), loss_cell(loss, "train")])
+        found = centroids.get(point.rewind_step)
+        if centroids:
+            rows[-1].append(NONE if found is None else
+                            f"{cell(found.gap['test'])} / {cell(found.aligned_gap['test'])}")
     if results.independent is not None:
         b, lb = results.independent.barrier, results.independent.loss_barrier
         rows.append(["independent", cell(b["test"]), cell(b["train"]), NONE, NONE,
-                     loss_cell(lb, "test"), loss_cell(lb, "train")])
+                     loss_cell(lb, "test"), loss_cell(lb, "train")] + [NONE] * bool(centroids))
     header = ["k", "test barrier", "train barrier",
               f"stable (test < {threshold_pct(threshold)})", "children's test accuracy",
-              "test loss barrier", "train loss barrier"]
+              "test loss barrier", "train loss barrier",
+              *["centroid test gap (raw / aligned)"] * bool(centroids)]
     if any(p.curve_barrier is not None for p in results.rewind_steps):  # --curve
         header += ["curve test barrier", "curve train barrier"]
         curves = [p.curve_barrier for p in results.rewind_steps]

@@ -150,8 +150,22 @@ class PathEvaluator:
         assign_point(self.variables, w1, w2, alpha)
         return self.measure()
 
+    def at(self, weights: Weights) -> dict[str, float]:
+        """Error and loss of the network ``weights`` (in the order of
+        ``variables``), any point off the line (a plane's grid, a centroid):
+        written into the model, prepared and evaluated as a point of a path."""
+        self.write(weights)
+        return self.measure()
+
+    def write(self, weights: Weights) -> None:
+        """Writes ``weights`` (in the order of ``variables``) into the model."""
+        if len(weights) != len(self.variables):
+            raise ValueError(f"{len(self.variables)} variables but {len(weights)} arrays")
+        for v, w in zip(self.variables, weights, strict=True):
+            v.assign(w)
+
     def measure(self) -> dict[str, float]:
-        """Error and loss of the weights the model holds (after ``prepare``)."""
+        """Error and loss of what the model holds (after ``prepare``)."""
         if self.prepare is not None:
             self.prepare()
         metrics = {}

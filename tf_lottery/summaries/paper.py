@@ -184,6 +184,18 @@ def write_independent(model_dir: str, barrier: Mapping[str, float],
     tensorboard.write_scalars(_run(model_dir, layout.INDEPENDENT_RUN), scalars)
 
 
+def write_centroid(model_dir: str, gaps: Sequence[tuple[int, Mapping[str, float],
+                                                       Mapping[str, float]]]) -> None:
+    """--centroid: the centroid's error gap to its children's (k, raw, aligned;
+    split -> mean over replicates) in percent against k, raw and aligned
+    each in a run of its own."""
+    for run, aligned in ((layout.CENTROID_RUN, False), (layout.ALIGNED_CENTROID_RUN, True)):
+        tensorboard.write_scalars(_run(model_dir, run), {
+            tag: points for s in SPLITS for tag, points in _copied(
+                layout.centroid_gap_tag(s),
+                [(k, (both if aligned else raw)[s]) for k, raw, both in gaps]).items()})
+
+
 # -- IMP ------------------------------------------------------------------------------------
 
 def imp_charts(k: int, threshold: float | None) -> list[tuple[str, list[str]]]:

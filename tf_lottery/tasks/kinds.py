@@ -56,10 +56,15 @@ class TaskKind:
         worker's config and the task (never from what an earlier task left
         in memory) and writes its output atomically.
       output: ``RUN`` or ``RECORD`` (see above).
+      current: ``(config, record JSON) -> bool``, or None: whether a
+        complete record is what this config asks for. A record made before
+        an evaluation-only knob asked for more (``Section.measures_only``)
+        is not, so the task runs again.
     """
 
     run: Callable[[TaskWorker, Task], None]
     output: str
+    current: Callable[[ExperimentConfig, Mapping[str, Any]], bool] | None = None
 
 
 class Runnable(Protocol):

@@ -48,7 +48,10 @@ def is_done(experiment: Runnable, config: ExperimentConfig, task: Task) -> bool:
         record = files.read_json(output_file(experiment, config, task))
     except CorruptFileError:
         return False
-    return isinstance(record, dict) and record.get("status") == layout.COMPLETE
+    if not (isinstance(record, dict) and record.get("status") == layout.COMPLETE):
+        return False
+    current = kind_of(experiment, task).current
+    return current is None or current(config, record)
 
 
 def reopen(experiment: Runnable, config: ExperimentConfig) -> list[str]:
