@@ -276,3 +276,23 @@ def test_results_are_current_unless_they_lack_what_is_asked(tmp_path):
     done = {"settings": {"plane": "parent"}, "centroid": [{}]}
     assert surface.results_current(asked, done) and surface.results_current(plain, done)
     assert not surface.results_current(_config(tmp_path, "--plane=aligned"), done)
+
+
+def test_the_curve_plane_spans_the_children_and_their_fitted_bend(tmp_path):
+    from tf_lottery.errors import ConfigError
+    with pytest.raises(ConfigError, match="curve"):
+        _config(tmp_path / "refused", "--plane=curve")  # no curve to take the bend of
+    c = _config(tmp_path / "run", "--plane=curve", "--curve", "--curve_steps=6",
+                "--curve_checkpoint_every=3")
+    point_id = "replicate_0/k_000000010"
+    lines = {line["id"]: line for line in tasks_cli.list_tasks(instability.EXPERIMENT, c)}
+    assert f"{point_id}/curve_0_1" in lines[f"{point_id}/plane_curve"]["deps"]
+    instability.instability(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    root = str(tmp_path / "run")
+    point = os.path.join(root, point_id)
+    found = store.read(layout.plane_file(point, "curve"), records.PlaneRecord, root)
+    curve = store.read(layout.curve_file(point, 0, 1), records.CurveRecord, root)
+    assert found.networks == ["child 0", "child 1", "bend"]
+    assert found.endpoints[2] == curve.bend and curve.steps == 6
+    # A fitted bend is off the line between the children: the three span a plane.
+    assert found.coordinates[2][1] > 0

@@ -165,7 +165,7 @@ class CurveConfig(Section):
                              "its sparse instability: add {pruning.instability}")
 
 
-PLANES = ("none", "parent", "aligned")  # which three networks --plane spans (SurfaceConfig)
+PLANES = ("none", "parent", "aligned", "curve")  # the three networks --plane spans (SurfaceConfig)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -174,7 +174,8 @@ class SurfaceConfig(Section):
 
     ``plane`` picks the three networks of each (replicate, k)'s plane:
     'parent' = (W_k, child 0, child 1), 'aligned' = (child 0, child 1,
-    child 1 aligned to child 0); ``plane_grid`` points per side, and
+    child 1 aligned to child 0), 'curve' = (child 0, child 1, the bend of
+    their fitted curve; needs ``--curve``); ``plane_grid`` points per side, and
     ``plane_margin`` times the three networks' span beyond them on every
     side (``stability.plane``). ``centroid`` adds, per (replicate, k), the
     plain average of all children, raw and aligned to child 0 by weight
@@ -191,7 +192,8 @@ class SurfaceConfig(Section):
         "none",
         "Surface: error on a grid in the plane through three networks per rewind step: "
         "'parent' (W_k, child 0, child 1) or 'aligned' (child 0, child 1, child 1 "
-        "aligned to child 0 by weight matching).", choices=PLANES, late=True)
+        "aligned to child 0 by weight matching) or 'curve' (child 0, child 1, the bend of "
+        "their fitted curve; needs --curve).", choices=PLANES, late=True)
     plane_grid: int = knob(
         21, "Surface: grid points per side of --plane's grid (it evaluates the square "
         "of this many networks).", check=at_least(2), late=True)
@@ -203,6 +205,12 @@ class SurfaceConfig(Section):
         "Surface: also the plain average of all children of each W_k (raw and aligned "
         "to child 0 by weight matching), its error and its gap to the children's mean "
         "error (BatchNorm statistics re-estimated).", late=True)
+
+    def validate_in(self, config: Any) -> None:
+        curve = next((s for s in config.sections if s.section == "curve"), None)
+        if self.plane == "curve" and not (curve is not None and curve.enabled):
+            raise FieldError("surface.plane", "'curve' spans the bend of the curve fitted "
+                             "between children 0 and 1: add {curve.enabled}")
 
 
 def geometric_grid(train_steps: int, max_fraction: float, min_step: int = 1

@@ -5,9 +5,9 @@
   through three networks (``stability.plane``) and writes
   ``plane_<plane>.json`` beside the children. The three are named by
   ``NETWORKS``: 'parent' = (W_k, child 0, child 1), 'aligned' = (child 0,
-  child 1, child 1 aligned to child 0). A third choice is one entry there
-  and one branch in ``_networks`` (e.g. 'curve': child 0, child 1 and a
-  fitted curve's bend).
+  child 1, child 1 aligned to child 0), 'curve' = (child 0, child 1, the
+  bend θ of the curve fitted between them, ``--curve``; the plane task
+  waits for that curve task and reads its finished fit).
 - ``--centroid``: a ``centroid`` task per (replicate, k) evaluates the
   average of all N children, raw and aligned (``stability.centroid``), and
   writes ``centroid.json``; the results task summarizes them per k over
@@ -33,10 +33,10 @@ from absl import logging
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
-from tf_lottery.experiments import evaluation, toolkit
+from tf_lottery.experiments import curve_pairs, evaluation, toolkit
 from tf_lottery.experiments.toolkit import EVAL_COST, task_id
 from tf_lottery.models import permutation
-from tf_lottery.stability import aligned_paths, barrier, bn, centroid, plane
+from tf_lottery.stability import aligned_paths, barrier, bn, centroid, curves, plane
 from tf_lottery.stability.path_evaluator import PathEvaluator
 from tf_lottery.summaries import paper
 from tf_lottery.tasks.graph import Task
@@ -45,7 +45,8 @@ from tf_lottery.training.trainer import SgdNoise
 
 # The three networks of each --plane, as the plane's labels name them.
 NETWORKS = {"parent": ("W_k", "child 0", "child 1"),
-            "aligned": ("child 0", "child 1", "child 1 aligned")}
+            "aligned": ("child 0", "child 1", "child 1 aligned"),
+            "curve": ("child 0", "child 1", "bend")}
 
 
 # -- the graph: pure functions of the config -----------------------------------------------
@@ -82,7 +83,8 @@ def tasks(config: Any, point_dir: str, parent: str, k: int, replicate: int) -> l
     args = (("replicate", replicate), ("k", k))
     out = []
     if sc.plane != "none":
-        deps = ((parent,) if sc.plane == "parent" else ()) + tuple(children[:2])
+        deps = ((parent,) if sc.plane == "parent" else ()) + tuple(children[:2]) + (
+            (task_id(layout.curve_file(point_dir, 0, 1)),) if sc.plane == "curve" else ())
         out.append(Task(task_id(layout.plane_file(point_dir, sc.plane)), "plane", deps,
                         plane_steps(config), (*args, ("plane", sc.plane))))
     if sc.centroid:
@@ -113,9 +115,12 @@ def _final(point_dir: str, child: int) -> str:
 
 
 def _networks(evaluator: PathEvaluator, config: ExperimentConfig, r: int, k: int,
-              which: str) -> tuple[list[str], list[list[np.ndarray]], dict | None]:
+              which: str, fitter: curves.BendFitter | None = None
+              ) -> tuple[list[str], list[list[np.ndarray]], dict | None]:
     """The checkpoints, the weights (path variables' order) and, for
-    'aligned', the matching of the plane ``which``'s three networks."""
+    'aligned', the matching of the plane ``which``'s three networks; for
+    'curve', ``fitter`` gives the bend of the finished fit of children 0 and
+    1 (it resumes that fit at its end, so it trains nothing)."""
     point_dir = layout.rewind_point_dir(config.runtime.model_dir, r, k)
     ends = [_final(point_dir, 0), _final(point_dir, 1)]
     if which == "parent":
@@ -129,11 +134,16 @@ def _networks(evaluator: PathEvaluator, config: ExperimentConfig, r: int, k: int
             aligned_paths.MATCHING_SEED, aligned_paths.MATCHING_MAX_ITER)
         return ([*ends, ends[1]], [aligned_paths.path_arrays(trainer, w) for w in (a, b, c)],
                 matching)
+    if which == "curve" and fitter is not None:
+        w1, w2 = evaluator.endpoint(ends[0]), evaluator.endpoint(ends[1])
+        fit_dir = layout.curve_dir(layout.curve_file(point_dir, 0, 1))
+        bend = fitter.fit(w1, w2, fit_dir).bend
+        return [*ends, layout.final_checkpoint(fit_dir)], [w1, w2, bend], None
     raise ValueError(f"unknown plane {which!r}")
 
 
 def evaluate_plane(evaluator: PathEvaluator, config: ExperimentConfig, r: int, k: int,
-                   which: str) -> records.PlaneRecord:
+                   which: str, fitter: curves.BendFitter | None = None) -> records.PlaneRecord:
     """Replicate r's plane ``which`` at k, stored once (``plane_<which>.json``)."""
     model_dir, sc = config.runtime.model_dir, config.surface
     out_path = layout.plane_file(layout.rewind_point_dir(model_dir, r, k), which)
@@ -141,7 +151,7 @@ def evaluate_plane(evaluator: PathEvaluator, config: ExperimentConfig, r: int, k
     if done is not None and done.grid == sc.plane_grid and done.margin == sc.plane_margin:
         return done
     started = time.perf_counter()
-    paths, weights, matching = _networks(evaluator, config, r, k, which)
+    paths, weights, matching = _networks(evaluator, config, r, k, which, fitter)
     found = plane.through(*weights)
     xs, ys = plane.grid(found.coordinates, sc.plane_grid, sc.plane_margin)
     label = f"{evaluation.replicate_prefix(config, r)}k={k} plane {which}"
@@ -249,8 +259,11 @@ def write_centroid(model_dir: str, found: list[records.CentroidSummaryRecord]) -
 # -- task kinds ------------------------------------------------------------------------------
 
 def run_plane(worker: TaskWorker, task: Task) -> None:
-    evaluate_plane(evaluation.evaluator(worker), worker.config, task.arg("replicate"),
-                   task.arg("k"), task.arg("plane"))
+    evaluator = evaluation.evaluator(worker)
+    fitter = (curve_pairs.fitter(worker, evaluator.trainer) if task.arg("plane") == "curve"
+              else None)
+    evaluate_plane(evaluator, worker.config, task.arg("replicate"), task.arg("k"),
+                   task.arg("plane"), fitter)
 
 
 def run_centroid(worker: TaskWorker, task: Task) -> None:
