@@ -296,3 +296,16 @@ def test_the_curve_plane_spans_the_children_and_their_fitted_bend(tmp_path):
     assert found.endpoints[2] == curve.bend and curve.steps == 6
     # A fitted bend is off the line between the children: the three span a plane.
     assert found.coordinates[2][1] > 0
+
+
+def test_a_plane_asked_for_on_another_grid_sets_the_old_one_aside(finished, tmp_path):
+    root, _, _, _ = finished
+    shutil.copytree(root / "inline", tmp_path / "run")
+    c = _config(tmp_path / "run", "--plane_grid=2")
+    instability.instability(c, tf.distribute.get_strategy(), tiny_pipeline(c))
+    point = tmp_path / "run" / "replicate_0" / "k_000000010"
+    found = store.read(str(point / "plane_parent.json"), records.PlaneRecord,
+                       str(tmp_path / "run"))
+    assert found.grid == 2 and np.shape(found.error["test"]) == (2, 2)
+    (old,) = point.glob(f"plane_parent.json.{layout.SUPERSEDED}-*")
+    assert json.loads(old.read_text())["grid"] == 3  # kept, not overwritten

@@ -17,7 +17,8 @@ The section (``config.experiments.SurfaceConfig``) is evaluation only and
 left out of the recipe, so a finished run relaunched with these knobs
 computes the new pieces and then its results again (``results_current``
 says a results.json without the centroids asked for is not done). A plane
-recorded with another grid or margin is computed again (``plane_current``).
+recorded with another grid or margin is computed again (``plane_current``);
+the old record is set aside beside it (``files.set_aside``), never lost.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 from absl import logging
 
+from tf_lottery import files
 from tf_lottery.config import ExperimentConfig
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
@@ -150,6 +152,10 @@ def evaluate_plane(evaluator: PathEvaluator, config: ExperimentConfig, r: int, k
     done = store.read_complete(out_path, records.PlaneRecord, model_dir, model_dir)
     if done is not None and done.grid == sc.plane_grid and done.margin == sc.plane_margin:
         return done
+    if done is not None:  # another grid or margin asked for: keep the old one beside it
+        logging.info("%s holds a %d-point grid with margin %g; setting it aside as %s",
+                     out_path, done.grid, done.margin,
+                     files.set_aside(out_path, layout.SUPERSEDED))
     started = time.perf_counter()
     paths, weights, matching = _networks(evaluator, config, r, k, which, fitter)
     found = plane.through(*weights)
