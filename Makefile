@@ -67,7 +67,7 @@ test: install browser
 	$(VENV)/bin/ruff check tf_lottery tests benchmarks tools tpu_scripts
 	$(VENV)/bin/mypy tf_lottery
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 lint: install
 	$(VENV)/bin/ruff check tf_lottery tests benchmarks tools tpu_scripts
