@@ -25,10 +25,11 @@ def test_help_lists_every_experiment_and_tf_lotterys_flag_groups():
         assert any(line.strip().startswith(f"{name}: ") for line in lines), name
     groups = [line.split(":")[0] for line in lines if line and not line.startswith(" ")
               and ":" in line and line.split(":")[0].isidentifier()]
+    # The add-ons to the instability analysis (planes, curves) sit right after it.
     assert groups == ["model", "data", "train", "optimizer", "schedule", "runtime",
-                      "instability", "pruning", "onset", "launch"]
+                      "instability", "surface", "curve", "pruning", "onset", "launch"]
     for flag in ("--imp_levels", "--rewind_steps", "--children", "--model_dir",
-                 "--force_unlock"):
+                 "--force_unlock", "--plane", "--centroid", "--curve_steps"):
         assert any(line.startswith(f"  {flag} (default: ") for line in lines), flag
     # The same text for --helpshort; absl's own listing stays on --helpfull.
     short = subprocess.run([sys.executable, "-m", "tf_lottery.main", "--helpshort"],
