@@ -26,7 +26,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install data browser run test lint check-pins wheel-smoke
+.PHONY: install data browser run test test-fast lint check-pins wheel-smoke
 
 $(STAMP): setup.cfg pyproject.toml $(wildcard $(LOCK))
 	@[ -f $(LOCK) ] || { echo "No lock $(LOCK) for Python $(PY_VERSION): use Python 3.10-3.12 (make PYTHON=python3.11 ...) or LOCK=locks/<platform>.txt" >&2; exit 1; }
@@ -68,6 +68,11 @@ test: install browser
 	$(VENV)/bin/mypy tf_lottery
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
+
+# The fast tests alone (end-to-end runs, marked slow, left out): for iterating;
+# CI runs `make test`.
+test-fast: install
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m 'not slow'
 
 lint: install
 	$(VENV)/bin/ruff check tf_lottery tests benchmarks tools tpu_scripts

@@ -144,6 +144,7 @@ def run_main(name, model_dir, strategy, *extra_flags, batch=4):
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(set(RECIPES) - {"resnet20_cifar10_low"}))
 def test_flagfile_trains_one_step_through_main_on_mock_cifar10(name, tmp_path):
     variant = name.split("cifar10")[1]
@@ -168,6 +169,7 @@ def relative(x, y):
     return float(np.linalg.norm(x - y) / np.linalg.norm(y))
 
 
+@pytest.mark.slow
 def test_mirrored_step_matches_one_device_step(tmp_path):
     """resnet20_cifar10_low on 2 mirrored replicas of 4 examples vs one device
     of 8: with the recipe's --cross_replica_bn both compute the same step of the

@@ -43,6 +43,7 @@ def pruned_trainer(config, strategy, pipeline):
     return trainer
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model,size,optimizer,replicas", [
     ("resnet50", 64, ("--optimizer=momentum", "--learning_rate=0.1", "--weight_decay=1e-4"),
      2),

@@ -113,6 +113,7 @@ def test_jit_resnet20_gradient_is_as_exact_as_plain_ops():
     assert error(jit) < 2 * error(plain)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_jit_reruns_are_bitwise_identical(tmp_path, model):
     first_loss, first = train(tmp_path / "first", model, "--jit_compile")

@@ -57,6 +57,7 @@ def test_end_to_end_run_writes_results_events_and_rewind_points(tmp_path):
     assert before == after
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_is_bitwise_identical_to_uninterrupted(tmp_path):
     args = [*SMALL, "--train_steps=1500", "--checkpoint_every=100", "--steps_per_loop=20",
             "--optimizer=adam", "--eval_every=500"]
