@@ -210,11 +210,15 @@ def test_a_worker_killed_mid_task_is_replaced_and_the_task_resumes(tmp_path,
     fake_worker.write_spec(model_dir, _graph(), steps=10, step_s=0.15)
     config = fake_config(model_dir)
     killed = {}
+    # The killer watches until the executor returns, not for a fixed time:
+    # starting Ray on a loaded 2-core machine can take longer than any
+    # deadline that was chosen for the parent's 1.5 s of steps (a CI run
+    # beside other jobs lost its 60 s to the cluster's start).
+    finished = threading.Event()
 
     def kill_parent_mid_run():
         checkpoint = pathlib.Path(model_dir, "parent", "checkpoint.json")
-        deadline = time.time() + 60
-        while time.time() < deadline:
+        while not finished.is_set():
             state = fake_worker._read(str(checkpoint)) if checkpoint.exists() else None
             if state and state["step"] >= 3:
                 killed["pid"] = _attempts(model_dir, "parent")[0]["pid"]
@@ -224,7 +228,10 @@ def test_a_worker_killed_mid_task_is_replaced_and_the_task_resumes(tmp_path,
 
     killer = threading.Thread(target=kill_parent_mid_run, daemon=True)
     killer.start()
-    ray_executor.execute(config, workers=2, planner=_graph, worker=FAKE, num_cpus=2)
+    try:
+        ray_executor.execute(config, workers=2, planner=_graph, worker=FAKE, num_cpus=2)
+    finally:
+        finished.set()
     killer.join()
     assert killed, "the parent finished before it could be killed"
     first, second = _attempts(model_dir, "parent")
