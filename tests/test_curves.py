@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tests import test_bn
 from tests.conftest import parse_config, tiny_pipeline
+from tests.test_instability import chart_titles
 from tests.test_instruments import file_times, summary_scalars
 from tests.test_tasks import assert_same_bits, reverse_order, run_one_by_one
 from tf_lottery import experiments as registry
@@ -288,6 +289,11 @@ def test_a_finished_analysis_relaunched_with_curve_computes_only_the_curves(tmp_
     tb = summary_scalars(layout.summary_run(root, layout.CURVE_RUN))
     assert tb[layout.paper_barrier_tag("test")] == {
         0: pytest.approx(100 * curve.barrier["test"])}
+    # The barrier chart, written again by the relaunch, names the curve it now draws.
+    titles = chart_titles(root)
+    drawn = "test error barrier (%) vs rewind step k: {}, and the 2 % stability threshold"
+    assert drawn.format("dense") in titles[0] and drawn.format("dense") not in titles[-1]
+    assert drawn.format("dense line, fitted curve") in titles[-1]
     drawn = report.build(root)
     assert layout.CURVES_FIGURE in drawn.figures and layout.CURVES_FIGURE in drawn.markdown
     # The same analysis with --curve from the start, task by task in reverse

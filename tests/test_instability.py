@@ -12,10 +12,11 @@ import pytest
 import tensorflow as tf
 from absl import flags
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.custom_scalar import layout_pb2
 
 from tests.conftest import parse_config, tiny_pipeline
 from tf_lottery import config as config_lib
-from tf_lottery.core import records, store
+from tf_lottery.core import layout, records, store
 from tf_lottery.errors import ConfigError
 from tf_lottery.experiments import instability as analysis
 from tf_lottery.experiments import toolkit
@@ -190,6 +191,21 @@ def scalars(run_dir):
            for tag in acc.Tags()["tensors"]
            if acc.SummaryMetadata(tag).plugin_data.plugin_name == "scalars"}
     return out, acc
+
+
+def chart_titles(model_dir):
+    """The custom-scalars chart titles of each layout written into
+    ``model_dir``'s summary run, oldest first (TensorBoard shows the last)."""
+    acc = event_accumulator.EventAccumulator(
+        layout.summary_dir(str(model_dir)), size_guidance={event_accumulator.TENSORS: 0})
+    acc.Reload()
+    found = []
+    for event in acc.Tensors("custom_scalars__config__"):
+        written = layout_pb2.Layout()
+        written.ParseFromString(tf.make_ndarray(event.tensor_proto).item())
+        found.append([chart.title for category in written.category
+                      for chart in category.chart])
+    return found
 
 
 def test_cli_end_to_end_writes_summary_and_tensorboard(tmp_path):

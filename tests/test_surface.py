@@ -252,7 +252,7 @@ def test_a_finished_piece_is_not_recomputed_and_tasks_give_the_same_bits(finishe
 
 
 def test_the_report_console_and_tensorboard_show_them(finished):
-    from tests.test_instability import scalars
+    from tests.test_instability import chart_titles, scalars
     from tf_lottery import report
     from tf_lottery.reporting import console
 
@@ -266,6 +266,12 @@ def test_the_report_console_and_tensorboard_show_them(finished):
     found, _ = scalars(layout.summary_run(str(root / "inline"), layout.ALIGNED_CENTROID_RUN))
     assert found[layout.centroid_gap_tag("test")] == {
         10: pytest.approx(100 * summary.aligned_gap["test"].mean, rel=1e-6)}
+    # The relaunch wrote the layout again, now with the centroid's chart per
+    # split (the run's first layout, without --centroid, had none).
+    first, *_, last = chart_titles(root / "inline")
+    gap = ("{} error of the centroid of all children minus their mean (percentage points) "
+           "vs k: raw, and aligned to child 0")
+    assert [t for t in last if t not in first] == [gap.format("test"), gap.format("train")]
 
 
 def test_results_are_current_unless_they_lack_what_is_asked(tmp_path):

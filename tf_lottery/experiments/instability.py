@@ -232,6 +232,7 @@ def run_instability_results(worker: TaskWorker, task: Task) -> None:
     )
     if results.centroid:
         surface.write_centroid(model_dir, results.centroid)
+    summaries.write_add_on_layout(model_dir, config, ic.replicates >= 2)
     store.write(layout.results_file(model_dir), results, model_dir)
     tensorboard_figures.refresh_figures(model_dir)
 

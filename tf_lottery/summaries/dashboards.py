@@ -64,6 +64,14 @@ def write_metadata(model_dir: str, config: ExperimentConfig,
     writer.close()
 
 
+def write_layout(model_dir: str, charts: tensorboard.Layout) -> None:
+    """The custom-scalars layout alone, into the summary run: a later
+    layout there replaces the earlier one in TensorBoard."""
+    writer = chief.summary_writer(layout.summary_dir(model_dir))
+    tensorboard.write_layout(writer, charts)
+    writer.close()
+
+
 def _session_hparams(config: ExperimentConfig, *, rewind_step: int, level: int,
                      density: float, branch: str) -> dict[str, tensorboard.HParamValue]:
     return {**tensorboard.flat_hparams(config),

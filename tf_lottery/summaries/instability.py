@@ -57,14 +57,15 @@ MORE_CATEGORY = "instability: more (fractions)"
 
 def layout_charts(rewind_steps: Sequence[int], independent: bool,
                   aligned: bool = False, layerwise: bool = False,
-                  threshold: float = 0.02) -> tensorboard.Layout:
+                  threshold: float = 0.02, curve: bool = False,
+                  centroid: bool = False) -> tensorboard.Layout:
     """Custom-scalars layout: the paper's charts in percent
     (``summaries/paper.py``), then the rest in fractions (with ``aligned``,
     raw and aligned barriers side by side, and each k's pair curves raw and
     aligned; with ``layerwise``, every layer group's barrier vs k)."""
     charts: dict[str, list[tuple[str, Sequence[str]]]] = {
         **{category: list(found) for category, found in
-           paper.instability_charts(independent, threshold).items()},
+           paper.instability_charts(independent, threshold, curve, centroid).items()},
         MORE_CATEGORY: [
             ("children's final error (fraction) vs k",
              [layout.tag_pattern(layout.children_error_tag("{split}"))]),
@@ -91,15 +92,35 @@ def layout_charts(rewind_steps: Sequence[int], independent: bool,
     return charts
 
 
+def _add_ons(config: ExperimentConfig) -> tuple[bool, bool]:
+    """Whether ``config`` asks for curves and for the centroid (the curve
+    section is in the config only once ``--curve`` is given)."""
+    return (bool(getattr(getattr(config, "curve", None), "enabled", False)),
+            bool(getattr(getattr(config, "surface", None), "centroid", False)))
+
+
+def _charts(config: ExperimentConfig, independent: bool) -> tensorboard.Layout:
+    ic = config.instability
+    return layout_charts(config.train.rewind_steps, independent, ic.align != "none",
+                         ic.layerwise_barriers, ic.stability_threshold, *_add_ons(config))
+
+
 def write_run_metadata(model_dir: str, config: ExperimentConfig, independent: bool) -> None:
     """Layout and hparams columns, written into ``model_dir``'s summary run."""
-    ic = config.instability
-    dashboards.write_metadata(model_dir, config, layout_charts(
-        config.train.rewind_steps, independent, ic.align != "none", ic.layerwise_barriers,
-        ic.stability_threshold))
-    paper.open_runs(model_dir, paper.instability_runs(config.train.rewind_steps, independent))
-    paper.write_thresholds(model_dir, ic.stability_threshold, config.train.rewind_steps,
-                           independent)
+    dashboards.write_metadata(model_dir, config, _charts(config, independent))
+    paper.open_runs(model_dir, paper.instability_runs(
+        config.train.rewind_steps, independent, *_add_ons(config)))
+    paper.write_thresholds(model_dir, config.instability.stability_threshold,
+                           config.train.rewind_steps, independent)
+
+
+def write_add_on_layout(model_dir: str, config: ExperimentConfig, independent: bool) -> None:
+    """The layout again, with the charts of ``--curve`` and ``--centroid``:
+    a finished run relaunched with them gets their charts too (TensorBoard
+    shows a run's latest layout). Their runs start only now, so their
+    colours are not pinned as a first launch's are (``paper.open_runs``)."""
+    if any(_add_ons(config)):
+        dashboards.write_layout(model_dir, _charts(config, independent))
 
 
 def _mean_path(pairs: Sequence[records.PairRecord], split: str) -> list[tuple[int, float]]:

@@ -95,11 +95,15 @@ def open_runs(model_dir: str, names: Sequence[str]) -> None:
         writer.close()
 
 
-def instability_runs(rewind_steps: Sequence[int], independent: bool) -> list[str]:
-    """The instability analysis' series runs, in the order they are started."""
-    return [layout.DENSE_RUN, layout.THRESHOLD_RUN,
+def instability_runs(rewind_steps: Sequence[int], independent: bool, curve: bool = False,
+                     centroid: bool = False) -> list[str]:
+    """The instability analysis' series runs, in the order they are started:
+    the barrier chart's (dense, threshold, with ``curve`` the fitted
+    curves') side by side, and the centroid chart's two after the paths'."""
+    return [layout.DENSE_RUN, layout.THRESHOLD_RUN, *([layout.CURVE_RUN] if curve else []),
             *([layout.INDEPENDENT_RUN] if independent else []),
-            *(layout.k_name(k) for k in rewind_steps)]
+            *(layout.k_name(k) for k in rewind_steps),
+            *([layout.CENTROID_RUN, layout.ALIGNED_CENTROID_RUN] if centroid else [])]
 
 
 def imp_runs(baselines: Sequence[str], instability: bool, levels: Sequence[int]) -> list[str]:
@@ -113,12 +117,16 @@ def imp_runs(baselines: Sequence[str], instability: bool, levels: Sequence[int])
 
 # -- the instability analysis -----------------------------------------------------------
 
-def instability_charts(independent: bool, threshold: float) -> tensorboard.Layout:
-    """Barrier vs k (dense and the threshold), the independent networks'
-    barrier on a chart of its own, the barrier's std, and the mean paths of
-    every k (a run each), the independent path on its own chart."""
+def instability_charts(independent: bool, threshold: float, curve: bool = False,
+                       centroid: bool = False) -> tensorboard.Layout:
+    """Barrier vs k (dense, with ``curve`` the fitted curves', and the
+    threshold), the independent networks' barrier on a chart of its own, the
+    barrier's std, with ``centroid`` the centroid's gap to its children (raw
+    and aligned), and the mean paths of every k (a run each), the
+    independent path on its own chart."""
     t = f"{PCT * threshold:g} %"
-    charts = [(f"{split} error barrier (%) vs rewind step k: dense, and the {t} "
+    drawn = "dense line, fitted curve" if curve else "dense"
+    charts = [(f"{split} error barrier (%) vs rewind step k: {drawn}, and the {t} "
                "stability threshold", [_pattern(layout.paper_barrier_tag(split))])
               for split in SPLITS]
     if independent:
@@ -129,6 +137,11 @@ def instability_charts(independent: bool, threshold: float) -> tensorboard.Layou
     charts += [(f"{split} error barrier std (%) over pairs and replicates vs k",
                 [_pattern(layout.paper_barrier_tag(split, std=True))])
                for split in SPLITS]
+    if centroid:
+        charts += [(f"{split} error of the centroid of all children minus their mean "
+                    "(percentage points) vs k: raw, and aligned to child 0",
+                    [_pattern(layout.centroid_gap_tag(split))])
+                   for split in SPLITS]
     paths = [(f"mean {split} error (%) along the path: one run per rewind step k "
               f"(x: alpha x {layout.PATH_STEPS})",
               [layout.tag_pattern(layout.paper_path_tag(split))]) for split in SPLITS]
