@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -315,3 +316,26 @@ def test_a_plane_asked_for_on_another_grid_sets_the_old_one_aside(finished, tmp_
     assert found.grid == 2 and np.shape(found.error["test"]) == (2, 2)
     (old,) = point.glob(f"plane_parent.json.{layout.SUPERSEDED}-*")
     assert json.loads(old.read_text())["grid"] == 3  # kept, not overwritten
+
+
+@pytest.mark.slow
+def test_tensorboard_serves_the_relaunchs_layout_with_the_centroid_chart(finished):
+    """TensorBoard, served on 127.0.0.1, shows the summary run's latest
+    layout: the one the relaunch with --centroid wrote, not the first."""
+    from tests.test_tensorboard_view import TensorBoard
+
+    root, *_ = finished
+    board = TensorBoard(root / "inline")
+    try:
+        deadline, titles = time.monotonic() + 120, set()
+        while time.monotonic() < deadline:
+            titles = {chart["title"] for category in board.get(
+                "plugin/custom_scalars/layout").get("category", [])
+                for chart in category["chart"]}
+            if titles:
+                break
+            time.sleep(1)
+        assert {f"{s} error of the centroid of all children minus their mean (percentage "
+                "points) vs k: raw, and aligned to child 0" for s in ("test", "train")} <= titles
+    finally:
+        board.stop()
