@@ -16,9 +16,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from tf_lottery.core import layout, records, store
+from tf_lottery.core import layout, records
 from tf_lottery.core.layout import SPLITS
-from tf_lottery.errors import CorruptFileError
+from tf_lottery.reporting import figure_sets
 
 TEXT = ("fitted quadratic Bézier curves between children (--curve): mean test error "
         "along the curve (solid, against t) and the line (dashed, against α) per rewind "
@@ -71,16 +71,10 @@ def curves_figure(result: records.InstabilityResults) -> Figure | None:
 def figures(paths: Sequence[str]) -> dict[str, tuple[Figure, str]]:
     """name -> (figure, description) for every instability experiment at
     ``paths`` with curves."""
-    drawn = []
-    for path in paths:
-        try:
-            result = store.read(layout.results_file(path), records.ExperimentResults, path)
-        except (CorruptFileError, ValueError, KeyError, TypeError):
-            continue  # a damaged record is the main report's to name
+    drawn: list[figure_sets.Drawn] = []
+    for path, result in figure_sets.results(paths):
         if isinstance(result, records.InstabilityResults):
             fig = curves_figure(result)
             if fig is not None:
-                drawn.append((path, fig))
-    return {(layout.CURVES_FIGURE if len(drawn) == 1
-             else layout.CURVES_FIGURE.replace(".png", f"_{i}.png")): (fig, f"{TEXT}; from {path}")
-            for i, (path, fig) in enumerate(drawn)}
+                drawn.append((path, fig, TEXT))
+    return figure_sets.numbered({layout.CURVES_FIGURE: drawn})

@@ -23,9 +23,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from tf_lottery.core import layout, records, store
+from tf_lottery.core import layout, records
 from tf_lottery.core.layout import SPLITS
-from tf_lottery.errors import CorruptFileError
+from tf_lottery.reporting import figure_sets
 
 COLORS = {"test": "tab:blue", "train": "tab:orange"}
 TEXT = {
@@ -132,13 +132,8 @@ def onset(result: records.OnsetResults) -> Figure:
 
 def figures(paths: Sequence[str]) -> dict[str, tuple[Figure, str]]:
     """name -> (figure, description) for every experiment at ``paths``."""
-    found: dict[str, list[tuple[str, Figure, str]]] = {}
-    for path in paths:
-        try:
-            result = store.read(layout.results_file(path), records.ExperimentResults, path)
-        except (CorruptFileError, ValueError, KeyError, TypeError):
-            # A damaged record is the main report's to name.
-            continue
+    found: dict[str, list[figure_sets.Drawn]] = {}
+    for path, result in figure_sets.results(paths):
         if isinstance(result, records.InstabilityResults | records.OnsetResults) and \
                 result.layerwise:
             for s in result.layerwise:
@@ -153,9 +148,4 @@ def figures(paths: Sequence[str]) -> dict[str, tuple[Figure, str]]:
         if isinstance(result, records.OnsetResults) and result.probes:
             found.setdefault(layout.ONSET_FIGURE, []).append(
                 (path, onset(result), TEXT["onset"]))
-    out = {}
-    for name, drawn in found.items():
-        for i, (path, fig, text) in enumerate(drawn):
-            key = name if len(drawn) == 1 else name.replace(".png", f"_{i}.png")
-            out[key] = (fig, f"{text}; from {path}")
-    return out
+    return figure_sets.numbered(found)

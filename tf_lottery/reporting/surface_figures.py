@@ -29,6 +29,7 @@ from tf_lottery.config.experiments import PLANES
 from tf_lottery.core import layout, records, store
 from tf_lottery.core.layout import SPLITS
 from tf_lottery.errors import CorruptFileError
+from tf_lottery.reporting import figure_sets
 
 TEXT = {
     "plane": "test error (%) in the plane through three networks (Garipov et al. 2018); "
@@ -157,12 +158,8 @@ def _planes(path: str, result: records.InstabilityResults) -> list[tuple[str, Fi
 
 def figures(paths: Sequence[str]) -> dict[str, tuple[Figure, str]]:
     """name -> (figure, description) for every instability run at ``paths``."""
-    found: dict[str, list[tuple[str, Figure, str]]] = {}
-    for path in paths:
-        try:
-            result = store.read(layout.results_file(path), records.ExperimentResults, path)
-        except (CorruptFileError, ValueError, KeyError, TypeError):
-            continue  # a damaged record is the main report's to name
+    found: dict[str, list[figure_sets.Drawn]] = {}
+    for path, result in figure_sets.results(paths):
         if not isinstance(result, records.InstabilityResults):
             continue
         for name, fig in _planes(path, result):
@@ -175,9 +172,4 @@ def figures(paths: Sequence[str]) -> dict[str, tuple[Figure, str]]:
         if result.centroid:
             found.setdefault(layout.CENTROID_FIGURE, []).append(
                 (path, centroid(result), TEXT["centroid"]))
-    out = {}
-    for name, drawn in found.items():
-        for i, (path, fig, text) in enumerate(drawn):
-            key = name if len(drawn) == 1 else name.replace(".png", f"_{i}.png")
-            out[key] = (fig, f"{text}; from {path}")
-    return out
+    return figure_sets.numbered(found)
